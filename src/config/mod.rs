@@ -1,0 +1,167 @@
+//! Configuration: one TOML file turned into a validated, typed `Config`.
+//!
+//! `raw` mirrors the file's shape with serde (unknown keys refused); the
+//! other files each validate one part into the types the rest of limpet
+//! uses, so nothing downstream ever re-checks a value or meets a zero
+//! weight, an unknown group or a malformed cookie name. Every refusal is a
+//! `ConfigError` naming the file, the line and the key path. This module
+//! reads the file it is given and nothing else: it never resolves names,
+//! binds sockets or looks at the machine.
+
+mod admin;
+mod cookie_name;
+mod duration;
+mod error;
+mod group;
+mod limits;
+mod listener;
+mod net;
+mod persistence;
+mod raw;
+mod source;
+mod timeouts;
+mod workers;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use self::admin::Admin;
+pub use self::cookie_name::CookieName;
+pub use self::error::ConfigError;
+pub use self::group::{Balance, Group, HashKey, Server};
+pub use self::limits::Limits;
+pub use self::listener::{HostMatch, Listener, Route};
+pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
+pub use self::timeouts::Timeouts;
+pub use self::workers::Workers;
+
+use self::source::{KeyPath, Source};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub workers: Workers,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Never empty; names and addresses are unique.
+    pub listeners: Vec<Listener>,
+    /// Never empty, sorted by name (TOML tables have no order), so a
+    /// `GroupIdx` is a position in this list.
+    pub groups: Vec<Group>,
+    pub admin: Option<Admin>,
+}
+
+/// A position in `Config::groups`; valid for the `Config` it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupIdx(pub u32);
+
+impl GroupIdx {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Config {
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<GroupIdx> {
+        group::find(&self.groups, name)
+            .and_then(|index| u32::try_from(index).ok())
+            .map(GroupIdx)
+    }
+}
+
+/// Validates `text`; `origin` names it in messages (usually the file name).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let src = Source::new(origin, text);
+    let raw: raw::Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|err| src.toml_error(err))?;
+    // Cannot fail once the first pass succeeded; if it somehow did, only
+    // the line numbers of group-level messages would be lost.
+    let group_keys: raw::GroupKeys = toml::from_str(text).unwrap_or_default();
+    build(&src, &raw, &group_keys)
+}
+
+/// Reads and validates the file at `path`, named as given in messages.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+fn build(
+    src: &Source<'_>,
+    raw: &raw::Config,
+    group_keys: &raw::GroupKeys,
+) -> Result<Config, ConfigError> {
+    let workers = Workers::build(src, &raw.workers)?;
+    let limits = Limits::build(src, &raw.limits, &workers, &raw.workers)?;
+    let timeouts = Timeouts::build(src, &raw.timeouts)?;
+    if raw.groups.is_empty() {
+        return Err(src.invalid(
+            None,
+            "groups",
+            "must define at least one group ([groups.NAME])",
+        ));
+    }
+    // BTreeMap iteration is by name: the order `Config::groups` promises.
+    let groups = raw
+        .groups
+        .iter()
+        .map(|(name, group)| Group::build(src, name, group_keys.span(name), group))
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.listeners.is_empty() {
+        return Err(src.invalid(
+            None,
+            "listeners",
+            "must define at least one listener ([[listeners]])",
+        ));
+    }
+    let mut listeners: Vec<Listener> = Vec::with_capacity(raw.listeners.len());
+    for (i, raw_listener) in raw.listeners.iter().enumerate() {
+        let at = KeyPath::root("listeners").index(i);
+        let listener = Listener::build(src, raw_listener, &groups, &at)?;
+        if let Some(j) = listeners.iter().position(|l| l.name == listener.name) {
+            let problem = format!("{:?} is already used by listeners[{j}]", listener.name);
+            return Err(src.at(&raw_listener.name, at.key("name"), problem));
+        }
+        if let Some(j) = listeners
+            .iter()
+            .position(|l| same_socket(l.addr, listener.addr))
+        {
+            let problem = format!("{} is already used by listeners[{j}]", listener.addr);
+            return Err(src.at(&raw_listener.listen, at.key("listen"), problem));
+        }
+        listeners.push(listener);
+    }
+    let admin = match &raw.admin {
+        Some(raw_admin) => {
+            let admin = Admin::build(src, raw_admin)?;
+            if let Some(j) = listeners
+                .iter()
+                .position(|l| same_socket(l.addr, admin.addr))
+            {
+                let problem = format!("{} is already used by listeners[{j}]", admin.addr);
+                return Err(src.at(&raw_admin.listen, "admin.listen", problem));
+            }
+            Some(admin)
+        }
+        None => None,
+    };
+    Ok(Config {
+        workers,
+        limits,
+        timeouts,
+        listeners,
+        groups,
+        admin,
+    })
+}
+
+/// Two sockets that would collide. Port 0 is left out: each gets its own
+/// port from the OS.
+fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a == b && a.port() != 0
+}

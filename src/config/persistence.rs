@@ -1,0 +1,280 @@
+//! `Persistence`: a group's sticky-session policy (none, insert, rewrite),
+//! its cookie attributes and token settings. Validation only; it never
+//! builds a cookie or a token. A key that does not apply to the chosen mode
+//! is refused rather than ignored, so a typo'd mode cannot go unnoticed.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::cookie_name::{CookieName, COOKIE_NAME_RULE};
+use super::duration::{self, MIN_SECONDS};
+use super::error::ConfigError;
+use super::net::is_host_name;
+use super::raw::{self, Mode};
+use super::source::{KeyPath, Source};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Persistence {
+    #[default]
+    None,
+    Insert(InsertConfig),
+    Rewrite(RewriteConfig),
+}
+
+/// limpet sets its own cookies naming the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InsertConfig {
+    pub cookie: CookieName,
+    /// The `SameSite=None; Secure` twin; `None` when `cors = false`.
+    pub cors_cookie: Option<CookieName>,
+    /// `Max-Age`/`Expires` of the cookies; `None`: browser-session cookies.
+    pub timeout: Option<Duration>,
+    pub cookie_attrs: CookieAttrs,
+    pub tokens: TokenConfig,
+}
+
+/// The backend sets `cookie`; limpet prefixes its value with a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewriteConfig {
+    pub cookie: CookieName,
+    /// Used only when limpet re-issues the cookie after a failover.
+    pub cookie_attrs: CookieAttrs,
+    pub tokens: TokenConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieAttrs {
+    /// Starts with `/`; no `;` or control characters.
+    pub path: String,
+    pub domain: Option<String>,
+    pub http_only: bool,
+    /// `None`: on for HTTPS listeners (always on for the CORS twin).
+    pub secure: Option<bool>,
+}
+
+impl Default for CookieAttrs {
+    fn default() -> Self {
+        Self {
+            path: raw::COOKIE_PATH.to_owned(),
+            domain: None,
+            http_only: raw::HTTP_ONLY,
+            secure: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// Key of the hash that makes unsigned tokens; `None`: the built-in one.
+    pub secret: Option<String>,
+    /// Non-empty: signed tokens. The first key signs, all verify.
+    pub keys: Vec<String>,
+    /// Refuse signed tokens issued longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Refuse signed tokens not re-signed for this long.
+    pub max_idle: Option<Duration>,
+}
+
+impl Persistence {
+    pub(super) fn build(
+        src: &Source<'_>,
+        raw: Option<&raw::Persistence>,
+        at: &KeyPath,
+    ) -> Result<Self, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Self::None);
+        };
+        let written = raw.written_keys();
+        match raw.mode.get_ref() {
+            Mode::None => match written.first() {
+                Some((key, span)) => Err(src.invalid(
+                    Some(span.clone()),
+                    at.key(key),
+                    "is not allowed with mode = \"none\"",
+                )),
+                None => Ok(Self::None),
+            },
+            Mode::Insert => build_insert(src, raw, at).map(Self::Insert),
+            Mode::Rewrite => {
+                let insert_only = ["timeout", "cors", "cors_cookie"];
+                if let Some((key, span)) = written.iter().find(|(key, _)| insert_only.contains(key))
+                {
+                    return Err(src.invalid(
+                        Some(span.clone()),
+                        at.key(key),
+                        "applies only to mode = \"insert\"",
+                    ));
+                }
+                let Some(cookie) = &raw.cookie else {
+                    return Err(src.at(
+                        &raw.mode,
+                        at.key("cookie"),
+                        "is required with mode = \"rewrite\"",
+                    ));
+                };
+                Ok(Self::Rewrite(RewriteConfig {
+                    cookie: cookie_name(src, cookie, &at.key("cookie"))?,
+                    cookie_attrs: build_attrs(src, raw, at)?,
+                    tokens: build_tokens(src, raw, at)?,
+                }))
+            }
+        }
+    }
+}
+
+fn build_insert(
+    src: &Source<'_>,
+    raw: &raw::Persistence,
+    at: &KeyPath,
+) -> Result<InsertConfig, ConfigError> {
+    let cookie = match &raw.cookie {
+        Some(cookie) => cookie_name(src, cookie, &at.key("cookie"))?,
+        None => CookieName::builtin(raw::INSERT_COOKIE),
+    };
+    let cors = raw.cors.as_ref().is_none_or(|cors| *cors.get_ref());
+    let cors_cookie = match (&raw.cors_cookie, cors) {
+        (Some(twin), false) => {
+            return Err(src.at(twin, at.key("cors_cookie"), "is set but cors = false"));
+        }
+        (Some(twin), true) => Some(cookie_name(src, twin, &at.key("cors_cookie"))?),
+        (None, true) => Some(CookieName::builtin(raw::INSERT_CORS_COOKIE)),
+        (None, false) => None,
+    };
+    if cors_cookie.as_ref() == Some(&cookie) {
+        // Blame the name the operator wrote.
+        let (key, other, span) = match (&raw.cors_cookie, &raw.cookie) {
+            (Some(twin), _) => ("cors_cookie", "cookie", twin.span()),
+            (None, Some(written)) => ("cookie", "cors_cookie", written.span()),
+            (None, None) => ("cors_cookie", "cookie", raw.mode.span()),
+        };
+        return Err(src.invalid(
+            Some(span),
+            at.key(key),
+            format_args!(
+                "must differ from {at}.{other} ({cookie:?})",
+                cookie = cookie.as_str()
+            ),
+        ));
+    }
+    let timeout = match &raw.timeout {
+        Some(timeout) => Some(duration::required(
+            src,
+            timeout,
+            MIN_SECONDS,
+            &at.key("timeout"),
+        )?),
+        None => None,
+    };
+    Ok(InsertConfig {
+        cookie,
+        cors_cookie,
+        timeout,
+        cookie_attrs: build_attrs(src, raw, at)?,
+        tokens: build_tokens(src, raw, at)?,
+    })
+}
+
+fn cookie_name(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    path: &KeyPath,
+) -> Result<CookieName, ConfigError> {
+    CookieName::new(value.get_ref()).ok_or_else(|| {
+        src.at(
+            value,
+            path,
+            format_args!(
+                "{:?} is not a valid cookie name ({COOKIE_NAME_RULE})",
+                value.get_ref()
+            ),
+        )
+    })
+}
+
+fn build_attrs(
+    src: &Source<'_>,
+    raw: &raw::Persistence,
+    at: &KeyPath,
+) -> Result<CookieAttrs, ConfigError> {
+    let path = match &raw.path {
+        Some(path) => {
+            let text = path.get_ref();
+            if !text.starts_with('/') {
+                return Err(src.at(
+                    path,
+                    at.key("path"),
+                    format_args!("{text:?} must start with /"),
+                ));
+            }
+            // A `;` would end the attribute and start another one.
+            if text.bytes().any(|b| b == b';' || b.is_ascii_control()) {
+                return Err(src.at(
+                    path,
+                    at.key("path"),
+                    format_args!("{text:?} must not contain ; or control characters"),
+                ));
+            }
+            text.clone()
+        }
+        None => raw::COOKIE_PATH.to_owned(),
+    };
+    let domain = match &raw.domain {
+        Some(domain) => {
+            let text = domain.get_ref();
+            // RFC 6265 ignores one leading dot; accept it as written.
+            if !is_host_name(text.strip_prefix('.').unwrap_or(text)) {
+                return Err(src.at(
+                    domain,
+                    at.key("domain"),
+                    format_args!("{text:?} is not a valid domain"),
+                ));
+            }
+            Some(text.clone())
+        }
+        None => None,
+    };
+    Ok(CookieAttrs {
+        path,
+        domain,
+        http_only: raw
+            .http_only
+            .as_ref()
+            .map_or(raw::HTTP_ONLY, |v| *v.get_ref()),
+        secure: raw.secure.as_ref().map(|v| *v.get_ref()),
+    })
+}
+
+fn build_tokens(
+    src: &Source<'_>,
+    raw: &raw::Persistence,
+    at: &KeyPath,
+) -> Result<TokenConfig, ConfigError> {
+    let secret = match &raw.token_secret {
+        Some(secret) => Some(src.secret(secret, &at.key("token_secret"))?),
+        None => None,
+    };
+    let mut keys = Vec::new();
+    if let Some(written) = &raw.keys {
+        for (i, key) in written.get_ref().iter().enumerate() {
+            keys.push(src.secret(key, &at.key("keys").index(i))?);
+        }
+    }
+    let age = |value: &raw::Value<String>, key: &str| match value {
+        Some(_) if keys.is_empty() => Err(src.invalid(
+            value.as_ref().map(Spanned::span),
+            at.key(key),
+            format_args!("needs signed tokens: set {at}.keys"),
+        )),
+        Some(value) => duration::required(src, value, MIN_SECONDS, &at.key(key)).map(Some),
+        None => Ok(None),
+    };
+    let max_age = age(&raw.max_age, "max_age")?;
+    let max_idle = age(&raw.max_idle, "max_idle")?;
+    Ok(TokenConfig {
+        secret,
+        keys,
+        max_age,
+        max_idle,
+    })
+}

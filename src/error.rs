@@ -1,0 +1,87 @@
+//! What can go wrong while serving one request, said so that the proxy knows
+//! which side failed, whether trying again is safe, and what to answer.
+
+use std::io;
+
+/// Which end of the proxy a failure came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Backend,
+}
+
+/// A failure while serving one request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("bad request: {0}")]
+    BadRequest(#[from] crate::http::RequestError),
+    #[error("the request head does not fit in the buffer")]
+    HeadTooLarge,
+    #[error("bad chunked request body: {0}")]
+    BadRequestBody(#[source] crate::http::ChunkError),
+    #[error("no route for this request")]
+    NoRoute,
+    #[error("the client closed the connection")]
+    ClientClosed,
+    #[error("the client was too slow")]
+    ClientTimeout,
+    #[error("client I/O: {0}")]
+    ClientIo(#[source] io::Error),
+    #[error("no usable server")]
+    NoServer,
+    #[error("cannot connect to the backend: {0}")]
+    Connect(#[source] io::Error),
+    #[error("the backend closed the connection before answering")]
+    BackendClosed,
+    #[error("backend I/O: {0}")]
+    BackendIo(#[source] io::Error),
+    #[error("the backend did not answer in time")]
+    BackendTimeout,
+    #[error("the backend sent a bad response: {0}")]
+    BadResponse(#[from] crate::http::ResponseError),
+    #[error("bad chunked response body: {0}")]
+    BadResponseBody(#[source] crate::http::ChunkError),
+    #[error("the backend's response head is larger than the buffer")]
+    ResponseHeadTooLarge,
+}
+
+impl ProxyError {
+    /// Which side failed.
+    pub fn side(&self) -> Side {
+        match self {
+            ProxyError::BadRequest(_)
+            | ProxyError::HeadTooLarge
+            | ProxyError::BadRequestBody(_)
+            | ProxyError::NoRoute
+            | ProxyError::ClientClosed
+            | ProxyError::ClientTimeout
+            | ProxyError::ClientIo(_) => Side::Client,
+            _ => Side::Backend,
+        }
+    }
+
+    /// The status limpet answers with, if the client can still be answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProxyError::BadRequest(err) => Some(err.status()),
+            ProxyError::HeadTooLarge => Some(431),
+            ProxyError::BadRequestBody(_) => Some(400),
+            ProxyError::NoRoute => Some(404),
+            ProxyError::ClientTimeout => Some(408),
+            ProxyError::ClientClosed | ProxyError::ClientIo(_) => None,
+            ProxyError::NoServer => Some(503),
+            ProxyError::Connect(_)
+            | ProxyError::BackendClosed
+            | ProxyError::BackendIo(_)
+            | ProxyError::BadResponse(_)
+            | ProxyError::BadResponseBody(_)
+            | ProxyError::ResponseHeadTooLarge => Some(502),
+            ProxyError::BackendTimeout => Some(504),
+        }
+    }
+
+    /// Nothing reached the backend, so any request may go to another server.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, ProxyError::Connect(_))
+    }
+}

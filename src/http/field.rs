@@ -1,0 +1,293 @@
+//! Field-level rules shared by requests, responses and the writers: comma
+//! lists and their tokens, `Content-Length` values, the one pass over the
+//! header fields that gathers what framing and connection management need,
+//! the bare-LF check, and the cold-path diagnosis that names which rule a
+//! head broke when httparse only says "invalid header name".
+//!
+//! Nothing here allocates or looks at anything but the bytes it is given.
+
+use httparse::Header;
+
+/// One field-level fault, mapped by the request and response parsers onto
+/// their own error enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldFault {
+    BareLf,
+    ObsFold,
+    SpaceBeforeColon,
+    MissingColon,
+    BadName,
+    BadValue,
+    BadContentLength,
+    ConflictingContentLength,
+}
+
+/// What the `Transfer-Encoding` fields of a message amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferCoding {
+    Absent,
+    /// Exactly one field whose whole value is `chunked`.
+    Chunked,
+    /// Anything else (another coding, a list, a repeated field): limpet does
+    /// not decode codings, so it cannot find where such a body ends.
+    Other,
+}
+
+/// Everything the framing rules need from the header fields, gathered in one
+/// pass so that a head is walked once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadFacts<'b> {
+    pub content_length: Option<u64>,
+    pub transfer: TransferCoding,
+    pub close: bool,
+    pub keep_alive: bool,
+    pub connection_upgrade: bool,
+    pub has_upgrade: bool,
+    pub expect_continue: bool,
+    pub host_count: usize,
+    pub host: Option<&'b [u8]>,
+}
+
+impl<'b> HeadFacts<'b> {
+    pub(crate) fn collect(headers: &[Header<'b>]) -> Result<Self, FieldFault> {
+        let mut facts = HeadFacts {
+            content_length: None,
+            transfer: TransferCoding::Absent,
+            close: false,
+            keep_alive: false,
+            connection_upgrade: false,
+            has_upgrade: false,
+            expect_continue: false,
+            host_count: 0,
+            host: None,
+        };
+        for h in headers {
+            let name = h.name.as_bytes();
+            // Dispatch on length first: most fields are none of these, and a
+            // length compare rejects them without touching their bytes.
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    facts.host_count += 1;
+                    facts.host = Some(h.value);
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => {
+                    facts.expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
+                }
+                7 if name.eq_ignore_ascii_case(b"upgrade") => facts.has_upgrade = true,
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    for token in tokens(h.value) {
+                        facts.close |= token.eq_ignore_ascii_case(b"close");
+                        facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                        facts.connection_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                    }
+                }
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    let n = parse_content_length(h.value)?;
+                    match facts.content_length {
+                        Some(seen) if seen != n => {
+                            return Err(FieldFault::ConflictingContentLength)
+                        }
+                        _ => facts.content_length = Some(n),
+                    }
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    facts.transfer = match facts.transfer {
+                        TransferCoding::Absent if h.value.eq_ignore_ascii_case(b"chunked") => {
+                            TransferCoding::Chunked
+                        }
+                        _ => TransferCoding::Other,
+                    };
+                }
+                _ => {}
+            }
+        }
+        Ok(facts)
+    }
+}
+
+/// Parses a `Content-Length` value: `1*DIGIT`, or a comma list of equal
+/// values (`5, 5`), which RFC 9110 §8.6 lets a recipient collapse. A sign,
+/// inner whitespace, hex, an empty element or a value past `u64` is invalid.
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, FieldFault> {
+    let mut result: Option<u64> = None;
+    for element in value.split(|&b| b == b',') {
+        let digits = trim_ows(element);
+        if digits.is_empty() {
+            return Err(FieldFault::BadContentLength);
+        }
+        let mut n: u64 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                return Err(FieldFault::BadContentLength);
+            }
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or(FieldFault::BadContentLength)?;
+        }
+        match result {
+            Some(seen) if seen != n => return Err(FieldFault::ConflictingContentLength),
+            _ => result = Some(n),
+        }
+    }
+    result.ok_or(FieldFault::BadContentLength)
+}
+
+/// Whether the comma-separated `value` holds `token`, compared
+/// case-insensitively with optional whitespace around each element
+/// (`Connection: keep-alive, Upgrade` has `upgrade`).
+pub fn header_has_token(value: &[u8], token: &[u8]) -> bool {
+    tokens(value).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The values of the fields called `name` (case-insensitive), in order.
+pub fn headers_named<'a, 'b: 'a>(
+    headers: &'a [Header<'b>],
+    name: &'a str,
+) -> impl Iterator<Item = &'b [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// The non-empty elements of a comma list, without their surrounding OWS.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
+}
+
+/// Strips optional whitespace (SP / HTAB) from both ends.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// True when some LF in `head` is not preceded by CR. httparse accepts a
+/// bare LF as a line end (RFC 9112 §2.2 allows that leniency); a proxy must
+/// not, because the server behind it may split lines differently. One
+/// memchr pass: a head has a few dozen LFs at most.
+pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|i| {
+        i.checked_sub(1)
+            .and_then(|before| head.get(before))
+            .is_none_or(|&b| b != b'\r')
+    })
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a field name or a method.
+pub(crate) const fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
+        | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+}
+
+/// A byte allowed inside a field value: HTAB, visible ASCII, SP, obs-text.
+pub(crate) const fn is_value_byte(b: u8) -> bool {
+    matches!(b, b'\t' | b' '..=0x7e | 0x80..=0xff)
+}
+
+/// Cold path: httparse refused the field section of `head` (the bytes after
+/// the start line) with a name or value error; find the first line at fault
+/// and say which rule it broke. `fallback` is used when the fault is not in
+/// the bytes at hand.
+pub(crate) fn diagnose_fields(fields: &[u8], fallback: FieldFault) -> FieldFault {
+    let mut rest = fields;
+    while !rest.is_empty() {
+        let (line, ended) = match memchr::memchr(b'\n', rest) {
+            Some(lf) => (rest.get(..lf).unwrap_or_default(), true),
+            None => (rest, false),
+        };
+        rest = rest.get(line.len() + 1..).unwrap_or_default();
+        let line = match line {
+            [body @ .., b'\r'] => body,
+            _ if ended => return FieldFault::BareLf,
+            _ => line,
+        };
+        if line.is_empty() {
+            break;
+        }
+        if let Some(fault) = diagnose_line(line) {
+            return fault;
+        }
+    }
+    fallback
+}
+
+fn diagnose_line(line: &[u8]) -> Option<FieldFault> {
+    if let [b' ' | b'\t', ..] = line {
+        return Some(FieldFault::ObsFold);
+    }
+    let name_len = line.iter().position(|&b| !is_tchar(b)).unwrap_or(line.len());
+    let after_name = line.get(name_len..).unwrap_or_default();
+    match after_name {
+        [b':', value @ ..] if name_len > 0 => {
+            if value.iter().all(|&b| is_value_byte(b)) {
+                None
+            } else {
+                Some(FieldFault::BadValue)
+            }
+        }
+        [b' ' | b'\t', ..] if trim_ows(after_name).first() == Some(&b':') && name_len > 0 => {
+            Some(FieldFault::SpaceBeforeColon)
+        }
+        _ if !line.contains(&b':') => Some(FieldFault::MissingColon),
+        _ => Some(FieldFault::BadName),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_case_insensitively_with_ows() {
+        assert!(header_has_token(b"keep-alive, Upgrade", b"upgrade"));
+        assert!(header_has_token(b" close ", b"close"));
+        assert!(header_has_token(b"a,\tb ,c", b"B"));
+        assert!(!header_has_token(b"upgrade-insecure", b"upgrade"));
+        assert!(!header_has_token(b"", b"close"));
+        assert!(!header_has_token(b",,", b""));
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_content_length(b"0"), Ok(0));
+        assert_eq!(parse_content_length(b"005"), Ok(5));
+        assert_eq!(parse_content_length(b"5, 5"), Ok(5));
+        assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
+        for bad in [&b""[..], b"+5", b"-5", b"1 0", b"0x10", b"a", b"5,", b",5", b"18446744073709551616"] {
+            assert_eq!(parse_content_length(bad), Err(FieldFault::BadContentLength), "{bad:?}");
+        }
+        assert_eq!(parse_content_length(b"5, 6"), Err(FieldFault::ConflictingContentLength));
+    }
+
+    #[test]
+    fn bare_lf_is_found_anywhere() {
+        assert!(!has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(has_bare_lf(b"\nGET / HTTP/1.1\r\n\r\n"));
+        assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\n\r\n"));
+        assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\r\n\n"));
+    }
+
+    #[test]
+    fn diagnosis_names_the_rule() {
+        let d = |s: &[u8]| diagnose_fields(s, FieldFault::BadName);
+        assert_eq!(d(b"A: b\r\n c\r\n\r\n"), FieldFault::ObsFold);
+        assert_eq!(d(b"A : b\r\n\r\n"), FieldFault::SpaceBeforeColon);
+        assert_eq!(d(b"A b\r\n\r\n"), FieldFault::MissingColon);
+        assert_eq!(d(b"A(b: c\r\n\r\n"), FieldFault::BadName);
+        assert_eq!(d(b"A: b\x00c\r\n\r\n"), FieldFault::BadValue);
+        assert_eq!(d(b"A: b\nC: d\r\n\r\n"), FieldFault::BareLf);
+        assert_eq!(d(b"A: b\r\n\r\n"), FieldFault::BadName);
+    }
+}

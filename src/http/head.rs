@@ -1,0 +1,306 @@
+//! Writes the edited heads limpet forwards: the request to the backend and
+//! the response to the client. It owns which fields cross the proxy (no
+//! hop-by-hop field, nothing named in `Connection`, no client-supplied
+//! `X-Forwarded-*`), the framing fields limpet re-states itself, and the
+//! cookie hooks through which the persistence layer edits `Cookie` and
+//! `Set-Cookie` values.
+//!
+//! It never allocates (only the caller's `out` grows), never uses `format!`
+//! on the path, and never re-validates: it trusts heads that the parsers in
+//! this module accepted.
+//!
+//! Decisions:
+//! - The request line goes out as received, version included: a 1.0 client
+//!   cannot read a chunked answer, and a backend told 1.0 will not send one.
+//! - The response status line always says `HTTP/1.1`: RFC 9110 §2.5 has an
+//!   intermediary send its own version; the reason phrase is kept.
+//! - `Content-Length` is written once from the validated value (a received
+//!   `5, 5` goes out as `5`); `Transfer-Encoding: chunked` is written when
+//!   the body is chunked.
+//! - `Host` is kept even when a client names it in `Connection`.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use httparse::Header;
+
+pub use super::field::{header_has_token, headers_named};
+
+use super::field::trim_ows;
+use super::request::Request;
+use super::response::{Response, ResponseFraming};
+use super::{BodyFraming, Version};
+
+/// How the client reached limpet, for the `X-Forwarded-*` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding<'a> {
+    pub client_ip: IpAddr,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-For` is kept
+    /// and the peer appended; otherwise the field is replaced.
+    pub trusted_peer: bool,
+    /// `http` or `https`.
+    pub proto: &'a str,
+}
+
+/// Fields that describe one connection and never cross a proxy
+/// (RFC 9110 §7.6.1), plus `Proxy-Connection` and `Keep-Alive`.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    match name.len() {
+        2 => name.eq_ignore_ascii_case(b"te"),
+        7 => name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"trailer"),
+        10 => name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive"),
+        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Whether `name` is listed in any `Connection` field of `headers`, which
+/// makes it hop-by-hop for this message (RFC 9110 §7.6.1).
+pub fn is_named_in_connection(headers: &[Header<'_>], name: &[u8]) -> bool {
+    ConnectionNames::new(headers).contains(name)
+}
+
+/// The `Connection` fields of one head, found once so that checking every
+/// field against them stays cheap in the common case of one such field.
+struct ConnectionNames<'a, 'b> {
+    headers: &'a [Header<'b>],
+    first: Option<&'b [u8]>,
+    count: usize,
+}
+
+impl<'a, 'b> ConnectionNames<'a, 'b> {
+    fn new(headers: &'a [Header<'b>]) -> Self {
+        let mut names = ConnectionNames { headers, first: None, count: 0 };
+        for value in headers_named(headers, "connection") {
+            names.first = names.first.or(Some(value));
+            names.count += 1;
+        }
+        names
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        match (self.count, self.first) {
+            (1, Some(value)) => header_has_token(value, name),
+            (0, _) | (_, None) => false,
+            _ => headers_named(self.headers, "connection").any(|v| header_has_token(v, name)),
+        }
+    }
+}
+
+/// What the writers do with one received field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Forward,
+    Drop,
+    /// `Cookie` / `Set-Cookie`: forward what the cookie hook appends.
+    Cookie,
+}
+
+fn request_disposition(name: &[u8]) -> Disposition {
+    if is_hop_by_hop(name) {
+        return Disposition::Drop;
+    }
+    let drop = match name.len() {
+        6 if name.eq_ignore_ascii_case(b"cookie") => return Disposition::Cookie,
+        14 => name.eq_ignore_ascii_case(b"content-length"),
+        15 => name.eq_ignore_ascii_case(b"x-forwarded-for"),
+        16 => name.eq_ignore_ascii_case(b"x-forwarded-host"),
+        17 => name.eq_ignore_ascii_case(b"x-forwarded-proto"),
+        _ => false,
+    };
+    if drop {
+        Disposition::Drop
+    } else {
+        Disposition::Forward
+    }
+}
+
+fn response_disposition(name: &[u8]) -> Disposition {
+    if is_hop_by_hop(name) {
+        return Disposition::Drop;
+    }
+    match name.len() {
+        10 if name.eq_ignore_ascii_case(b"set-cookie") => Disposition::Cookie,
+        14 if name.eq_ignore_ascii_case(b"content-length") => Disposition::Drop,
+        _ => Disposition::Forward,
+    }
+}
+
+/// Writes the head to send to the backend. `cookie` gets each `Cookie`
+/// value and appends what to forward in its place; appending nothing drops
+/// that `Cookie` line.
+pub fn write_request_head(
+    req: &Request<'_, '_>,
+    fwd: &Forwarding<'_>,
+    out: &mut Vec<u8>,
+    mut cookie: impl FnMut(&[u8], &mut Vec<u8>),
+) {
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.target);
+    out.push(b' ');
+    out.extend_from_slice(req.version.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    let connection = ConnectionNames::new(req.headers);
+    for h in req.headers {
+        let name = h.name.as_bytes();
+        let disposition = request_disposition(name);
+        if disposition == Disposition::Drop
+            || (connection.contains(name) && !name.eq_ignore_ascii_case(b"host"))
+        {
+            continue;
+        }
+        match disposition {
+            Disposition::Cookie => write_edited(out, h, &mut cookie),
+            _ => write_field(out, name, h.value),
+        }
+    }
+
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if fwd.trusted_peer {
+        for value in headers_named(req.headers, "x-forwarded-for").map(trim_ows) {
+            if !value.is_empty() {
+                out.extend_from_slice(value);
+                out.extend_from_slice(b", ");
+            }
+        }
+    }
+    write_ip(out, fwd.client_ip);
+    out.extend_from_slice(b"\r\n");
+    write_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
+    if let Some(host) = req.host.filter(|h| !h.is_empty()) {
+        write_field(out, b"X-Forwarded-Host", host);
+    }
+    match req.body {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => write_content_length(out, n),
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    if req.upgrade {
+        write_upgrade(out, req.headers);
+    } else if req.version == Version::Http10 {
+        // A 1.0 backend closes after each response unless asked not to.
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head to send to the client. `set_cookie` edits each
+/// `Set-Cookie` value (append nothing to drop it); `extra` appends whole
+/// field lines (`Name: value\r\n`) after the received ones.
+///
+/// `Connection: close` goes out when the client connection will not be
+/// reused, which includes every close-delimited body whatever
+/// `client_keep_alive` says; a kept-alive 1.0 client gets
+/// `Connection: keep-alive`. A 101 gets `Connection: upgrade` and the
+/// received `Upgrade`; an interim 1xx gets no `Connection` field. The caller
+/// must not forward a chunked body to a 1.0 client (a backend asked in 1.0
+/// must not send one, RFC 9112 §6.1).
+pub fn write_response_head(
+    resp: &Response<'_, '_>,
+    out: &mut Vec<u8>,
+    client_keep_alive: bool,
+    client_version: Version,
+    mut set_cookie: impl FnMut(&[u8], &mut Vec<u8>),
+    extra: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(resp.status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    let connection = ConnectionNames::new(resp.headers);
+    for h in resp.headers {
+        let name = h.name.as_bytes();
+        match response_disposition(name) {
+            Disposition::Drop => {}
+            _ if connection.contains(name) => {}
+            Disposition::Cookie => write_edited(out, h, &mut set_cookie),
+            Disposition::Forward => write_field(out, name, h.value),
+        }
+    }
+    if resp.body == ResponseFraming::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    // RFC 9110 §8.6: never a Content-Length on a 1xx or a 204.
+    let may_have_length = resp.status >= 200 && resp.status != 204;
+    if let Some(n) = resp.content_length.filter(|_| may_have_length) {
+        write_content_length(out, n);
+    }
+    extra(out);
+    if resp.is_switching_protocols() {
+        write_upgrade(out, resp.headers);
+    } else if !resp.is_informational() {
+        let keep_alive = client_keep_alive && resp.body != ResponseFraming::UntilClose;
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if client_version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `name: ` and lets `edit` append the value; takes the line back
+/// out when it appended nothing.
+fn write_edited(out: &mut Vec<u8>, h: &Header<'_>, edit: &mut impl FnMut(&[u8], &mut Vec<u8>)) {
+    let line_start = out.len();
+    out.extend_from_slice(h.name.as_bytes());
+    out.extend_from_slice(b": ");
+    let value_start = out.len();
+    edit(h.value, out);
+    if out.len() == value_start {
+        out.truncate(line_start);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn write_content_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `Connection: upgrade` and the `Upgrade` fields as received.
+fn write_upgrade(out: &mut Vec<u8>, headers: &[Header<'_>]) {
+    out.extend_from_slice(b"Connection: upgrade\r\n");
+    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("upgrade")) {
+        write_field(out, h.name.as_bytes(), h.value);
+    }
+}
+
+/// The client address as `X-Forwarded-For` wants it: dotted IPv4, IPv6
+/// without brackets, and an IPv4-mapped IPv6 peer (a dual-stack socket) as
+/// the IPv4 address it is.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            // std's Display gives the RFC 5952 form; writing into a Vec
+            // cannot fail, so there is no error to handle.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+//! HTTP/1.x as pure bytes: request and response heads parsed into borrowed
+//! views of the caller's buffer, the framing rules of RFC 9112 that decide
+//! where a message body ends, a chunked decoder that finds that end, the head
+//! writers that edit a message on its way through the proxy, and the canned
+//! error responses.
+//!
+//! This module never does I/O, never allocates per message (the writers only
+//! grow the caller's output `Vec`) and never panics on input: every malformed
+//! or oversized head is a typed error that knows its status code. Syntax is
+//! checked by `httparse`; what `httparse` lets through and RFC 9112 forbids
+//! (bare LF, conflicting framing, a bad `Host`, ...) is checked here, and each
+//! check says in a comment which layer owns it.
+
+pub mod canned;
+pub mod chunked;
+mod field;
+pub mod head;
+pub mod request;
+pub mod response;
+
+pub use canned::{error_response, CONTINUE_100};
+pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
+pub use head::{
+    header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
+    write_response_head, Forwarding,
+};
+pub use request::{parse_request, Limits, Request, RequestError};
+pub use response::{parse_response, Response, ResponseError, ResponseFraming};
+
+/// The protocol versions limpet speaks on either side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    /// The version token as it appears on the wire.
+    pub const fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Version::Http10 => b"HTTP/1.0",
+            Version::Http11 => b"HTTP/1.1",
+        }
+    }
+
+    /// httparse reports the minor version; it only accepts `HTTP/1.0` and
+    /// `HTTP/1.1`, so anything else cannot reach here, but stay total.
+    pub(crate) const fn from_minor(minor: u8) -> Option<Version> {
+        match minor {
+            0 => Some(Version::Http10),
+            1 => Some(Version::Http11),
+            _ => None,
+        }
+    }
+}
+
+/// How the body of a request is delimited (RFC 9112 §6.3). A request is
+/// never delimited by the connection closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body: neither `Content-Length` nor `Transfer-Encoding`.
+    None,
+    /// Exactly this many bytes follow the head (may be 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`; use [`ChunkedDecoder`] to find the end.
+    Chunked,
+}

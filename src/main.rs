@@ -1,0 +1,45 @@
+//! The `limpet` binary: parse the command line, start, wait, exit.
+
+use std::process::ExitCode;
+
+use limpet::cli::{self, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("LIMPET_LOG", "info"))
+        .format_target(false)
+        .init();
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("limpet: {err}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("limpet {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Check { config } => limpet::config::load(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(anyhow::Error::from),
+        Command::Run { config } => limpet::config::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| Ok(limpet::server::start(cfg)?.wait()?)),
+        Command::Demo { listen, admin } => limpet::demo::run(listen, admin),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("limpet: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

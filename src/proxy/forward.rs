@@ -1,0 +1,421 @@
+//! One request's trip to a backend and back, with the retry rules of
+//! SPEC §7:
+//! - connecting fails (nothing was sent): the request goes to another
+//!   server of the group;
+//! - a reused pooled connection fails before any response byte: an
+//!   idempotent request without a body is sent once more, on a fresh
+//!   connection;
+//! - otherwise 502, or 504 for a backend too slow; and once a response has
+//!   started, a failure closes the client connection instead of letting a
+//!   truncated response look complete.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use super::body::{self, Relayed, Remaining, SendError};
+use super::client::Client;
+use super::io::{self, IoFailure};
+use super::route::{Request, MAX_HEADERS};
+use crate::balance::ServerIdx;
+use crate::control::BackendId;
+use crate::error::ProxyError;
+use crate::http::{self, BodyFraming, ResponseFraming};
+use crate::worker::{CoreView, Stats, Worker};
+
+/// What the client connection does after an exchange.
+pub enum Flow {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+    /// The backend switched protocols: relay bytes both ways.
+    Tunnel(TcpStream),
+}
+
+/// Counts a request in flight on this core for as long as it lives.
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        stats.in_flight.set(stats.in_flight.get() + 1);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get().saturating_sub(1));
+    }
+}
+
+/// Counts a request outstanding on one server, for least-outstanding
+/// balancing, for as long as it lives.
+struct Outstanding<'a> {
+    counts: &'a RefCell<Vec<u32>>,
+    server: usize,
+}
+
+impl<'a> Outstanding<'a> {
+    fn new(counts: &'a RefCell<Vec<u32>>, server: ServerIdx) -> Self {
+        if let Some(count) = counts.borrow_mut().get_mut(server.get()) {
+            *count += 1;
+        }
+        Outstanding {
+            counts,
+            server: server.get(),
+        }
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.counts.borrow_mut().get_mut(self.server) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+/// Chooses a server of `group` that takes new requests and is not in
+/// `tried`.
+fn pick(view: &CoreView, group: usize, tried: &[ServerIdx]) -> Option<ServerIdx> {
+    let servers = &view.snapshot.groups[group].servers;
+    let core = &view.groups[group];
+    let usable = |s: ServerIdx| servers.get(s.get()).is_some_and(|v| v.takes_new()) && !tried.contains(&s);
+    let outstanding = core.outstanding.borrow();
+    core.picker.borrow_mut().pick(None, usable, &outstanding)
+}
+
+async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream> {
+    match monoio::time::timeout(limit, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(stream)) => {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        )),
+    }
+}
+
+/// Forwards `request` (its head rewritten in `out`) and relays the answer.
+pub async fn forward(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client,
+    request: Request,
+    out: Vec<u8>,
+) -> Flow {
+    io::consume(&mut client.buf, request.head_len);
+    let _in_flight = InFlight::new(&worker.stats);
+    let config = &view.snapshot.config;
+    let timeouts = &config.timeouts;
+    let group = &view.snapshot.groups[request.group];
+    let mut out = out;
+    // Allocates only when a connection fails.
+    let mut tried: Vec<ServerIdx> = Vec::new();
+    let mut last_error = None;
+    let mut fresh_only = false;
+    let mut server = pick(view, request.group, &tried);
+    loop {
+        let Some(chosen) = server else {
+            let err = last_error.map_or(ProxyError::NoServer, ProxyError::Connect);
+            return answer_error(worker, client, &err, out, timeouts.client_body).await;
+        };
+        let target = &group.servers[chosen.get()];
+        let pooled = if fresh_only {
+            None
+        } else {
+            worker.upstreams.take(target.backend, timeouts.backend_idle)
+        };
+        let reused = pooled.is_some();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => match connect(target.addr, timeouts.backend_connect).await {
+                Ok(conn) => conn,
+                Err(err) => {
+                    log::debug!("connect to {} failed: {err}", target.addr);
+                    Stats::bump(&worker.stats.backend_connect_errors);
+                    tried.push(chosen);
+                    last_error = Some(err);
+                    server = pick(view, request.group, &tried);
+                    if server.is_some() {
+                        Stats::bump(&worker.stats.retries);
+                    }
+                    continue;
+                }
+            },
+        };
+        let _load = Outstanding::new(&view.groups[request.group].outstanding, chosen);
+        match exchange(worker, view, client, &request, out, conn, reused, target.backend).await {
+            Exchanged::Done(flow) => return flow,
+            Exchanged::Stale(back) => {
+                out = back;
+                if request.retryable && !fresh_only {
+                    fresh_only = true;
+                    Stats::bump(&worker.stats.retries);
+                    continue;
+                }
+                return answer_error(worker, client, &ProxyError::BackendClosed, out, timeouts.client_body).await;
+            }
+        }
+    }
+}
+
+/// Answers the client with the error's status and closes (the request's
+/// body may not have been read, so the connection cannot be reused).
+async fn answer_error(worker: &Worker, client: &mut Client, err: &ProxyError, out: Vec<u8>, limit: Duration) -> Flow {
+    worker.buffers.give(out);
+    if let Some(status) = err.status() {
+        log::debug!("answering {status} to {}: {err}", client.peer);
+        worker.stats.response(status);
+        let _ = io::write_all(&mut client.stream, http::error_response(status), limit).await;
+    }
+    Flow::Close
+}
+
+enum Exchanged {
+    Done(Flow),
+    /// A reused connection failed before any response byte; the request
+    /// head comes back for a retry on a fresh connection.
+    Stale(Vec<u8>),
+}
+
+/// What the response head said, kept after the head's borrow ends.
+struct Head {
+    len: usize,
+    status: u16,
+    framing: ResponseFraming,
+    backend_keep_alive: bool,
+    switching: bool,
+    client_keep_alive: bool,
+}
+
+enum Parsed {
+    Final(Head),
+    Informational(usize),
+    Incomplete,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client,
+    request: &Request,
+    out: Vec<u8>,
+    mut conn: TcpStream,
+    reused: bool,
+    backend: BackendId,
+) -> Exchanged {
+    let config = &view.snapshot.config;
+    let timeouts = &config.timeouts;
+    let client_limit = timeouts.client_body;
+    let backend_limit = timeouts.backend_response;
+
+    // The head.
+    let (result, back) = io::write_all(&mut conn, out, backend_limit).await;
+    let Some(mut out) = back else {
+        Stats::bump(&worker.stats.backend_timeouts);
+        return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendTimeout, Vec::new(), client_limit).await);
+    };
+    if let Err(IoFailure::Failed(err)) = result {
+        if reused {
+            return Exchanged::Stale(out);
+        }
+        return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendIo(err), out, client_limit).await);
+    }
+
+    // The body. limpet answers `Expect: 100-continue` itself once the
+    // backend is connected, then streams the body.
+    let mut request_complete = true;
+    if request.body != BodyFraming::None {
+        if request.expect_continue && client.buf.is_empty() {
+            let (result, _) = io::write_all(&mut client.stream, http::CONTINUE_100, client_limit).await;
+            if result.is_err() {
+                return Exchanged::Done(Flow::Close);
+            }
+        }
+        match body::send_request_body(worker, client, &mut conn, request.body, client_limit, backend_limit).await {
+            Ok(()) => {}
+            Err(SendError::Client(err)) => {
+                // The backend has half a request: that connection is done.
+                return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+            }
+            Err(SendError::Backend(failure)) => {
+                // It may have answered early (e.g. 413); read what it said.
+                log::debug!("sending a request body failed: {failure:?}");
+                request_complete = false;
+            }
+        }
+    }
+
+    // The response head, after any informational (1xx) responses.
+    let mut buf = worker.buffers.take();
+    let head = loop {
+        if !buf.is_empty() {
+            let parsed = parse_head(view, request, request_complete, worker.stopping.get(), &buf, &mut out);
+            match parsed {
+                Ok(Parsed::Final(head)) => break head,
+                Ok(Parsed::Informational(len)) => {
+                    let (result, back) = io::write_range(&mut client.stream, buf, 0..len, client_limit).await;
+                    let Some(back) = back else {
+                        return Exchanged::Done(Flow::Close);
+                    };
+                    buf = back;
+                    if result.is_err() {
+                        worker.buffers.give(buf);
+                        return Exchanged::Done(Flow::Close);
+                    }
+                    io::consume(&mut buf, len);
+                    continue;
+                }
+                Ok(Parsed::Incomplete) if buf.len() < buf.capacity() => {}
+                Ok(Parsed::Incomplete) => {
+                    worker.buffers.give(buf);
+                    let err = ProxyError::ResponseHeadTooLarge;
+                    return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                }
+                Err(err) => {
+                    worker.buffers.give(buf);
+                    return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                }
+            }
+        }
+        let nothing_yet = buf.is_empty();
+        let (result, back) = io::read_more(&mut conn, buf, backend_limit).await;
+        let Some(back) = back else {
+            // A backend too slow: 504, and dropping `conn` closes it, so the
+            // backend sees a FIN now rather than whenever it answers.
+            Stats::bump(&worker.stats.backend_timeouts);
+            drop(conn);
+            return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendTimeout, out, client_limit).await);
+        };
+        buf = back;
+        match result {
+            Ok(n) if n > 0 => {}
+            Ok(_) | Err(_) => {
+                worker.buffers.give(buf);
+                if nothing_yet && reused && request.retryable {
+                    return Exchanged::Stale(out);
+                }
+                let err = match result {
+                    Err(IoFailure::Failed(err)) => ProxyError::BackendIo(err),
+                    _ => ProxyError::BackendClosed,
+                };
+                return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+            }
+        }
+    };
+
+    // The response head and whatever body bytes came with it, in one write.
+    let mut remaining = Remaining::of_response(head.framing);
+    let available = &buf[head.len..];
+    let taken = match remaining.advance(available) {
+        Ok(n) => n,
+        Err(err) => {
+            worker.buffers.give(buf);
+            let err = ProxyError::BadResponseBody(err);
+            return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+        }
+    };
+    let mut extra = taken < available.len();
+    if head.switching {
+        // Bytes after a 101 head already belong to the new protocol.
+        out.extend_from_slice(available);
+        extra = false;
+    } else {
+        out.extend_from_slice(&available[..taken]);
+    }
+    worker.stats.response(head.status);
+    let (result, back) = io::write_all(&mut client.stream, out, client_limit).await;
+    if let Some(back) = back {
+        worker.buffers.give(back);
+    }
+    if result.is_err() {
+        worker.buffers.give(buf);
+        return Exchanged::Done(Flow::Close);
+    }
+
+    if head.switching {
+        worker.buffers.give(buf);
+        if !client.buf.is_empty() {
+            let pending = std::mem::take(&mut client.buf);
+            let (result, _) = io::write_all(&mut conn, pending, backend_limit).await;
+            if result.is_err() {
+                return Exchanged::Done(Flow::Close);
+            }
+        }
+        return Exchanged::Done(Flow::Tunnel(conn));
+    }
+
+    // The rest of the body.
+    let relayed = if remaining.is_done() || extra {
+        worker.buffers.give(buf);
+        Relayed::Complete { extra }
+    } else {
+        buf.clear();
+        body::relay_response_body(worker, &mut conn, &mut client.stream, buf, remaining, client_limit, backend_limit).await
+    };
+    match relayed {
+        Relayed::Complete { extra } => {
+            if head.backend_keep_alive && request_complete && !extra {
+                let max_idle = config.groups[request.group].pool_max_idle_per_server;
+                worker.upstreams.put(backend, conn, max_idle);
+            }
+            Exchanged::Done(if head.client_keep_alive {
+                Flow::KeepAlive
+            } else {
+                Flow::Close
+            })
+        }
+        Relayed::Broken => Exchanged::Done(Flow::Close),
+    }
+}
+
+/// Parses the response head at the start of `buf`; for a final response,
+/// writes the head to send to the client into `out`.
+fn parse_head(
+    view: &CoreView,
+    request: &Request,
+    request_complete: bool,
+    stopping: bool,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Parsed, ProxyError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let limit = view.limits.max_headers.min(MAX_HEADERS);
+    let Some(response) = http::parse_response(buf, &mut headers[..limit], &view.limits, request.is_head)? else {
+        return Ok(Parsed::Incomplete);
+    };
+    if response.is_informational() {
+        return Ok(Parsed::Informational(response.head_len));
+    }
+    let switching = response.is_switching_protocols() && request.upgrade;
+    let client_keep_alive = request.keep_alive
+        && request_complete
+        && !stopping
+        && !switching
+        && !matches!(response.body, ResponseFraming::UntilClose);
+    out.clear();
+    http::write_response_head(
+        &response,
+        out,
+        client_keep_alive,
+        request.version,
+        |value, out| out.extend_from_slice(value),
+        |_| {},
+    );
+    Ok(Parsed::Final(Head {
+        len: response.head_len,
+        status: response.status,
+        framing: response.body,
+        backend_keep_alive: response.keep_alive,
+        switching,
+        client_keep_alive,
+    }))
+}

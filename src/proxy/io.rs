@@ -1,0 +1,75 @@
+//! Small owned-buffer I/O steps with deadlines, shared by both sides.
+//!
+//! A read or write moves its buffer into the kernel until it completes. When
+//! a deadline drops the operation, monoio cancels it and frees the buffer
+//! once the kernel lets go of it, so a timed-out step gives no buffer back;
+//! callers only time out I/O on connections they are about to close.
+
+use std::io;
+use std::time::Duration;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+/// How a read or write with a deadline failed.
+#[derive(Debug)]
+pub enum IoFailure {
+    /// The deadline passed; the buffer went with the cancelled operation.
+    TimedOut,
+    /// The peer reset, or another I/O error; the buffer came back.
+    Failed(io::Error),
+}
+
+/// Reads more bytes after the initialised part of `buf`, which must have
+/// spare capacity. `Ok(0)` is end of stream. The buffer comes back unless
+/// the deadline passed.
+pub async fn read_more<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: Vec<u8>,
+    limit: Duration,
+) -> (Result<usize, IoFailure>, Option<Vec<u8>>) {
+    let start = buf.len();
+    let end = buf.capacity();
+    match monoio::time::timeout(limit, stream.read(buf.slice_mut(start..end))).await {
+        Ok((Ok(n), slice)) => (Ok(n), Some(slice.into_inner())),
+        Ok((Err(err), slice)) => (Err(IoFailure::Failed(err)), Some(slice.into_inner())),
+        Err(_) => (Err(IoFailure::TimedOut), None),
+    }
+}
+
+/// Writes all of `buf`. The buffer comes back unless the deadline passed.
+pub async fn write_all<S: AsyncWriteRent, B: IoBuf>(
+    stream: &mut S,
+    buf: B,
+    limit: Duration,
+) -> (Result<(), IoFailure>, Option<B>) {
+    match monoio::time::timeout(limit, stream.write_all(buf)).await {
+        Ok((Ok(_), buf)) => (Ok(()), Some(buf)),
+        Ok((Err(err), buf)) => (Err(IoFailure::Failed(err)), Some(buf)),
+        Err(_) => (Err(IoFailure::TimedOut), None),
+    }
+}
+
+/// Writes `buf[range]` of an owned vector; the vector comes back unless the
+/// deadline passed.
+pub async fn write_range<S: AsyncWriteRent>(
+    stream: &mut S,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+    limit: Duration,
+) -> (Result<(), IoFailure>, Option<Vec<u8>>) {
+    if range.is_empty() {
+        return (Ok(()), Some(buf));
+    }
+    let (result, slice) = write_all(stream, buf.slice(range), limit).await;
+    (result, slice.map(monoio::buf::Slice::into_inner))
+}
+
+/// Drops the first `n` bytes of `buf`, keeping the rest (pipelined bytes).
+pub fn consume(buf: &mut Vec<u8>, n: usize) {
+    if n >= buf.len() {
+        buf.clear();
+    } else {
+        buf.drain(..n);
+    }
+}

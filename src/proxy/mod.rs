@@ -1,0 +1,59 @@
+//! Serving one client connection: read a request head, route it, forward it
+//! with its body to a backend, relay the response, and loop while the
+//! connection stays alive.
+//!
+//! The pipeline is fixed and plain: [`client`] reads heads and loops,
+//! [`route`] turns a head into a decision and an edited head without
+//! awaiting anything, [`forward`] talks to the backend, [`body`] streams
+//! message bodies by their framing, [`tunnel`] relays upgraded connections.
+//! Nothing here takes a lock or touches another core's data.
+
+mod body;
+mod client;
+mod forward;
+mod io;
+mod pool;
+mod route;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use monoio::net::TcpStream;
+
+pub use body::Remaining;
+pub use pool::UpstreamPool;
+
+use crate::worker::{Stats, Worker};
+
+/// Serves one accepted client connection to its end. A panic while serving
+/// closes this connection only; it is counted and logged, and the worker
+/// goes on serving the others.
+pub async fn serve(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
+    let stats = &worker.stats;
+    stats.active_connections.set(stats.active_connections.get() + 1);
+    let served = std::panic::AssertUnwindSafe(client::run(&worker, listener, stream, peer))
+        .catch_unwind()
+        .await;
+    if served.is_err() {
+        Stats::bump(&stats.panics);
+        log::error!(
+            "worker {}: serving {peer} panicked; that connection was closed",
+            worker.id
+        );
+    }
+    stats.active_connections.set(stats.active_connections.get().saturating_sub(1));
+    worker.conn_closed.notify_all();
+}
+
+/// Closes idle backend connections that have outlived `timeouts.backend_idle`,
+/// every second, so that an idle pool does not hold descriptors forever.
+pub async fn sweep_idle_upstreams(worker: Rc<Worker>) {
+    while !worker.stopping.get() {
+        monoio::time::sleep(Duration::from_secs(1)).await;
+        let max_idle = worker.view().snapshot.config.timeouts.backend_idle;
+        worker.upstreams.sweep(max_idle);
+    }
+}

@@ -1,0 +1,249 @@
+//! Starting limpet: CPUs, listening sockets, workers and the control thread,
+//! in that order, and the main thread's wait for a signal or a dying worker.
+//!
+//! Every step that can fail runs before any traffic is taken, so a mistake
+//! is an error at start naming the address or CPU, never half a server.
+
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::config::Config;
+use crate::control::{self, Control, ControlHandle, WorkerInbox, WorkerMsg};
+use crate::net::{self, ListenError};
+use crate::worker::{self, DriverChoice, WorkerEvent, WorkerSpec};
+
+/// How long start-up waits for every worker to report in.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long stopping waits for workers to finish what is in flight.
+const STOP_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// Why limpet could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("workers.cpus: CPU {cpu} is not one this process may run on (allowed: {allowed:?})")]
+    CpuNotAllowed { cpu: usize, allowed: Vec<usize> },
+    #[error("cannot tell which CPUs this process may run on")]
+    NoCpus,
+    #[error("{0}")]
+    Worker(String),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot watch signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("worker {0} died; stopping so that a supervisor restarts limpet")]
+    WorkerDied(usize),
+}
+
+/// A started limpet: its workers, control thread and the addresses it
+/// listens on.
+pub struct Running {
+    listen_addrs: Vec<SocketAddr>,
+    control: ControlHandle,
+    control_thread: Option<JoinHandle<()>>,
+    inboxes: Vec<WorkerInbox>,
+    threads: Vec<JoinHandle<()>>,
+    events: mpsc::Receiver<WorkerEvent>,
+    events_tx: mpsc::Sender<WorkerEvent>,
+    signals: Option<signal_hook::iterator::Handle>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("listen_addrs", &self.listen_addrs)
+            .field("workers", &self.threads.len())
+            .finish()
+    }
+}
+
+/// The CPUs workers run on: `workers.cpus`, else every CPU this process may
+/// run on (its `sched_getaffinity` mask).
+fn worker_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .ok_or(StartError::NoCpus)?
+        .into_iter()
+        .map(|core| core.id)
+        .collect();
+    if allowed.is_empty() {
+        return Err(StartError::NoCpus);
+    }
+    match &config.workers.cpus {
+        None => Ok(allowed),
+        Some(cpus) => {
+            if let Some(&cpu) = cpus.iter().find(|cpu| !allowed.contains(cpu)) {
+                return Err(StartError::CpuNotAllowed { cpu, allowed });
+            }
+            Ok(cpus.clone())
+        }
+    }
+}
+
+/// Starts limpet with `config` and returns once every worker accepts.
+pub fn start(config: Config) -> Result<Running, StartError> {
+    match net::raise_open_files_limit() {
+        Ok(limit) => log::debug!("open files limit: {limit}"),
+        Err(err) => log::warn!("cannot raise the open files limit: {err}"),
+    }
+    let config = Arc::new(config);
+    let cpus = worker_cpus(&config)?;
+    let count = config.workers.count.map_or(cpus.len(), |n| n.get());
+    let listen_addrs = config
+        .listeners
+        .iter()
+        .map(|l| net::probe(l.addr))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let control = Control::new(config.clone(), listen_addrs.clone());
+    let (events_tx, events) = mpsc::channel();
+    let mut inboxes = Vec::with_capacity(count);
+    let mut threads = Vec::with_capacity(count);
+    let driver = DriverChoice::Auto;
+    for id in 0..count {
+        let listeners = config
+            .listeners
+            .iter()
+            .zip(&listen_addrs)
+            .map(|(l, &addr)| net::bind_shared(addr, l.backlog))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, inbox) = futures_channel::mpsc::unbounded();
+        inboxes.push(tx);
+        let spec = WorkerSpec {
+            id,
+            cpu: Some(cpus[id % cpus.len()]),
+            driver,
+            uring_entries: config.workers.uring_entries,
+            buffer_bytes: config.workers.buffer_bytes,
+            keep_buffers: config.workers.pool_buffers,
+            listeners,
+            snapshot: control.snapshot(),
+            inbox,
+        };
+        threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
+    }
+    let (handle, control_thread) = control::spawn(control, inboxes.clone()).map_err(StartError::Thread)?;
+    let mut running = Running {
+        listen_addrs,
+        control: handle,
+        control_thread: Some(control_thread),
+        inboxes,
+        threads,
+        events,
+        events_tx,
+        signals: None,
+    };
+    let mut started = 0;
+    while started < count {
+        match running.events.recv_timeout(START_TIMEOUT) {
+            Ok(WorkerEvent::Started { id, result: Ok(kind) }) => {
+                log::info!("worker {id} on CPU {}: {kind}", cpus[id % cpus.len()]);
+                started += 1;
+            }
+            Ok(WorkerEvent::Started { result: Err(why), .. }) => {
+                running.stop();
+                return Err(StartError::Worker(why));
+            }
+            Ok(WorkerEvent::Exited { id, .. }) => {
+                running.stop();
+                return Err(StartError::WorkerDied(id));
+            }
+            Ok(WorkerEvent::Signal(_)) => {}
+            Err(_) => {
+                running.stop();
+                return Err(StartError::Worker("workers did not start in time".into()));
+            }
+        }
+    }
+    for (listener, addr) in config.listeners.iter().zip(&running.listen_addrs) {
+        log::info!("listener {} listening on {addr}", listener.name);
+    }
+    Ok(running)
+}
+
+impl Running {
+    /// The address each listener is bound to, in configuration order.
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen_addrs
+    }
+
+    /// A handle to the control thread (admin states, snapshots).
+    pub fn control(&self) -> &ControlHandle {
+        &self.control
+    }
+
+    /// Blocks until SIGINT or SIGTERM (then stops and returns `Ok`) or until
+    /// a worker dies (then returns the error, for a non-zero exit).
+    pub fn wait(mut self) -> Result<(), StartError> {
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
+        self.signals = Some(signals.handle());
+        let tx = self.events_tx.clone();
+        std::thread::Builder::new()
+            .name("limpet-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if tx.send(WorkerEvent::Signal(signal)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(StartError::Thread)?;
+        loop {
+            match self.events.recv() {
+                Ok(WorkerEvent::Signal(SIGHUP)) => {
+                    log::warn!("SIGHUP: live reload is not available yet; nothing changed");
+                }
+                Ok(WorkerEvent::Signal(signal)) => {
+                    log::info!("signal {signal}: stopping");
+                    self.stop();
+                    return Ok(());
+                }
+                Ok(WorkerEvent::Exited { id, .. }) => {
+                    log::error!("worker {id} died");
+                    self.stop();
+                    return Err(StartError::WorkerDied(id));
+                }
+                Ok(WorkerEvent::Started { .. }) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), and joins
+    /// every thread.
+    pub fn stop(&mut self) {
+        for inbox in &self.inboxes {
+            let _ = inbox.unbounded_send(WorkerMsg::Shutdown);
+        }
+        let mut left = self.threads.len();
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        while left > 0 {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(wait) {
+                Ok(WorkerEvent::Exited { .. }) => left -= 1,
+                Ok(_) => {}
+                Err(_) => {
+                    log::warn!("{left} worker(s) did not stop in time");
+                    break;
+                }
+            }
+        }
+        if left == 0 {
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+        self.control.shutdown();
+        if let Some(thread) = self.control_thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(signals) = self.signals.take() {
+            signals.close();
+        }
+    }
+}

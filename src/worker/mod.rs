@@ -1,0 +1,273 @@
+//! Workers: one OS thread per core, pinned, each running its own event loop
+//! with its own listening sockets, buffers, backend pool, balancer state and
+//! counters. Workers share nothing on the request path; they learn of
+//! changes through their inbox, between requests.
+
+mod buffers;
+mod driver;
+mod event;
+mod stats;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures_channel::mpsc;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+
+pub use buffers::BufferPool;
+pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
+pub use event::LocalEvent;
+pub use stats::Stats;
+
+use crate::balance::Picker;
+use crate::config::Balance;
+use crate::control::{Snapshot, WorkerMsg};
+use crate::http;
+use crate::proxy::{self, UpstreamPool};
+
+/// How long a stopping worker waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A group's balancing state on one core.
+pub struct CoreGroup {
+    pub picker: RefCell<Picker>,
+    /// Requests this core has in flight per server (index = `ServerIdx`).
+    pub outstanding: RefCell<Vec<u32>>,
+}
+
+/// A snapshot plus what this core derives from it; requests keep the view
+/// they started with, so a swap never changes a request half-way.
+pub struct CoreView {
+    pub snapshot: Arc<Snapshot>,
+    pub groups: Vec<CoreGroup>,
+    pub limits: http::Limits,
+}
+
+impl CoreView {
+    fn build(snapshot: Arc<Snapshot>, seed: u64) -> Self {
+        let config = &snapshot.config;
+        let groups = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let weights: Vec<_> = group.servers.iter().map(|s| s.weight).collect();
+                let picker = match group.balance {
+                    Balance::RoundRobin => Picker::round_robin(&weights),
+                    Balance::RandomTwo => Picker::random_two(&weights, seed ^ g as u64),
+                    Balance::LeastOutstanding | Balance::Hash { .. } => Picker::least_outstanding(&weights),
+                };
+                CoreGroup {
+                    picker: RefCell::new(picker),
+                    outstanding: RefCell::new(vec![0; group.servers.len()]),
+                }
+            })
+            .collect();
+        let limits = http::Limits {
+            max_request_line_bytes: config.limits.max_request_line_bytes,
+            max_head_bytes: config.limits.max_head_bytes,
+            max_headers: config.limits.max_headers,
+        };
+        CoreView {
+            snapshot,
+            groups,
+            limits,
+        }
+    }
+}
+
+/// Everything one core owns. Connection tasks on this core share it through
+/// an `Rc`; it never leaves the thread.
+pub struct Worker {
+    pub id: usize,
+    view: RefCell<Rc<CoreView>>,
+    pub buffers: BufferPool,
+    pub upstreams: UpstreamPool,
+    pub stats: Stats,
+    /// Signalled when a connection closes (a slot under `max_connections`).
+    pub conn_closed: LocalEvent,
+    /// Set once when the worker begins to stop.
+    pub stopping: Cell<bool>,
+    pub stop: LocalEvent,
+}
+
+impl Worker {
+    fn new(id: usize, snapshot: Arc<Snapshot>, buffer_bytes: usize, keep_buffers: usize) -> Self {
+        let upstreams = UpstreamPool::new(snapshot.backend_count);
+        Worker {
+            id,
+            view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64))),
+            buffers: BufferPool::new(buffer_bytes, keep_buffers),
+            upstreams,
+            stats: Stats::default(),
+            conn_closed: LocalEvent::default(),
+            stopping: Cell::new(false),
+            stop: LocalEvent::default(),
+        }
+    }
+
+    /// The view a new request routes with.
+    pub fn view(&self) -> Rc<CoreView> {
+        self.view.borrow().clone()
+    }
+
+    fn install(&self, snapshot: Arc<Snapshot>) {
+        log::debug!(
+            "worker {}: snapshot {} installed",
+            self.id,
+            snapshot.generation
+        );
+        self.upstreams.resize(snapshot.backend_count);
+        *self.view.borrow_mut() = Rc::new(CoreView::build(snapshot, self.id as u64));
+    }
+}
+
+/// What one worker needs to start.
+pub struct WorkerSpec {
+    pub id: usize,
+    /// The CPU to pin to; `None` leaves the thread unpinned.
+    pub cpu: Option<usize>,
+    pub driver: DriverChoice,
+    pub uring_entries: u32,
+    pub buffer_bytes: usize,
+    pub keep_buffers: usize,
+    /// This worker's own `SO_REUSEPORT` sockets, index for index with
+    /// `snapshot.config.listeners`.
+    pub listeners: Vec<std::net::TcpListener>,
+    pub snapshot: Arc<Snapshot>,
+    pub inbox: mpsc::UnboundedReceiver<WorkerMsg>,
+}
+
+/// What a worker thread tells the main thread.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// Pinned and running on this driver (or why it could not start).
+    Started {
+        id: usize,
+        result: Result<DriverKind, String>,
+    },
+    /// The thread ended; `panicked` means it died rather than stopped.
+    Exited { id: usize, panicked: bool },
+    /// A signal for the process, delivered on the same channel so that the
+    /// main thread waits on one thing.
+    Signal(i32),
+}
+
+struct ExitGuard {
+    id: usize,
+    events: std_mpsc::Sender<WorkerEvent>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let _ = self.events.send(WorkerEvent::Exited {
+            id: self.id,
+            panicked: std::thread::panicking(),
+        });
+    }
+}
+
+/// Starts a worker thread. It reports `Started` once pinned and running (or
+/// failed), and `Exited` when it ends, whether it stopped or died.
+pub fn spawn(spec: WorkerSpec, events: std_mpsc::Sender<WorkerEvent>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("limpet-w{}", spec.id))
+        .spawn(move || {
+            let guard = ExitGuard {
+                id: spec.id,
+                events: events.clone(),
+            };
+            let started = |result| {
+                let _ = events.send(WorkerEvent::Started {
+                    id: spec.id,
+                    result,
+                });
+            };
+            if let Some(cpu) = spec.cpu {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    started(Err(format!("worker {} cannot be pinned to CPU {cpu}", spec.id)));
+                    return;
+                }
+            }
+            let (mut runtime, kind) = match WorkerRuntime::build(spec.driver, spec.uring_entries) {
+                Ok(built) => built,
+                Err(err) => {
+                    started(Err(format!("worker {}: no event loop: {err}", spec.id)));
+                    return;
+                }
+            };
+            started(Ok(kind));
+            runtime.block_on(run(spec));
+            drop(guard);
+        })
+}
+
+async fn run(spec: WorkerSpec) {
+    let WorkerSpec {
+        id,
+        buffer_bytes,
+        keep_buffers,
+        listeners,
+        snapshot,
+        mut inbox,
+        ..
+    } = spec;
+    let worker = Rc::new(Worker::new(id, snapshot, buffer_bytes, keep_buffers));
+    let mut accepting = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        match monoio::net::TcpListener::from_std(listener) {
+            Ok(listener) => accepting.push(monoio::spawn(accept_loop(worker.clone(), index, listener))),
+            Err(err) => log::error!("worker {id}: listener {index} unusable: {err}"),
+        }
+    }
+    monoio::spawn(proxy::sweep_idle_upstreams(worker.clone()));
+    while let Some(message) = inbox.next().await {
+        match message {
+            WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),
+            WorkerMsg::Shutdown => break,
+        }
+    }
+    worker.stopping.set(true);
+    worker.stop.notify_all();
+    for task in accepting {
+        task.await;
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while worker.stats.in_flight.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    log::debug!("worker {id}: stopped");
+}
+
+async fn accept_loop(worker: Rc<Worker>, listener_idx: usize, listener: monoio::net::TcpListener) {
+    loop {
+        let max = worker.view().snapshot.config.limits.max_connections as u64;
+        while worker.stats.active_connections.get() >= max && !worker.stopping.get() {
+            // The next connection waits in the kernel's backlog.
+            let slot = std::pin::pin!(worker.conn_closed.wait());
+            let stop = std::pin::pin!(worker.stop.wait());
+            select(slot, stop).await;
+        }
+        if worker.stopping.get() {
+            return;
+        }
+        let accept = std::pin::pin!(listener.accept());
+        let stop = std::pin::pin!(worker.stop.wait());
+        match select(accept, stop).await {
+            Either::Left((Ok((stream, peer)), _)) => {
+                Stats::bump(&worker.stats.accepted);
+                monoio::spawn(proxy::serve(worker.clone(), listener_idx, stream, peer));
+            }
+            Either::Left((Err(err), _)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("worker {}: accept failed: {err}", worker.id);
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Either::Right(_) => return,
+        }
+    }
+}
