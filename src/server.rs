@@ -103,7 +103,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (events_tx, events) = mpsc::channel();
     let mut inboxes = Vec::with_capacity(count);
     let mut threads = Vec::with_capacity(count);
-    let driver = DriverChoice::Auto;
+    let driver = match config.workers.driver {
+        crate::config::Driver::Auto => DriverChoice::Auto,
+        crate::config::Driver::Epoll => DriverChoice::Legacy,
+    };
     for id in 0..count {
         let listeners = config
             .listeners
@@ -174,6 +177,22 @@ impl Running {
     /// A handle to the control thread (admin states, snapshots).
     pub fn control(&self) -> &ControlHandle {
         &self.control
+    }
+
+    /// Every worker's counters, gathered by asking each worker's inbox.
+    pub fn reports(&self) -> Vec<worker::WorkerReport> {
+        let (tx, rx) = mpsc::channel();
+        let mut asked = 0;
+        for inbox in &self.inboxes {
+            if inbox.unbounded_send(WorkerMsg::Report(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        let mut reports: Vec<_> = (0..asked)
+            .filter_map(|_| rx.recv_timeout(Duration::from_secs(2)).ok())
+            .collect();
+        reports.sort_by_key(|r| r.id);
+        reports
     }
 
     /// Blocks until SIGINT or SIGTERM (then stops and returns `Ok`) or until

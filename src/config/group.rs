@@ -71,7 +71,7 @@ impl Group {
         raw: &raw::Group,
     ) -> Result<Self, ConfigError> {
         let at = KeyPath::root("groups").key(name);
-        let name = src.name(name, name_span.clone(), &at)?;
+        let name = src.name(name, name_span.clone(), &KeyPath::root("groups"))?;
         if raw.servers.is_empty() {
             let problem = format!("needs at least one server ([[{at}.servers]])");
             return Err(src.invalid(name_span, &at, problem));
@@ -119,6 +119,7 @@ impl Server {
             1..=MAX_WEIGHT,
             &at.key("weight"),
         )?;
+        // Cannot fail (the range starts at 1); kept as an error, not a panic.
         let weight = NonZeroU32::new(weight).ok_or_else(|| {
             src.invalid(
                 raw.weight.as_ref().map(|w| w.span()),

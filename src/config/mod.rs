@@ -35,7 +35,7 @@ pub use self::limits::Limits;
 pub use self::listener::{HostMatch, Listener, Route};
 pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
 pub use self::timeouts::Timeouts;
-pub use self::workers::Workers;
+pub use self::workers::{Driver, Workers};
 
 use self::source::{KeyPath, Source};
 

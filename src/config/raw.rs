@@ -74,6 +74,7 @@ pub(super) struct Workers {
     pub(super) uring_entries: Value<i64>,
     pub(super) buffer_bytes: Value<i64>,
     pub(super) pool_buffers: Value<i64>,
+    pub(super) driver: Value<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,18 @@ pub struct Workers {
     pub buffer_bytes: usize,
     /// Free buffers each worker keeps for reuse.
     pub pool_buffers: usize,
+    /// Which event-loop drivers a worker may use.
+    pub driver: Driver,
+}
+
+/// `workers.driver`: `"auto"` tries io_uring (single issuer + deferred task
+/// run, then default flags) and falls back to epoll; `"epoll"` uses epoll
+/// only, for tools that cannot follow io_uring (valgrind's callgrind).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Driver {
+    #[default]
+    Auto,
+    Epoll,
 }
 
 impl Default for Workers {
@@ -33,6 +45,7 @@ impl Default for Workers {
             uring_entries: raw::URING_ENTRIES,
             buffer_bytes: raw::BUFFER_BYTES,
             pool_buffers: raw::POOL_BUFFERS,
+            driver: Driver::Auto,
         }
     }
 }
@@ -75,6 +88,17 @@ impl Workers {
                 0..=1024 * 1024,
                 &at.key("pool_buffers"),
             )?,
+            driver: match &raw.driver {
+                None => Driver::Auto,
+                Some(written) => match written.get_ref().as_str() {
+                    "auto" => Driver::Auto,
+                    "epoll" => Driver::Epoll,
+                    other => {
+                        let problem = format!("is `{other}`; expected \"auto\" or \"epoll\"");
+                        return Err(src.at(written, at.key("driver"), problem));
+                    }
+                },
+            },
         })
     }
 }

@@ -26,6 +26,9 @@ use crate::config::Config;
 pub enum WorkerMsg {
     /// Route with this from the next request on.
     Snapshot(Arc<Snapshot>),
+    /// Send this worker's counters; gathered only when asked, so counting
+    /// costs the request path no shared write.
+    Report(std::sync::mpsc::Sender<crate::worker::WorkerReport>),
     /// Stop accepting, finish what is in flight, and return.
     Shutdown,
 }

@@ -126,6 +126,48 @@ impl Worker {
     }
 }
 
+/// One worker's counters at the moment it was asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub id: usize,
+    pub snapshot_generation: u64,
+    pub accepted: u64,
+    pub active_connections: u64,
+    pub requests: u64,
+    pub in_flight: u64,
+    /// Responses by class: index 0 for 1xx … 4 for 5xx.
+    pub responses: [u64; 5],
+    pub refused: u64,
+    pub backend_connect_errors: u64,
+    pub backend_timeouts: u64,
+    pub retries: u64,
+    pub panics: u64,
+    pub idle_upstreams: usize,
+    pub free_buffers: usize,
+}
+
+impl Worker {
+    fn report(&self) -> WorkerReport {
+        let s = &self.stats;
+        WorkerReport {
+            id: self.id,
+            snapshot_generation: self.view().snapshot.generation,
+            accepted: s.accepted.get(),
+            active_connections: s.active_connections.get(),
+            requests: s.requests.get(),
+            in_flight: s.in_flight.get(),
+            responses: std::array::from_fn(|i| s.responses[i].get()),
+            refused: s.refused.get(),
+            backend_connect_errors: s.backend_connect_errors.get(),
+            backend_timeouts: s.backend_timeouts.get(),
+            retries: s.retries.get(),
+            panics: s.panics.get(),
+            idle_upstreams: self.upstreams.idle_count(),
+            free_buffers: self.buffers.free_count(),
+        }
+    }
+}
+
 /// What one worker needs to start.
 pub struct WorkerSpec {
     pub id: usize,
@@ -228,6 +270,9 @@ async fn run(spec: WorkerSpec) {
     while let Some(message) = inbox.next().await {
         match message {
             WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),
+            WorkerMsg::Report(reply) => {
+                let _ = reply.send(worker.report());
+            }
             WorkerMsg::Shutdown => break,
         }
     }

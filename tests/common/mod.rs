@@ -51,10 +51,16 @@ impl Drop for Limpet {
     }
 }
 
-/// A config with one listener on port 0 in front of `backends` (group `web`).
+/// A config with one worker and one listener on port 0 in front of
+/// `backends` (group `web`, servers `s0`, `s1`, …); `extra` is appended.
 pub fn config_for(backends: &[SocketAddr], extra: &str) -> String {
-    let mut toml = String::from(
-        "[workers]\ncount = 1\n\n[[listeners]]\nname = \"test\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\n\n[groups.web]\n",
+    config_with(backends, "", extra)
+}
+
+/// Like [`config_for`], with `group_keys` written in `[groups.web]`.
+pub fn config_with(backends: &[SocketAddr], group_keys: &str, extra: &str) -> String {
+    let mut toml = format!(
+        "[workers]\ncount = 1\n\n[[listeners]]\nname = \"test\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\n\n[groups.web]\n{group_keys}\n",
     );
     for (i, addr) in backends.iter().enumerate() {
         toml.push_str(&format!(
