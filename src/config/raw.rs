@@ -36,7 +36,6 @@ pub(super) const CLIENT_BODY: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_CONNECT: Duration = Duration::from_secs(3);
 pub(super) const BACKEND_RESPONSE: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_IDLE: Duration = Duration::from_secs(30);
-pub(super) const IDLE_GRACE: Duration = Duration::ZERO;
 
 pub(super) const BACKLOG: u32 = 1024;
 pub(super) const WEIGHT: u32 = 1;
@@ -96,7 +95,6 @@ pub(super) struct Timeouts {
     pub(super) backend_connect: Value<String>,
     pub(super) backend_response: Value<String>,
     pub(super) backend_idle: Value<String>,
-    pub(super) idle_grace: Value<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -103,6 +103,7 @@ fn minimal_file_gets_every_default() {
             uring_entries: 1024,
             buffer_bytes: 16384,
             pool_buffers: 1024,
+            driver: Driver::Auto,
         },
         limits: Limits {
             max_request_line_bytes: 8192,
@@ -117,7 +118,6 @@ fn minimal_file_gets_every_default() {
             backend_connect: Duration::from_secs(3),
             backend_response: Duration::from_secs(30),
             backend_idle: Duration::from_secs(30),
-            idle_grace: Duration::ZERO,
         },
         listeners: vec![Listener {
             name: "main".into(),
@@ -240,14 +240,12 @@ count = 2
 cpus = [3, 1]
 [timeouts]
 client_head = "1m30s"
-idle_grace = "250ms"
 backend_idle = "1year"
 "#,
     ));
     assert_eq!(config.workers.count, NonZeroUsize::new(2));
     assert_eq!(config.workers.cpus, Some(vec![3, 1]));
     assert_eq!(config.timeouts.client_head, Duration::from_secs(90));
-    assert_eq!(config.timeouts.idle_grace, Duration::from_millis(250));
     assert_eq!(config.timeouts.backend_idle, duration::MAX);
 }
 
@@ -530,7 +528,7 @@ fn timeout_rules() {
         ),
         ("[timeouts]\nbackend_connect = \"0s\"\n", "limpet.toml:2: timeouts.backend_connect must be at least 1ms"),
         ("[timeouts]\nbackend_response = \"2years\"\n", "limpet.toml:2: timeouts.backend_response must be at most 1year"),
-        ("[timeouts]\nidle_grace = \"-1s\"\n", "limpet.toml:2: timeouts.idle_grace \"-1s\" is not a duration such as \"10s\", \"1m30s\" or \"500ms\" (expected number at 0)"),
+        ("[timeouts]\nclient_idle = \"-1s\"\n", "limpet.toml:2: timeouts.client_idle \"-1s\" is not a duration such as \"10s\", \"1m30s\" or \"500ms\" (expected number at 0)"),
     ]);
 }
 

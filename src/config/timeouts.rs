@@ -22,9 +22,6 @@ pub struct Timeouts {
     pub backend_response: Duration,
     /// Pooled backend connections idle longer than this are closed.
     pub backend_idle: Duration,
-    /// How long an idle keep-alive client connection keeps its buffer
-    /// (zero: give it back at once).
-    pub idle_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -36,7 +33,6 @@ impl Default for Timeouts {
             backend_connect: raw::BACKEND_CONNECT,
             backend_response: raw::BACKEND_RESPONSE,
             backend_idle: raw::BACKEND_IDLE,
-            idle_grace: raw::IDLE_GRACE,
         }
     }
 }
@@ -83,12 +79,6 @@ impl Timeouts {
                 raw::BACKEND_IDLE,
                 MIN_TIMEOUT,
                 "backend_idle",
-            )?,
-            idle_grace: timeout(
-                &raw.idle_grace,
-                raw::IDLE_GRACE,
-                Duration::ZERO,
-                "idle_grace",
             )?,
         })
     }

@@ -1,0 +1,218 @@
+//! limpet as a process: the command line, start-up errors, signals, and
+//! memory while large bodies stream through.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIMPET: &str = env!("CARGO_BIN_EXE_limpet");
+
+/// A limpet child process; killed (by its PID) when dropped.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    fn start(toml: &str) -> Process {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limpet.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut child = Command::new(LIMPET)
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("LIMPET_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("limpet reports its address");
+        Process {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// A line of /proc/PID/status, in KiB.
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_names_the_file_line_and_key_of_a_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_for(&[dead_address(), dead_address()], "").replace(
+        "name = \"s1\"",
+        "name = \"s1\"\nweight = 0",
+    );
+    let line = text.lines().position(|l| l == "weight = 0").unwrap() + 1;
+    let path = write_config(&dir, "bad.toml", &text);
+    let output = Command::new(LIMPET).arg("check").arg("--config").arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("bad.toml:{line}: groups.web.servers[1].weight must be at least 1");
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    let good = write_config(&dir, "good.toml", &config_for(&[dead_address()], ""));
+    let output = Command::new(LIMPET).arg("check").arg("-c").arg(&good).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn every_example_config_passes_check() {
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let output = Command::new(LIMPET).arg("check").arg("--config").arg(&path).output().unwrap();
+            assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3);
+}
+
+#[test]
+fn a_second_process_on_a_taken_port_fails_clearly() {
+    let backend = Backend::named("a", Default::default());
+    let first = Process::start(&config_for(&[backend.addr], ""));
+    let dir = tempfile::tempdir().unwrap();
+    let taken = config_for(&[backend.addr], "").replace("127.0.0.1:0", &first.addr.to_string());
+    let path = write_config(&dir, "second.toml", &taken);
+    let output = Command::new(LIMPET).arg("run").arg("--config").arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already in use") && stderr.contains(&first.addr.to_string()), "{stderr}");
+    assert_eq!(Client::connect(first.addr).get("/").status, 200);
+}
+
+#[test]
+fn sigterm_stops_with_exit_code_zero() {
+    let backend = Backend::named("a", Default::default());
+    let mut process = Process::start(&config_for(&[backend.addr], ""));
+    assert_eq!(Client::connect(process.addr).get("/").status, 200);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.pid()), nix::sys::signal::SIGTERM).unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "limpet did not stop");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const BIG: usize = 256 << 20;
+const CHUNK: usize = 64 << 10;
+
+#[test]
+fn big_bodies_stream_through_with_bounded_memory() {
+    let backend = Backend::spawn(|mut conn| {
+        while let Some(head) = conn.read_head() {
+            let head = String::from_utf8_lossy(&head).to_lowercase();
+            if head.starts_with("post") {
+                // Count the upload without keeping it.
+                let mut left = BIG - conn.pending.len();
+                conn.pending.clear();
+                let mut chunk = vec![0u8; CHUNK];
+                while left > 0 {
+                    let n = conn.stream.read(&mut chunk).unwrap();
+                    assert!(n > 0);
+                    left -= n.min(left);
+                }
+                conn.stream.write_all(&ok("received")).unwrap();
+            } else {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+                conn.stream.write_all(head.as_bytes()).unwrap();
+                let chunk = vec![b'x'; CHUNK];
+                for _ in 0..BIG / CHUNK {
+                    conn.stream.write_all(&chunk).unwrap();
+                }
+            }
+        }
+    });
+    let process = Process::start(&config_for(&[backend.addr], ""));
+    assert_eq!(Client::connect(process.addr).get("/warm").status, 200);
+    let before = process.status_kib("VmHWM:");
+
+    // Download.
+    let mut stream = TcpStream::connect(process.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut chunk = vec![0u8; CHUNK];
+    let mut received = 0usize;
+    let mut head_done = false;
+    let mut head = Vec::new();
+    while received < BIG {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "download ended after {received} bytes");
+        if head_done {
+            received += n;
+        } else {
+            head.extend_from_slice(&chunk[..n]);
+            if let Some(i) = find(&head, b"\r\n\r\n") {
+                head_done = true;
+                received += head.len() - i - 4;
+            }
+        }
+    }
+    assert_eq!(received, BIG);
+
+    // Upload.
+    let mut stream = TcpStream::connect(process.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .write_all(format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {BIG}\r\n\r\n").as_bytes())
+        .unwrap();
+    let data = vec![b'u'; CHUNK];
+    for _ in 0..BIG / CHUNK {
+        stream.write_all(&data).unwrap();
+    }
+    let mut conn = Conn::new(stream);
+    let head = conn.read_head().unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+
+    let after = process.status_kib("VmHWM:");
+    let growth = after.saturating_sub(before);
+    assert!(growth < 16 * 1024, "peak RSS grew by {growth} KiB moving 2 x 256 MiB");
+}
