@@ -82,12 +82,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             }
             ("demo", "--listen") => listen = address("--listen", args.next())?,
             ("demo", "--admin") => admin = address("--admin", args.next())?,
-            _ => {
-                return Err(CliError::UnexpectedArgument {
-                    command: name,
-                    arg,
-                })
-            }
+            _ => return Err(CliError::UnexpectedArgument { command: name, arg }),
         }
     }
     match name {

@@ -152,7 +152,9 @@ async fn hello(mut stream: TcpStream, name: &'static str) {
                 _ => return,
             }
             let (len, cap) = (buf.len(), buf.capacity());
-            let (res, slice) = stream.read(monoio::buf::IoBufMut::slice_mut(buf, len..cap)).await;
+            let (res, slice) = stream
+                .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
+                .await;
             buf = slice.into_inner();
             if !matches!(res, Ok(n) if n > 0) {
                 return;
@@ -170,7 +172,9 @@ async fn hello(mut stream: TcpStream, name: &'static str) {
                 break;
             }
             let (len, cap) = (buf.len(), buf.capacity());
-            let (res, slice) = stream.read(monoio::buf::IoBufMut::slice_mut(buf, len..cap)).await;
+            let (res, slice) = stream
+                .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
+                .await;
             buf = slice.into_inner();
             if !matches!(res, Ok(n) if n > 0) {
                 return;

@@ -129,7 +129,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         };
         threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
     }
-    let (handle, control_thread) = control::spawn(control, inboxes.clone()).map_err(StartError::Thread)?;
+    let (handle, control_thread) =
+        control::spawn(control, inboxes.clone()).map_err(StartError::Thread)?;
     let mut running = Running {
         listen_addrs,
         control: handle,
@@ -143,11 +144,16 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let mut started = 0;
     while started < count {
         match running.events.recv_timeout(START_TIMEOUT) {
-            Ok(WorkerEvent::Started { id, result: Ok(kind) }) => {
+            Ok(WorkerEvent::Started {
+                id,
+                result: Ok(kind),
+            }) => {
                 log::info!("worker {id} on CPU {}: {kind}", cpus[id % cpus.len()]);
                 started += 1;
             }
-            Ok(WorkerEvent::Started { result: Err(why), .. }) => {
+            Ok(WorkerEvent::Started {
+                result: Err(why), ..
+            }) => {
                 running.stop();
                 return Err(StartError::Worker(why));
             }
@@ -198,8 +204,8 @@ impl Running {
     /// Blocks until SIGINT or SIGTERM (then stops and returns `Ok`) or until
     /// a worker dies (then returns the error, for a non-zero exit).
     pub fn wait(mut self) -> Result<(), StartError> {
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(StartError::Signals)?;
         self.signals = Some(signals.handle());
         let tx = self.events_tx.clone();
         std::thread::Builder::new()

@@ -1,6 +1,10 @@
 //! limpet as a process: the command line, start-up errors, signals, and
 //! memory while large bodies stream through.
 
+// Test code: a failed unwrap is a failed test, and a Mutex here is not on
+// any request path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -43,7 +47,9 @@ impl Process {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("limpet reports its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("limpet reports its address");
         Process {
             child,
             addr,
@@ -79,21 +85,33 @@ fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::P
 #[test]
 fn check_names_the_file_line_and_key_of_a_mistake() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config_for(&[dead_address(), dead_address()], "").replace(
-        "name = \"s1\"",
-        "name = \"s1\"\nweight = 0",
-    );
+    let text = config_for(&[dead_address(), dead_address()], "")
+        .replace("name = \"s1\"", "name = \"s1\"\nweight = 0");
     let line = text.lines().position(|l| l == "weight = 0").unwrap() + 1;
     let path = write_config(&dir, "bad.toml", &text);
-    let output = Command::new(LIMPET).arg("check").arg("--config").arg(&path).output().unwrap();
+    let output = Command::new(LIMPET)
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!("bad.toml:{line}: groups.web.servers[1].weight must be at least 1");
     assert!(stderr.contains(&expected), "{stderr}");
 
     let good = write_config(&dir, "good.toml", &config_for(&[dead_address()], ""));
-    let output = Command::new(LIMPET).arg("check").arg("-c").arg(&good).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(LIMPET)
+        .arg("check")
+        .arg("-c")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -103,8 +121,18 @@ fn every_example_config_passes_check() {
     for entry in std::fs::read_dir(folder).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let output = Command::new(LIMPET).arg("check").arg("--config").arg(&path).output().unwrap();
-            assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+            let output = Command::new(LIMPET)
+                .arg("check")
+                .arg("--config")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
             checked += 1;
         }
     }
@@ -118,10 +146,18 @@ fn a_second_process_on_a_taken_port_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let taken = config_for(&[backend.addr], "").replace("127.0.0.1:0", &first.addr.to_string());
     let path = write_config(&dir, "second.toml", &taken);
-    let output = Command::new(LIMPET).arg("run").arg("--config").arg(&path).output().unwrap();
+    let output = Command::new(LIMPET)
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("already in use") && stderr.contains(&first.addr.to_string()), "{stderr}");
+    assert!(
+        stderr.contains("already in use") && stderr.contains(&first.addr.to_string()),
+        "{stderr}"
+    );
     assert_eq!(Client::connect(first.addr).get("/").status, 200);
 }
 
@@ -130,14 +166,21 @@ fn sigterm_stops_with_exit_code_zero() {
     let backend = Backend::named("a", Default::default());
     let mut process = Process::start(&config_for(&[backend.addr], ""));
     assert_eq!(Client::connect(process.addr).get("/").status, 200);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.pid()), nix::sys::signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(process.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
     let start = Instant::now();
     loop {
         if let Some(status) = process.child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "limpet did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "limpet did not stop"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -177,8 +220,12 @@ fn big_bodies_stream_through_with_bounded_memory() {
 
     // Download.
     let mut stream = TcpStream::connect(process.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut chunk = vec![0u8; CHUNK];
     let mut received = 0usize;
     let mut head_done = false;
@@ -200,9 +247,13 @@ fn big_bodies_stream_through_with_bounded_memory() {
 
     // Upload.
     let mut stream = TcpStream::connect(process.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream
-        .write_all(format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {BIG}\r\n\r\n").as_bytes())
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(
+            format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {BIG}\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     let data = vec![b'u'; CHUNK];
     for _ in 0..BIG / CHUNK {
@@ -210,9 +261,16 @@ fn big_bodies_stream_through_with_bounded_memory() {
     }
     let mut conn = Conn::new(stream);
     let head = conn.read_head().unwrap();
-    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
 
     let after = process.status_kib("VmHWM:");
     let growth = after.saturating_sub(before);
-    assert!(growth < 16 * 1024, "peak RSS grew by {growth} KiB moving 2 x 256 MiB");
+    assert!(
+        growth < 16 * 1024,
+        "peak RSS grew by {growth} KiB moving 2 x 256 MiB"
+    );
 }

@@ -1,6 +1,10 @@
 //! The proxy core over real loopback sockets (issue 2, SPEC §7): keep-alive
 //! on both sides, framing, pipelining, upgrades, errors and retries.
 
+// Test code: a failed unwrap is a failed test, and a Mutex here is not on
+// any request path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -25,11 +29,19 @@ fn keep_alive_is_reused_on_both_sides() {
         let response = client.get(path);
         assert_eq!(response.status, 200);
         assert_eq!(response.body_text(), format!("a {path}"));
-        assert_eq!(response.header("connection"), None, "keep-alive is the HTTP/1.1 default");
+        assert_eq!(
+            response.header("connection"),
+            None,
+            "keep-alive is the HTTP/1.1 default"
+        );
     }
     let mut second = limpet.client();
     assert_eq!(second.get("/4").body_text(), "a /4");
-    assert_eq!(backend.connection_count(), 1, "one pooled backend connection served all");
+    assert_eq!(
+        backend.connection_count(),
+        1,
+        "one pooled backend connection served all"
+    );
     assert_eq!(requests.lock().unwrap().len(), 4);
     assert!(!client.conn.is_closed(Duration::from_millis(100)));
 }
@@ -66,7 +78,11 @@ fn chunked_bodies_stream_both_ways() {
     let limpet = Limpet::start(&config_for(&[backend.addr], ""));
     let mut client = limpet.client();
     client.send(b"POST /up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let chunks: [&[u8]; 3] = [b"5\r\nhello\r\n", b"6;ext=1\r\n world\r\n", b"0\r\nTrailer-A: 1\r\n\r\n"];
+    let chunks: [&[u8]; 3] = [
+        b"5\r\nhello\r\n",
+        b"6;ext=1\r\n world\r\n",
+        b"0\r\nTrailer-A: 1\r\n\r\n",
+    ];
     for chunk in chunks {
         thread::sleep(Duration::from_millis(30));
         client.send(chunk);
@@ -75,7 +91,11 @@ fn chunked_bodies_stream_both_ways() {
     assert_eq!(received.body, b"hello world");
     assert_eq!(received.header("transfer-encoding"), Some("chunked"));
     let head_end = find(&received.raw, b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(&received.raw[head_end..], chunks.concat().as_slice(), "chunked framing passes through byte for byte");
+    assert_eq!(
+        &received.raw[head_end..],
+        chunks.concat().as_slice(),
+        "chunked framing passes through byte for byte"
+    );
     let response = client.read_response(false).unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.header("transfer-encoding"), Some("chunked"));
@@ -110,7 +130,10 @@ fn bodiless_responses_do_not_swallow_the_next_one() {
     let mut client = limpet.client();
     client.send(b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = client.read_response(true).unwrap();
-    assert_eq!((head.status, head.header("content-length")), (200, Some("100")));
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("100"))
+    );
     assert_eq!(client.get("/204").status, 204);
     let not_modified = client.get("/304");
     assert_eq!(not_modified.status, 304);
@@ -123,12 +146,16 @@ fn expect_100_continue_is_answered_before_the_body() {
     let backend = Backend::respond(|req| Some(ok(&String::from_utf8_lossy(&req.body))));
     let limpet = Limpet::start(&config_for(&[backend.addr], ""));
     let mut client = limpet.client();
-    client.send(b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    client
+        .send(b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     let interim = client.read_response(false).unwrap();
     assert_eq!(interim.status, 100);
     client.send(b"12345");
     let response = client.read_response(false).unwrap();
-    assert_eq!((response.status, response.body_text().as_str()), (200, "12345"));
+    assert_eq!(
+        (response.status, response.body_text().as_str()),
+        (200, "12345")
+    );
 }
 
 #[test]
@@ -141,7 +168,9 @@ fn upgrade_is_tunnelled_both_ways_after_101() {
             .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
             .unwrap();
         let ping = conn.read_exact(5).unwrap();
-        conn.stream.write_all(&[b"echo:".as_slice(), &ping].concat()).unwrap();
+        conn.stream
+            .write_all(&[b"echo:".as_slice(), &ping].concat())
+            .unwrap();
         let rest = conn.read_to_end();
         conn.stream.write_all(&rest).ok();
     });
@@ -153,7 +182,10 @@ fn upgrade_is_tunnelled_both_ways_after_101() {
     assert_eq!(switched.header("upgrade"), Some("websocket"));
     let request = rx.recv_timeout(IO_TIMEOUT).unwrap();
     assert_eq!(request.header("upgrade"), Some("websocket"));
-    assert!(request.header("connection").unwrap().eq_ignore_ascii_case("upgrade"));
+    assert!(request
+        .header("connection")
+        .unwrap()
+        .eq_ignore_ascii_case("upgrade"));
     assert_eq!(client.conn.read_exact(5).unwrap(), b"hello");
     client.send(b"ping!");
     assert_eq!(client.conn.read_exact(10).unwrap(), b"echo:ping!");
@@ -179,14 +211,22 @@ fn forwarding_headers_and_hop_by_hop() {
 
     let requests = requests.lock().unwrap();
     let untrusted = &requests[0];
-    assert_eq!(untrusted.headers_named("x-forwarded-for"), ["127.0.0.1"], "replaced for an untrusted peer");
+    assert_eq!(
+        untrusted.headers_named("x-forwarded-for"),
+        ["127.0.0.1"],
+        "replaced for an untrusted peer"
+    );
     assert_eq!(untrusted.header("x-forwarded-proto"), Some("http"));
     assert_eq!(untrusted.header("x-forwarded-host"), Some("shop.example"));
     assert_eq!(untrusted.header("x-kept"), Some("yes"));
     for dropped in ["connection", "x-secret", "keep-alive", "te"] {
         assert_eq!(untrusted.header(dropped), None, "{dropped} is hop-by-hop");
     }
-    assert_eq!(requests[1].headers_named("x-forwarded-for"), ["6.6.6.6, 127.0.0.1"], "appended for a trusted peer");
+    assert_eq!(
+        requests[1].headers_named("x-forwarded-for"),
+        ["6.6.6.6, 127.0.0.1"],
+        "appended for a trusted peer"
+    );
 }
 
 #[test]
@@ -202,12 +242,19 @@ fn backend_down_is_502_and_no_usable_server_is_503() {
     let control = limpet.running().control().clone();
     futures_executor::block_on(control.set_admin("web", "s0", AdminState::Disabled)).unwrap();
     assert!(eventually(Duration::from_secs(2), || {
-        limpet.running().reports().iter().all(|r| r.snapshot_generation >= 2)
+        limpet
+            .running()
+            .reports()
+            .iter()
+            .all(|r| r.snapshot_generation >= 2)
     }));
     let started = Instant::now();
     let response = limpet.client().get("/");
     assert_eq!(response.status, 503);
-    assert!(started.elapsed() < Duration::from_secs(1), "503 at once, never a hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "503 at once, never a hang"
+    );
     assert_eq!(backend.connection_count(), 0);
 }
 
@@ -215,15 +262,28 @@ fn backend_down_is_502_and_no_usable_server_is_503() {
 fn connect_failure_goes_to_another_server() {
     let requests = log();
     let backend = Backend::named("live", requests.clone());
-    let config = config_with(&[dead_address(), backend.addr], "balance = \"round_robin\"", "");
+    let config = config_with(
+        &[dead_address(), backend.addr],
+        "balance = \"round_robin\"",
+        "",
+    );
     let limpet = Limpet::start(&config);
     let mut client = limpet.client();
     for _ in 0..4 {
         let response = client.get("/x");
-        assert_eq!((response.status, response.body_text().as_str()), (200, "live /x"));
+        assert_eq!(
+            (response.status, response.body_text().as_str()),
+            (200, "live /x")
+        );
     }
     let reports = limpet.running().reports();
-    assert!(reports.iter().map(|r| r.backend_connect_errors).sum::<u64>() >= 1);
+    assert!(
+        reports
+            .iter()
+            .map(|r| r.backend_connect_errors)
+            .sum::<u64>()
+            >= 1
+    );
 }
 
 #[test]
@@ -236,7 +296,10 @@ fn slow_backend_is_504_and_sees_the_fin_at_once() {
         let _ = conn.stream.read(&mut byte);
         tx.send(Instant::now()).unwrap();
     });
-    let config = config_for(&[backend.addr], "[timeouts]\nbackend_response = \"300ms\"\n");
+    let config = config_for(
+        &[backend.addr],
+        "[timeouts]\nbackend_response = \"300ms\"\n",
+    );
     let limpet = Limpet::start(&config);
     let mut client = limpet.client();
     let sent = Instant::now();
@@ -245,8 +308,15 @@ fn slow_backend_is_504_and_sees_the_fin_at_once() {
     assert_eq!(response.status, 504);
     assert!(answered - sent >= Duration::from_millis(290));
     let fin = rx.recv_timeout(IO_TIMEOUT).unwrap();
-    let gap = if fin > answered { fin - answered } else { answered - fin };
-    assert!(gap < Duration::from_millis(100), "the backend saw the FIN {gap:?} from the 504");
+    let gap = if fin > answered {
+        fin - answered
+    } else {
+        answered - fin
+    };
+    assert!(
+        gap < Duration::from_millis(100),
+        "the backend saw the FIN {gap:?} from the 504"
+    );
 }
 
 #[test]
@@ -267,7 +337,11 @@ fn malformed_requests_are_400_and_closed() {
         assert_eq!(response.header("connection"), Some("close"));
         assert!(client.conn.is_closed(Duration::from_secs(2)));
     }
-    assert_eq!(backend.connection_count(), 0, "nothing malformed reached the backend");
+    assert_eq!(
+        backend.connection_count(),
+        0,
+        "nothing malformed reached the backend"
+    );
 }
 
 #[test]
@@ -275,7 +349,10 @@ fn oversized_heads_are_431_and_long_request_lines_414() {
     let backend = Backend::named("a", log());
     let limpet = Limpet::start(&config_for(&[backend.addr], ""));
     let mut client = limpet.client();
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
     client.send(big.as_bytes());
     assert_eq!(client.read_response(false).unwrap().status, 431);
     let mut client = limpet.client();
@@ -293,7 +370,9 @@ fn oversized_heads_are_431_and_long_request_lines_414() {
 fn one_shot_backend() -> Backend {
     Backend::spawn(|mut conn| {
         if let Some(req) = conn.read_request() {
-            conn.stream.write_all(&ok(&format!("ok {}", req.target))).unwrap();
+            conn.stream
+                .write_all(&ok(&format!("ok {}", req.target)))
+                .unwrap();
         }
     })
 }
@@ -306,14 +385,20 @@ fn stale_pooled_connection_retries_get_but_not_post() {
     assert_eq!(client.get("/1").status, 200);
     thread::sleep(Duration::from_millis(100));
     let retried = client.get("/2");
-    assert_eq!((retried.status, retried.body_text().as_str()), (200, "ok /2"));
+    assert_eq!(
+        (retried.status, retried.body_text().as_str()),
+        (200, "ok /2")
+    );
     assert_eq!(backend.connection_count(), 2);
 
     thread::sleep(Duration::from_millis(100));
     let mut client = limpet.client();
     client.send(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
     let response = client.read_response(false).unwrap();
-    assert_eq!(response.status, 502, "a request with a body is never replayed");
+    assert_eq!(
+        response.status, 502,
+        "a request with a body is never replayed"
+    );
     assert_eq!(backend.connection_count(), 2);
 }
 
@@ -329,7 +414,11 @@ fn two_workers_share_one_listener() {
     let reports = limpet.running().reports();
     assert_eq!(reports.len(), 2);
     for report in &reports {
-        assert!(report.accepted > 0, "worker {} accepted nothing: {reports:?}", report.id);
+        assert!(
+            report.accepted > 0,
+            "worker {} accepted nothing: {reports:?}",
+            report.id
+        );
     }
     assert_eq!(reports.iter().map(|r| r.accepted).sum::<u64>(), 64);
 }
@@ -341,6 +430,13 @@ fn a_second_limpet_on_a_taken_port_fails() {
     let taken = config_for(&[backend.addr], "").replace("127.0.0.1:0", &first.addr.to_string());
     let config = limpet::config::parse(&taken, "second.toml").unwrap();
     let err = limpet::server::start(config).unwrap_err().to_string();
-    assert!(err.contains(&first.addr.to_string()) && err.contains("already in use"), "{err}");
-    assert_eq!(first.client().get("/").status, 200, "the first one is untouched");
+    assert!(
+        err.contains(&first.addr.to_string()) && err.contains("already in use"),
+        "{err}"
+    );
+    assert_eq!(
+        first.client().get("/").status,
+        200,
+        "the first one is untouched"
+    );
 }

@@ -110,7 +110,9 @@ impl HashPick {
         };
         let key_hash = hash_key(key);
         match self.balance_factor {
-            Some(factor) => self.ring.pick_bounded(key_hash, usable, outstanding, factor),
+            Some(factor) => self
+                .ring
+                .pick_bounded(key_hash, usable, outstanding, factor),
             None => self.ring.pick(key_hash, usable),
         }
     }
@@ -132,8 +134,11 @@ mod tests {
 
     fn hash_picker(n: u32, factor: Option<f64>) -> Picker {
         let (names, weights) = group(n);
-        let servers: Vec<(&str, NonZeroU32)> =
-            names.iter().map(String::as_str).zip(weights.iter().copied()).collect();
+        let servers: Vec<(&str, NonZeroU32)> = names
+            .iter()
+            .map(String::as_str)
+            .zip(weights.iter().copied())
+            .collect();
         let ring = Arc::new(Ring::build(&servers).unwrap());
         let factor = factor.map(|f| BalanceFactor::new(f).unwrap());
         Picker::hash(ring, &weights, factor).unwrap()
@@ -153,7 +158,10 @@ mod tests {
             for k in 0..200u32 {
                 let key = k.to_le_bytes();
                 let got = picker.pick(Some(&key), |s| s.0 % 2 == 1, &[0; 4]);
-                assert!(matches!(got, Some(ServerIdx(1 | 3))), "{picker:?} gave {got:?}");
+                assert!(
+                    matches!(got, Some(ServerIdx(1 | 3))),
+                    "{picker:?} gave {got:?}"
+                );
                 assert_eq!(picker.pick(Some(&key), |_| false, &[0; 4]), None);
             }
         }
@@ -171,14 +179,19 @@ mod tests {
     #[test]
     fn hash_without_key_falls_back_to_least_outstanding() {
         let mut picker = hash_picker(4, None);
-        assert_eq!(picker.pick(None, |_| true, &[3, 2, 0, 1]), Some(ServerIdx(2)));
+        assert_eq!(
+            picker.pick(None, |_| true, &[3, 2, 0, 1]),
+            Some(ServerIdx(2))
+        );
     }
 
     #[test]
     fn hash_refuses_a_ring_of_another_group() {
         let (names, _) = group(3);
-        let servers: Vec<(&str, NonZeroU32)> =
-            names.iter().map(|n| (n.as_str(), NonZeroU32::MIN)).collect();
+        let servers: Vec<(&str, NonZeroU32)> = names
+            .iter()
+            .map(|n| (n.as_str(), NonZeroU32::MIN))
+            .collect();
         let ring = Arc::new(Ring::build(&servers).unwrap());
         let err = Picker::hash(ring, &[NonZeroU32::MIN; 4], None).unwrap_err();
         assert_eq!(err, RingError::ServerCount { ring: 3, group: 4 });

@@ -137,7 +137,9 @@ impl Ring {
         check_unique(servers)?;
         let points = servers.iter().try_fold(0u64, |sum, (_, w)| {
             let sum = sum + u64::from(w.get()) * u64::from(POINTS_PER_WEIGHT);
-            (sum <= MAX_POINTS).then_some(sum).ok_or(RingError::TooManyPoints { points: sum })
+            (sum <= MAX_POINTS)
+                .then_some(sum)
+                .ok_or(RingError::TooManyPoints { points: sum })
         })?;
 
         // (position << 32 | server) sorts by position, then list order.
@@ -145,7 +147,8 @@ impl Ring {
         for (i, (name, weight)) in servers.iter().enumerate() {
             let replicas = weight.get().saturating_mul(POINTS_PER_WEIGHT);
             packed.extend(
-                (0..replicas).map(|r| u64::from(point_position(name, r)) << 32 | u64::from(idx(i).0)),
+                (0..replicas)
+                    .map(|r| u64::from(point_position(name, r)) << 32 | u64::from(idx(i).0)),
             );
         }
         let packed = sort_points(packed);
@@ -201,7 +204,10 @@ impl Ring {
 
     /// The points in ring order, for admin views and golden tests.
     pub fn points(&self) -> impl Iterator<Item = (u32, ServerIdx)> + '_ {
-        self.hashes.iter().copied().zip(self.servers.iter().copied())
+        self.hashes
+            .iter()
+            .copied()
+            .zip(self.servers.iter().copied())
     }
 
     /// Every server that owns a point, each once, in ring order from the
@@ -263,7 +269,12 @@ impl Ring {
 /// points, each finished by a small comparison sort: half the time of one
 /// big `sort_unstable`, which would otherwise dominate the ring build.
 fn sort_points(points: Vec<u64>) -> Vec<u64> {
-    let bits = points.len().checked_ilog2().unwrap_or(0).saturating_sub(5).clamp(1, 16);
+    let bits = points
+        .len()
+        .checked_ilog2()
+        .unwrap_or(0)
+        .saturating_sub(5)
+        .clamp(1, 16);
     let bucket = |p: u64| (p >> (64 - bits)) as usize;
     // starts[b] = first output slot of bucket b; the last entry = len.
     let mut starts = vec![0usize; (1 << bits) + 1];
@@ -331,7 +342,11 @@ fn back_gaps(owners: &[ServerIdx], server_count: usize) -> Box<[u32]> {
             let Some(prev) = last.get_mut(s.get()) else {
                 return 0;
             };
-            let gap = if *prev < j { j - *prev } else { j + len - *prev };
+            let gap = if *prev < j {
+                j - *prev
+            } else {
+                j + len - *prev
+            };
             *prev = j;
             // At most MAX_POINTS, so it fits.
             u32::try_from(gap).unwrap_or(u32::MAX)

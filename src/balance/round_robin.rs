@@ -50,7 +50,10 @@ impl RoundRobin {
     }
 
     /// One SWRR step over the servers for which `candidate` holds.
-    pub(crate) fn pick_among(&mut self, candidate: impl Fn(ServerIdx) -> bool) -> Option<ServerIdx> {
+    pub(crate) fn pick_among(
+        &mut self,
+        candidate: impl Fn(ServerIdx) -> bool,
+    ) -> Option<ServerIdx> {
         let mut total: i64 = 0;
         let mut best: Option<(usize, i64)> = None;
         for (i, (current, weight)) in self.current.iter_mut().zip(self.weights.iter()).enumerate() {

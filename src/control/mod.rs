@@ -182,7 +182,12 @@ impl Control {
         });
     }
 
-    fn set_admin(&mut self, group: &str, server: &str, state: AdminState) -> Result<u64, ControlError> {
+    fn set_admin(
+        &mut self,
+        group: &str,
+        server: &str,
+        state: AdminState,
+    ) -> Result<u64, ControlError> {
         let g = self
             .config
             .groups

@@ -13,12 +13,19 @@ pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 macro_rules! canned {
     ($code:literal, $reason:literal, $body_len:literal) => {
         concat!(
-            "HTTP/1.1 ", $code, " ", $reason, "\r\n",
+            "HTTP/1.1 ",
+            $code,
+            " ",
+            $reason,
+            "\r\n",
             "Content-Type: text/plain\r\n",
-            "Content-Length: ", $body_len, "\r\n",
+            "Content-Length: ",
+            $body_len,
+            "\r\n",
             "Connection: close\r\n",
             "\r\n",
-            $reason, "\n",
+            $reason,
+            "\n",
         )
         .as_bytes()
     };
@@ -62,18 +69,18 @@ mod tests {
     use super::*;
 
     const ALL: &[(u16, &str)] = &[
-            (400, "Bad Request"),
-            (404, "Not Found"),
-            (405, "Method Not Allowed"),
-            (408, "Request Timeout"),
-            (413, "Content Too Large"),
-            (414, "URI Too Long"),
-            (421, "Misdirected Request"),
-            (431, "Request Header Fields Too Large"),
-            (500, "Internal Server Error"),
-            (502, "Bad Gateway"),
-            (503, "Service Unavailable"),
-            (504, "Gateway Timeout"),
+        (400, "Bad Request"),
+        (404, "Not Found"),
+        (405, "Method Not Allowed"),
+        (408, "Request Timeout"),
+        (413, "Content Too Large"),
+        (414, "URI Too Long"),
+        (421, "Misdirected Request"),
+        (431, "Request Header Fields Too Large"),
+        (500, "Internal Server Error"),
+        (502, "Bad Gateway"),
+        (503, "Service Unavailable"),
+        (504, "Gateway Timeout"),
     ];
 
     #[test]

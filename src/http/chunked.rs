@@ -160,7 +160,8 @@ impl ChunkedDecoder {
             };
             if self.state == State::Data {
                 // Bulk skip: the only state that can cover many bytes.
-                let take = usize::try_from(self.size).map_or(rest.len(), |left| left.min(rest.len()));
+                let take =
+                    usize::try_from(self.size).map_or(rest.len(), |left| left.min(rest.len()));
                 on_data(pos..pos + take);
                 pos += take;
                 // take <= size by construction, so this cannot underflow.

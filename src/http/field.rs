@@ -226,7 +226,10 @@ fn diagnose_line(line: &[u8]) -> Option<FieldFault> {
     if let [b' ' | b'\t', ..] = line {
         return Some(FieldFault::ObsFold);
     }
-    let name_len = line.iter().position(|&b| !is_tchar(b)).unwrap_or(line.len());
+    let name_len = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(line.len());
     let after_name = line.get(name_len..).unwrap_or_default();
     match after_name {
         [b':', value @ ..] if name_len > 0 => {
@@ -265,10 +268,27 @@ mod tests {
         assert_eq!(parse_content_length(b"005"), Ok(5));
         assert_eq!(parse_content_length(b"5, 5"), Ok(5));
         assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
-        for bad in [&b""[..], b"+5", b"-5", b"1 0", b"0x10", b"a", b"5,", b",5", b"18446744073709551616"] {
-            assert_eq!(parse_content_length(bad), Err(FieldFault::BadContentLength), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-5",
+            b"1 0",
+            b"0x10",
+            b"a",
+            b"5,",
+            b",5",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(
+                parse_content_length(bad),
+                Err(FieldFault::BadContentLength),
+                "{bad:?}"
+            );
         }
-        assert_eq!(parse_content_length(b"5, 6"), Err(FieldFault::ConflictingContentLength));
+        assert_eq!(
+            parse_content_length(b"5, 6"),
+            Err(FieldFault::ConflictingContentLength)
+        );
     }
 
     #[test]

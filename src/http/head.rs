@@ -71,7 +71,11 @@ struct ConnectionNames<'a, 'b> {
 
 impl<'a, 'b> ConnectionNames<'a, 'b> {
     fn new(headers: &'a [Header<'b>]) -> Self {
-        let mut names = ConnectionNames { headers, first: None, count: 0 };
+        let mut names = ConnectionNames {
+            headers,
+            first: None,
+            count: 0,
+        };
         for value in headers_named(headers, "connection") {
             names.first = names.first.or(Some(value));
             names.count += 1;
@@ -275,7 +279,10 @@ fn write_content_length(out: &mut Vec<u8>, n: u64) {
 /// `Connection: upgrade` and the `Upgrade` fields as received.
 fn write_upgrade(out: &mut Vec<u8>, headers: &[Header<'_>]) {
     out.extend_from_slice(b"Connection: upgrade\r\n");
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("upgrade")) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("upgrade"))
+    {
         write_field(out, h.name.as_bytes(), h.value);
     }
 }

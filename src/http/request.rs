@@ -264,7 +264,10 @@ fn check_target(method: &str, target: &[u8]) -> Result<(), RequestError> {
 /// `:` and the IPv6 brackets. A comma (two values folded into one) and
 /// anything that could smuggle a path or userinfo (`/`, `@`, whitespace) is
 /// refused; an empty value is allowed, as the RFC allows it.
-fn check_host<'b>(facts: &HeadFacts<'b>, version: Version) -> Result<Option<&'b [u8]>, RequestError> {
+fn check_host<'b>(
+    facts: &HeadFacts<'b>,
+    version: Version,
+) -> Result<Option<&'b [u8]>, RequestError> {
     match (facts.host_count, facts.host, version) {
         (0, _, Version::Http11) => Err(RequestError::MissingHost),
         (0, _, Version::Http10) => Ok(None),
@@ -304,7 +307,9 @@ fn diagnose(window: &[u8], err: httparse::Error) -> RequestError {
         .unwrap_or(window.len());
     let rest = window.get(start..).unwrap_or_default();
     let line_end = memchr::memchr(b'\n', rest);
-    let line = rest.get(..line_end.unwrap_or(rest.len())).unwrap_or_default();
+    let line = rest
+        .get(..line_end.unwrap_or(rest.len()))
+        .unwrap_or_default();
     if let httparse::Error::TooManyHeaders = err {
         return RequestError::TooManyHeaders;
     }

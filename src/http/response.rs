@@ -190,9 +190,7 @@ fn framing(
         // §6.1: a 1.0 message with Transfer-Encoding has faulty framing.
         (_, _, Version::Http10) => return Err(ResponseError::TransferEncodingOnHttp10),
         (_, Some(_), _) => return Err(ResponseError::LengthAndTransferEncoding),
-        (TransferCoding::Other, None, _) => {
-            return Err(ResponseError::UnsupportedTransferEncoding)
-        }
+        (TransferCoding::Other, None, _) => return Err(ResponseError::UnsupportedTransferEncoding),
         (TransferCoding::Chunked, None, _) => {}
     }
     if head || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -242,9 +240,13 @@ mod tests {
         max_headers: 64,
     };
 
-    fn parse(buf: &[u8], head: bool) -> Result<Option<(ResponseFraming, bool, u16)>, ResponseError> {
+    fn parse(
+        buf: &[u8],
+        head: bool,
+    ) -> Result<Option<(ResponseFraming, bool, u16)>, ResponseError> {
         let mut h = [httparse::EMPTY_HEADER; 64];
-        parse_response(buf, &mut h, &LIMITS, head).map(|r| r.map(|r| (r.body, r.keep_alive, r.status)))
+        parse_response(buf, &mut h, &LIMITS, head)
+            .map(|r| r.map(|r| (r.body, r.keep_alive, r.status)))
     }
 
     fn framing_of(buf: &[u8]) -> ResponseFraming {
@@ -261,73 +263,166 @@ mod tests {
         let mut h = [httparse::EMPTY_HEADER; 8];
         let resp = parse_response(r, &mut h, &LIMITS, false).unwrap().unwrap();
         assert_eq!(resp.head_len, r.len() - 5);
-        assert_eq!((resp.status, resp.reason, resp.version), (200, "OK", Version::Http11));
-        assert_eq!((resp.body, resp.keep_alive), (ResponseFraming::Length(5), true));
+        assert_eq!(
+            (resp.status, resp.reason, resp.version),
+            (200, "OK", Version::Http11)
+        );
+        assert_eq!(
+            (resp.body, resp.keep_alive),
+            (ResponseFraming::Length(5), true)
+        );
         assert_eq!(
             framing_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"),
             ResponseFraming::Chunked
         );
-        assert_eq!(framing_of(b"HTTP/1.1 200 OK\r\n\r\n"), ResponseFraming::UntilClose);
-        assert_eq!(parse(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap().1, false);
-        assert_eq!(framing_of(b"HTTP/1.1 204 No Content\r\n\r\n"), ResponseFraming::None);
-        assert_eq!(framing_of(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"), ResponseFraming::None);
-        assert_eq!(framing_of(b"HTTP/1.1 100 Continue\r\n\r\n"), ResponseFraming::None);
         assert_eq!(
-            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true).unwrap().unwrap().0,
+            framing_of(b"HTTP/1.1 200 OK\r\n\r\n"),
+            ResponseFraming::UntilClose
+        );
+        assert!(
+            !parse(
+                b"HTTP/1.1 200 OK
+
+",
+                false
+            )
+            .unwrap()
+            .unwrap()
+            .1
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 204 No Content\r\n\r\n"),
             ResponseFraming::None
         );
-        assert_eq!(framing_of(b"HTTP/1.1 200 \r\nContent-Length: 5, 5\r\n\r\n"), ResponseFraming::Length(5));
-        assert_eq!(framing_of(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), ResponseFraming::Length(0));
+        assert_eq!(
+            framing_of(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"),
+            ResponseFraming::None
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            ResponseFraming::None
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+                .unwrap()
+                .unwrap()
+                .0,
+            ResponseFraming::None
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 \r\nContent-Length: 5, 5\r\n\r\n"),
+            ResponseFraming::Length(5)
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
+            ResponseFraming::Length(0)
+        );
     }
 
     #[test]
     fn keep_alive_rules() {
         let ka = |b: &[u8]| parse(b, false).unwrap().unwrap().1;
         assert!(ka(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-        assert!(!ka(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!ka(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        ));
         assert!(!ka(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
-        assert!(ka(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"));
+        assert!(ka(
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
+        ));
         assert!(!ka(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
     }
 
     #[test]
     fn status_classes() {
         let mut h = [httparse::EMPTY_HEADER; 8];
-        let r = parse_response(b"HTTP/1.1 103 Early Hints\r\n\r\n", &mut h, &LIMITS, false).unwrap().unwrap();
+        let r = parse_response(b"HTTP/1.1 103 Early Hints\r\n\r\n", &mut h, &LIMITS, false)
+            .unwrap()
+            .unwrap();
         assert!(r.is_informational() && !r.is_switching_protocols());
         let mut h = [httparse::EMPTY_HEADER; 8];
-        let r = parse_response(b"HTTP/1.1 101 Switching\r\n\r\n", &mut h, &LIMITS, false).unwrap().unwrap();
+        let r = parse_response(b"HTTP/1.1 101 Switching\r\n\r\n", &mut h, &LIMITS, false)
+            .unwrap()
+            .unwrap();
         assert!(!r.is_informational() && r.is_switching_protocols());
     }
 
     #[test]
     fn incomplete_and_limits() {
         assert_eq!(parse(b"HTTP/1.1 200 OK\r\nA: b\r\n", false), Ok(None));
-        let small = Limits { max_head_bytes: 20, ..LIMITS };
+        let small = Limits {
+            max_head_bytes: 20,
+            ..LIMITS
+        };
         let mut h = [httparse::EMPTY_HEADER; 8];
         let big = b"HTTP/1.1 200 OK\r\nA: bbbbbbbbbbbb\r\n\r\n";
-        assert_eq!(parse_response(big, &mut h, &small, false), Err(ResponseError::HeadTooLarge));
-        let few = Limits { max_headers: 1, ..LIMITS };
+        assert_eq!(
+            parse_response(big, &mut h, &small, false),
+            Err(ResponseError::HeadTooLarge)
+        );
+        let few = Limits {
+            max_headers: 1,
+            ..LIMITS
+        };
         let two = b"HTTP/1.1 200 OK\r\nA: b\r\nC: d\r\n\r\n";
-        assert_eq!(parse_response(two, &mut h, &few, false), Err(ResponseError::TooManyHeaders));
+        assert_eq!(
+            parse_response(two, &mut h, &few, false),
+            Err(ResponseError::TooManyHeaders)
+        );
         assert_eq!(ResponseError::TooManyHeaders.status(), 502);
     }
 
     #[test]
     fn refusals() {
         let cases: &[(&[u8], ResponseError)] = &[
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", ResponseError::LengthAndTransferEncoding),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", ResponseError::ConflictingContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", ResponseError::BadContentLength),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", ResponseError::UnsupportedTransferEncoding),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", ResponseError::UnsupportedTransferEncoding),
-            (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", ResponseError::TransferEncodingOnHttp10),
-            (b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", ResponseError::BareLf),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n", ResponseError::BareLf),
-            (b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", ResponseError::ObsFold),
-            (b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n", ResponseError::SpaceBeforeColon),
-            (b"HTTP/1.1 200 OK\r\nA b\r\n\r\n", ResponseError::MissingColon),
-            (b"HTTP/1.1 200 OK\r\nA: \x01\r\n\r\n", ResponseError::BadHeaderValue),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ResponseError::LengthAndTransferEncoding,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                ResponseError::ConflictingContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                ResponseError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                ResponseError::UnsupportedTransferEncoding,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                ResponseError::UnsupportedTransferEncoding,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ResponseError::TransferEncodingOnHttp10,
+            ),
+            (
+                b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+                ResponseError::BareLf,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n",
+                ResponseError::BareLf,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n",
+                ResponseError::ObsFold,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n",
+                ResponseError::SpaceBeforeColon,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nA b\r\n\r\n",
+                ResponseError::MissingColon,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nA: \x01\r\n\r\n",
+                ResponseError::BadHeaderValue,
+            ),
             (b"HTTP/1.1 2000 OK\r\n\r\n", ResponseError::BadStatusLine),
             (b"HTTP/1.1 20 OK\r\n\r\n", ResponseError::BadStatusLine),
             (b"HTTP/1.1  200 OK\r\n\r\n", ResponseError::BadStatusLine),
@@ -337,7 +432,12 @@ mod tests {
             (b"HTTP/1.1 099 Nope\r\n\r\n", ResponseError::BadStatusCode),
         ];
         for (input, want) in cases {
-            assert_eq!(refused(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                refused(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
             assert_eq!(want.status(), 502);
         }
     }

@@ -116,7 +116,9 @@ pub async fn send_request_body(
             Ok(0) => return Err(SendError::Client(ProxyError::ClientClosed)),
             Ok(_) => {}
             Err(IoFailure::TimedOut) => return Err(SendError::Client(ProxyError::ClientTimeout)),
-            Err(IoFailure::Failed(err)) => return Err(SendError::Client(ProxyError::ClientIo(err))),
+            Err(IoFailure::Failed(err)) => {
+                return Err(SendError::Client(ProxyError::ClientIo(err)))
+            }
         }
     }
 }
@@ -180,4 +182,3 @@ pub async fn relay_response_body(
     worker.buffers.give(buf);
     outcome
 }
-

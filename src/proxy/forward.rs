@@ -47,7 +47,9 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get().saturating_sub(1));
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
     }
 }
 
@@ -83,7 +85,8 @@ impl Drop for Outstanding<'_> {
 fn pick(view: &CoreView, group: usize, tried: &[ServerIdx]) -> Option<ServerIdx> {
     let servers = &view.snapshot.groups[group].servers;
     let core = &view.groups[group];
-    let usable = |s: ServerIdx| servers.get(s.get()).is_some_and(|v| v.takes_new()) && !tried.contains(&s);
+    let usable =
+        |s: ServerIdx| servers.get(s.get()).is_some_and(|v| v.takes_new()) && !tried.contains(&s);
     let outstanding = core.outstanding.borrow();
     core.picker.borrow_mut().pick(None, usable, &outstanding)
 }
@@ -151,7 +154,18 @@ pub async fn forward(
             },
         };
         let _load = Outstanding::new(&view.groups[request.group].outstanding, chosen);
-        match exchange(worker, view, client, &request, out, conn, reused, target.backend).await {
+        match exchange(
+            worker,
+            view,
+            client,
+            &request,
+            out,
+            conn,
+            reused,
+            target.backend,
+        )
+        .await
+        {
             Exchanged::Done(flow) => return flow,
             Exchanged::Stale(back) => {
                 out = back;
@@ -160,7 +174,14 @@ pub async fn forward(
                     Stats::bump(&worker.stats.retries);
                     continue;
                 }
-                return answer_error(worker, client, &ProxyError::BackendClosed, out, timeouts.client_body).await;
+                return answer_error(
+                    worker,
+                    client,
+                    &ProxyError::BackendClosed,
+                    out,
+                    timeouts.client_body,
+                )
+                .await;
             }
         }
     }
@@ -168,7 +189,13 @@ pub async fn forward(
 
 /// Answers the client with the error's status and closes (the request's
 /// body may not have been read, so the connection cannot be reused).
-async fn answer_error(worker: &Worker, client: &mut Client, err: &ProxyError, out: Vec<u8>, limit: Duration) -> Flow {
+async fn answer_error(
+    worker: &Worker,
+    client: &mut Client,
+    err: &ProxyError,
+    out: Vec<u8>,
+    limit: Duration,
+) -> Flow {
     worker.buffers.give(out);
     if let Some(status) = err.status() {
         log::debug!("answering {status} to {}: {err}", client.peer);
@@ -221,13 +248,31 @@ async fn exchange(
     let (result, back) = io::write_all(&mut conn, out, backend_limit).await;
     let Some(mut out) = back else {
         Stats::bump(&worker.stats.backend_timeouts);
-        return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendTimeout, Vec::new(), client_limit).await);
+        return Exchanged::Done(
+            answer_error(
+                worker,
+                client,
+                &ProxyError::BackendTimeout,
+                Vec::new(),
+                client_limit,
+            )
+            .await,
+        );
     };
     if let Err(IoFailure::Failed(err)) = result {
         if reused {
             return Exchanged::Stale(out);
         }
-        return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendIo(err), out, client_limit).await);
+        return Exchanged::Done(
+            answer_error(
+                worker,
+                client,
+                &ProxyError::BackendIo(err),
+                out,
+                client_limit,
+            )
+            .await,
+        );
     }
 
     // The body. limpet answers `Expect: 100-continue` itself once the
@@ -235,16 +280,28 @@ async fn exchange(
     let mut request_complete = true;
     if request.body != BodyFraming::None {
         if request.expect_continue && client.buf.is_empty() {
-            let (result, _) = io::write_all(&mut client.stream, http::CONTINUE_100, client_limit).await;
+            let (result, _) =
+                io::write_all(&mut client.stream, http::CONTINUE_100, client_limit).await;
             if result.is_err() {
                 return Exchanged::Done(Flow::Close);
             }
         }
-        match body::send_request_body(worker, client, &mut conn, request.body, client_limit, backend_limit).await {
+        match body::send_request_body(
+            worker,
+            client,
+            &mut conn,
+            request.body,
+            client_limit,
+            backend_limit,
+        )
+        .await
+        {
             Ok(()) => {}
             Err(SendError::Client(err)) => {
                 // The backend has half a request: that connection is done.
-                return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                return Exchanged::Done(
+                    answer_error(worker, client, &err, out, client_limit).await,
+                );
             }
             Err(SendError::Backend(failure)) => {
                 // It may have answered early (e.g. 413); read what it said.
@@ -258,11 +315,19 @@ async fn exchange(
     let mut buf = worker.buffers.take();
     let head = loop {
         if !buf.is_empty() {
-            let parsed = parse_head(view, request, request_complete, worker.stopping.get(), &buf, &mut out);
+            let parsed = parse_head(
+                view,
+                request,
+                request_complete,
+                worker.stopping.get(),
+                &buf,
+                &mut out,
+            );
             match parsed {
                 Ok(Parsed::Final(head)) => break head,
                 Ok(Parsed::Informational(len)) => {
-                    let (result, back) = io::write_range(&mut client.stream, buf, 0..len, client_limit).await;
+                    let (result, back) =
+                        io::write_range(&mut client.stream, buf, 0..len, client_limit).await;
                     let Some(back) = back else {
                         return Exchanged::Done(Flow::Close);
                     };
@@ -278,11 +343,15 @@ async fn exchange(
                 Ok(Parsed::Incomplete) => {
                     worker.buffers.give(buf);
                     let err = ProxyError::ResponseHeadTooLarge;
-                    return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                    return Exchanged::Done(
+                        answer_error(worker, client, &err, out, client_limit).await,
+                    );
                 }
                 Err(err) => {
                     worker.buffers.give(buf);
-                    return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                    return Exchanged::Done(
+                        answer_error(worker, client, &err, out, client_limit).await,
+                    );
                 }
             }
         }
@@ -293,7 +362,16 @@ async fn exchange(
             // backend sees a FIN now rather than whenever it answers.
             Stats::bump(&worker.stats.backend_timeouts);
             drop(conn);
-            return Exchanged::Done(answer_error(worker, client, &ProxyError::BackendTimeout, out, client_limit).await);
+            return Exchanged::Done(
+                answer_error(
+                    worker,
+                    client,
+                    &ProxyError::BackendTimeout,
+                    out,
+                    client_limit,
+                )
+                .await,
+            );
         };
         buf = back;
         match result {
@@ -307,7 +385,9 @@ async fn exchange(
                     Err(IoFailure::Failed(err)) => ProxyError::BackendIo(err),
                     _ => ProxyError::BackendClosed,
                 };
-                return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+                return Exchanged::Done(
+                    answer_error(worker, client, &err, out, client_limit).await,
+                );
             }
         }
     };
@@ -359,7 +439,16 @@ async fn exchange(
         Relayed::Complete { extra }
     } else {
         buf.clear();
-        body::relay_response_body(worker, &mut conn, &mut client.stream, buf, remaining, client_limit, backend_limit).await
+        body::relay_response_body(
+            worker,
+            &mut conn,
+            &mut client.stream,
+            buf,
+            remaining,
+            client_limit,
+            backend_limit,
+        )
+        .await
     };
     match relayed {
         Relayed::Complete { extra } => {
@@ -389,7 +478,9 @@ fn parse_head(
 ) -> Result<Parsed, ProxyError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let limit = view.limits.max_headers.min(MAX_HEADERS);
-    let Some(response) = http::parse_response(buf, &mut headers[..limit], &view.limits, request.is_head)? else {
+    let Some(response) =
+        http::parse_response(buf, &mut headers[..limit], &view.limits, request.is_head)?
+    else {
         return Ok(Parsed::Incomplete);
     };
     if response.is_informational() {

@@ -33,7 +33,9 @@ use crate::worker::{Stats, Worker};
 /// goes on serving the others.
 pub async fn serve(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
     let stats = &worker.stats;
-    stats.active_connections.set(stats.active_connections.get() + 1);
+    stats
+        .active_connections
+        .set(stats.active_connections.get() + 1);
     let served = std::panic::AssertUnwindSafe(client::run(&worker, listener, stream, peer))
         .catch_unwind()
         .await;
@@ -44,7 +46,9 @@ pub async fn serve(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer:
             worker.id
         );
     }
-    stats.active_connections.set(stats.active_connections.get().saturating_sub(1));
+    stats
+        .active_connections
+        .set(stats.active_connections.get().saturating_sub(1));
     worker.conn_closed.notify_all();
 }
 

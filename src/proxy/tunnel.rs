@@ -5,7 +5,9 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 
 use crate::worker::Worker;
@@ -24,8 +26,20 @@ pub async fn run(worker: &Worker, client: TcpStream, backend: TcpStream, idle: D
     let (client_read, client_write) = client.into_split();
     let (backend_read, backend_write) = backend.into_split();
     let last_activity = Cell::new(Instant::now());
-    let up = std::pin::pin!(pump(worker, client_read, backend_write, idle, &last_activity));
-    let down = std::pin::pin!(pump(worker, backend_read, client_write, idle, &last_activity));
+    let up = std::pin::pin!(pump(
+        worker,
+        client_read,
+        backend_write,
+        idle,
+        &last_activity
+    ));
+    let down = std::pin::pin!(pump(
+        worker,
+        backend_read,
+        client_write,
+        idle,
+        &last_activity
+    ));
     match select(up, down).await {
         Either::Left((End::Closed, down)) => {
             down.await;

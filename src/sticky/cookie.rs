@@ -85,7 +85,9 @@ impl CookieFinder {
     /// The cookie name this finder looks for.
     pub fn name(&self) -> &[u8] {
         let needle = self.finder.needle();
-        needle.get(..needle.len().saturating_sub(1)).unwrap_or_default()
+        needle
+            .get(..needle.len().saturating_sub(1))
+            .unwrap_or_default()
     }
 
     /// The value of the first `NAME=value` pair in one `Cookie` header

@@ -36,7 +36,10 @@ pub fn parse_set_cookie(value: &[u8]) -> Option<SetCookie<'_>> {
     if name.is_empty() {
         return None;
     }
-    let lead = raw_value.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let lead = raw_value
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
     let trimmed = trim_ows(raw_value);
     let (value_range, quoted) = match trimmed {
         [b'"', .., b'"'] => (1..trimmed.len() - 1, true),
@@ -86,7 +89,9 @@ pub fn rewrite_into(
             if cookie.value.is_empty() || deletes(cookie.attributes) {
                 RewriteOutcome::Deleted
             } else {
-                let (before, after) = value.split_at_checked(cookie.value_at).unwrap_or((value, &[]));
+                let (before, after) = value
+                    .split_at_checked(cookie.value_at)
+                    .unwrap_or((value, &[]));
                 out.extend_from_slice(before);
                 out.extend_from_slice(token);
                 out.push(b'.');

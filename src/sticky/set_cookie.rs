@@ -108,7 +108,9 @@ impl Rendered {
 /// header early (`;`, CR, LF, other controls) nor is empty.
 fn check_attr(attr: &'static str, value: &str) -> Result<(), CookieError> {
     let bad = value.is_empty()
-        || value.bytes().any(|b| b == b';' || b.is_ascii_control() || b >= 0x80);
+        || value
+            .bytes()
+            .any(|b| b == b';' || b.is_ascii_control() || b >= 0x80);
     if bad {
         return Err(CookieError::BadAttribute {
             attr,

@@ -219,7 +219,11 @@ impl AsRef<[u8]> for TokenBuf {
 
 impl std::fmt::Debug for TokenBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenBuf({:?})", String::from_utf8_lossy(self.as_bytes()))
+        write!(
+            f,
+            "TokenBuf({:?})",
+            String::from_utf8_lossy(self.as_bytes())
+        )
     }
 }
 
@@ -325,7 +329,11 @@ impl TokenTable {
         let signed = clamp_time(now);
         fill(
             &mut body,
-            &[&id.to_be_bytes(), &issued.to_be_bytes(), &signed.to_be_bytes()],
+            &[
+                &id.to_be_bytes(),
+                &issued.to_be_bytes(),
+                &signed.to_be_bytes(),
+            ],
         );
         let mut raw = [0u8; SIGNED_RAW_LEN];
         if let Some(mac) = signing.macs.first() {
@@ -333,7 +341,9 @@ impl TokenTable {
             fill(&mut raw, &[&body, tag.get(..TAG_LEN).unwrap_or_default()]);
         }
         // Cannot fail: 28 bytes encode to exactly SIGNED_TOKEN_LEN characters.
-        buf.len = URL_SAFE_NO_PAD.encode_slice(raw, &mut buf.bytes).unwrap_or(0);
+        buf.len = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut buf.bytes)
+            .unwrap_or(0);
         buf
     }
 

@@ -73,7 +73,9 @@ impl WorkerRuntime {
                 Err(err) => log::warn!("io_uring refused ({err}); falling back to epoll"),
             }
         }
-        let rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
+        let rt = RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?;
         Ok((WorkerRuntime::Legacy(rt), DriverKind::Legacy))
     }
 

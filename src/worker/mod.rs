@@ -59,7 +59,9 @@ impl CoreView {
                 let picker = match group.balance {
                     Balance::RoundRobin => Picker::round_robin(&weights),
                     Balance::RandomTwo => Picker::random_two(&weights, seed ^ g as u64),
-                    Balance::LeastOutstanding | Balance::Hash { .. } => Picker::least_outstanding(&weights),
+                    Balance::LeastOutstanding | Balance::Hash { .. } => {
+                        Picker::least_outstanding(&weights)
+                    }
                 };
                 CoreGroup {
                     picker: RefCell::new(picker),
@@ -215,7 +217,10 @@ impl Drop for ExitGuard {
 
 /// Starts a worker thread. It reports `Started` once pinned and running (or
 /// failed), and `Exited` when it ends, whether it stopped or died.
-pub fn spawn(spec: WorkerSpec, events: std_mpsc::Sender<WorkerEvent>) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(
+    spec: WorkerSpec,
+    events: std_mpsc::Sender<WorkerEvent>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("limpet-w{}", spec.id))
         .spawn(move || {
@@ -231,7 +236,10 @@ pub fn spawn(spec: WorkerSpec, events: std_mpsc::Sender<WorkerEvent>) -> std::io
             };
             if let Some(cpu) = spec.cpu {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                    started(Err(format!("worker {} cannot be pinned to CPU {cpu}", spec.id)));
+                    started(Err(format!(
+                        "worker {} cannot be pinned to CPU {cpu}",
+                        spec.id
+                    )));
                     return;
                 }
             }
@@ -262,7 +270,9 @@ async fn run(spec: WorkerSpec) {
     let mut accepting = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         match monoio::net::TcpListener::from_std(listener) {
-            Ok(listener) => accepting.push(monoio::spawn(accept_loop(worker.clone(), index, listener))),
+            Ok(listener) => {
+                accepting.push(monoio::spawn(accept_loop(worker.clone(), index, listener)))
+            }
             Err(err) => log::error!("worker {id}: listener {index} unusable: {err}"),
         }
     }

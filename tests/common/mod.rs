@@ -210,7 +210,10 @@ impl Conn {
                 self.pending.push(byte[0]);
                 false
             }
-            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
         };
         self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         closed
@@ -231,7 +234,9 @@ impl Conn {
         };
         for line in lines.filter(|l| !l.is_empty()) {
             let (name, value) = line.split_once(':')?;
-            received.headers.push((name.to_string(), value.trim().to_string()));
+            received
+                .headers
+                .push((name.to_string(), value.trim().to_string()));
         }
         if received
             .header("transfer-encoding")
@@ -313,7 +318,9 @@ impl Client {
         };
         for line in lines.filter(|l| !l.is_empty()) {
             let (name, value) = line.split_once(':')?;
-            response.headers.push((name.to_string(), value.trim().to_string()));
+            response
+                .headers
+                .push((name.to_string(), value.trim().to_string()));
         }
         if head_request || status / 100 == 1 || status == 204 || status == 304 {
             return Some(response);
@@ -385,7 +392,9 @@ impl Backend {
     {
         Backend::spawn(move |mut conn| {
             while let Some(request) = conn.read_request() {
-                let Some(answer) = respond(&request) else { break };
+                let Some(answer) = respond(&request) else {
+                    break;
+                };
                 if conn.stream.write_all(&answer).is_err() {
                     break;
                 }

@@ -16,7 +16,9 @@ fn w(weight: u32) -> NonZeroU32 {
 }
 
 fn names(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256)).collect()
+    (0..n)
+        .map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256))
+        .collect()
 }
 
 fn build(names: &[String]) -> Ring {
@@ -99,14 +101,21 @@ fn adding_a_server_moves_keys_only_onto_it() {
             }
         }
         let share = moved as f64 / KEYS as f64;
-        assert!(share > 0.5 / (n + 1) as f64 && share < 1.5 / (n + 1) as f64, "{share}");
+        assert!(
+            share > 0.5 / (n + 1) as f64 && share < 1.5 / (n + 1) as f64,
+            "{share}"
+        );
     }
 }
 
 #[test]
 fn shares_follow_weights() {
     let names: Vec<String> = ["app-1", "app-2", "app-3"].map(String::from).to_vec();
-    let servers = [(names[0].as_str(), w(1)), (names[1].as_str(), w(2)), (names[2].as_str(), w(3))];
+    let servers = [
+        (names[0].as_str(), w(1)),
+        (names[1].as_str(), w(2)),
+        (names[2].as_str(), w(3)),
+    ];
     let ring = Ring::build(&servers).unwrap();
     let keys = sorted_key_positions();
     let mut counts = [0usize; 3];
@@ -152,7 +161,9 @@ fn bounded_load_caps_every_server() {
         let key_hash = hash_key(&key.to_le_bytes());
         let total: u64 = outstanding.iter().map(|&o| u64::from(o)).sum();
         let bound = (1.25 * (total + 1) as f64 / 8.0).ceil() as u32;
-        let s = ring.pick_bounded(key_hash, |_| true, &outstanding, factor).unwrap();
+        let s = ring
+            .pick_bounded(key_hash, |_| true, &outstanding, factor)
+            .unwrap();
         outstanding[s.get()] += 1;
         assert!(outstanding[s.get()] <= bound, "{outstanding:?} > {bound}");
         if key == 0 && Some(s) != ring.pick(key_hash, |_| true) {
@@ -175,7 +186,10 @@ fn bounded_load_keeps_keys_home_when_balanced() {
     let factor = BalanceFactor::new(1.25).unwrap();
     for k in 0..1000u32 {
         let h = hash_key(&k.to_le_bytes());
-        assert_eq!(ring.pick_bounded(h, |_| true, &[3; 4], factor), ring.pick(h, |_| true));
+        assert_eq!(
+            ring.pick_bounded(h, |_| true, &[3; 4], factor),
+            ring.pick(h, |_| true)
+        );
     }
 }
 
@@ -214,8 +228,11 @@ fn golden_hash() {
 #[test]
 fn same_input_same_ring_in_any_order() {
     let names = names(1000);
-    let servers: Vec<(&str, NonZeroU32)> =
-        names.iter().enumerate().map(|(i, n)| (n.as_str(), w(1 + i as u32 % 3))).collect();
+    let servers: Vec<(&str, NonZeroU32)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), w(1 + i as u32 % 3)))
+        .collect();
     let ring = Ring::build(&servers).unwrap();
     assert_eq!(ring, Ring::build(&servers).unwrap());
     // 320k points in 2^32 positions: a few collide, and the dedupe must not
@@ -227,22 +244,34 @@ fn same_input_same_ring_in_any_order() {
     shuffled.rotate_left(337);
     let other = Ring::build(&shuffled).unwrap();
     let by_name = |ring: &Ring, list: &[(&str, NonZeroU32)]| -> Vec<(u32, String)> {
-        ring.points().map(|(h, s)| (h, list[s.get()].0.to_owned())).collect()
+        ring.points()
+            .map(|(h, s)| (h, list[s.get()].0.to_owned()))
+            .collect()
     };
     assert_eq!(by_name(&ring, &servers), by_name(&other, &shuffled));
 }
 
 #[test]
 fn iter_yields_every_server_once_in_ring_order() {
-    let config = Config { cases: 64, ..Config::default() };
+    let config = Config {
+        cases: 64,
+        ..Config::default()
+    };
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
-    let strategy = (prop::collection::vec(1u32..4, 1..40), any::<u64>(), any::<u64>());
+    let strategy = (
+        prop::collection::vec(1u32..4, 1..40),
+        any::<u64>(),
+        any::<u64>(),
+    );
     runner
         .run(&strategy, |(weights, key_hash, down_mask)| {
             let names = names(weights.len());
-            let servers: Vec<(&str, NonZeroU32)> =
-                names.iter().zip(&weights).map(|(n, &x)| (n.as_str(), w(x))).collect();
+            let servers: Vec<(&str, NonZeroU32)> = names
+                .iter()
+                .zip(&weights)
+                .map(|(n, &x)| (n.as_str(), w(x)))
+                .collect();
             let ring = Ring::build(&servers).unwrap();
             let order: Vec<ServerIdx> = ring.iter(key_hash).collect();
             let mut sorted = order.clone();
@@ -260,7 +289,10 @@ fn iter_yields_every_server_once_in_ring_order() {
             }
             prop_assert_eq!(&order, &naive);
             let usable = |s: ServerIdx| down_mask >> (s.0 % 64) & 1 == 0;
-            prop_assert_eq!(ring.pick(key_hash, usable), order.iter().copied().find(|&s| usable(s)));
+            prop_assert_eq!(
+                ring.pick(key_hash, usable),
+                order.iter().copied().find(|&s| usable(s))
+            );
             Ok(())
         })
         .unwrap();

@@ -18,7 +18,11 @@ fn run(input: &[u8], cuts: &[usize]) -> Result<(usize, bool), ChunkError> {
         if p.done {
             return Ok((consumed, true));
         }
-        assert_eq!(p.consumed, piece.len(), "not done yet must consume everything");
+        assert_eq!(
+            p.consumed,
+            piece.len(),
+            "not done yet must consume everything"
+        );
         start = end;
     }
     Ok((consumed, false))
@@ -29,7 +33,12 @@ fn run(input: &[u8], cuts: &[usize]) -> Result<(usize, bool), ChunkError> {
 fn same_outcome_however_split(input: &[u8]) -> Result<(usize, bool), ChunkError> {
     let whole = run(input, &[]);
     for i in 0..=input.len() {
-        assert_eq!(run(input, &[i]), whole, "split at {i} of {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            run(input, &[i]),
+            whole,
+            "split at {i} of {:?}",
+            String::from_utf8_lossy(input)
+        );
         for j in i..=input.len() {
             assert_eq!(run(input, &[i, j]), whole, "split at {i},{j}");
         }
@@ -66,7 +75,10 @@ fn bytes_after_the_end_are_left_to_the_caller() {
     for (input, _) in VALID {
         let mut with_next = input.to_vec();
         with_next.extend_from_slice(b"GET / HTTP/1.1\r\n");
-        assert_eq!(same_outcome_however_split(&with_next), Ok((input.len(), true)));
+        assert_eq!(
+            same_outcome_however_split(&with_next),
+            Ok((input.len(), true))
+        );
     }
 }
 
@@ -77,7 +89,9 @@ fn data_ranges_rebuild_the_body() {
             let mut decoder = ChunkedDecoder::new();
             let mut out = Vec::new();
             for piece in [&input[..cut], &input[cut..]] {
-                decoder.feed_data(piece, |r| out.extend_from_slice(&piece[r])).unwrap();
+                decoder
+                    .feed_data(piece, |r| out.extend_from_slice(&piece[r]))
+                    .unwrap();
             }
             assert!(decoder.is_done());
             assert_eq!(out, *body, "cut at {cut}");
@@ -87,7 +101,12 @@ fn data_ranges_rebuild_the_body() {
 
 #[test]
 fn incomplete_bodies_consume_everything_and_wait() {
-    for input in [&b"5\r\nhel"[..], b"5\r\nhello\r\n0\r\n", b"0\r\nA: b\r\n", b"1;a"] {
+    for input in [
+        &b"5\r\nhel"[..],
+        b"5\r\nhello\r\n0\r\n",
+        b"0\r\nA: b\r\n",
+        b"1;a",
+    ] {
         assert_eq!(same_outcome_however_split(input), Ok((input.len(), false)));
     }
 }
@@ -116,14 +135,22 @@ fn invalid_bodies_fail_the_same_way_however_split() {
         (b"1;aaaaaaaaaaaaaaaaaaaa\r\n", ChunkError::ExtensionTooLong),
         (b"1;a\x00\r\n", ChunkError::BadExtension),
         (b"1;a\x7f\r\n", ChunkError::BadExtension),
-        (b"0\r\nA: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n", ChunkError::TrailersTooLarge),
+        (
+            b"0\r\nA: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n",
+            ChunkError::TrailersTooLarge,
+        ),
         (b"0\r\nA : b\r\n\r\n", ChunkError::BadTrailer),
         (b"0\r\n b\r\n\r\n", ChunkError::BadTrailer),
         (b"0\r\n:b\r\n\r\n", ChunkError::BadTrailer),
         (b"0\r\nA: \x01\r\n\r\n", ChunkError::BadTrailer),
     ];
     for (input, want) in cases {
-        assert_eq!(same_outcome_however_split(input), Err(*want), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            same_outcome_however_split(input),
+            Err(*want),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -131,18 +158,42 @@ fn invalid_bodies_fail_the_same_way_however_split() {
 fn largest_size_is_accepted_and_counted_down() {
     let mut decoder = ChunkedDecoder::new();
     let p = decoder.feed(b"ffffffffffffffff\r\nabc").unwrap();
-    assert_eq!(p, Progress { consumed: 21, done: false });
+    assert_eq!(
+        p,
+        Progress {
+            consumed: 21,
+            done: false
+        }
+    );
     assert_eq!(decoder.size, u64::MAX - 3);
 }
 
 #[test]
 fn done_consumes_nothing_more_and_reset_starts_over() {
     let mut decoder = ChunkedDecoder::new();
-    assert_eq!(decoder.feed(b"0\r\n\r\n").unwrap(), Progress { consumed: 5, done: true });
-    assert_eq!(decoder.feed(b"1\r\nx").unwrap(), Progress { consumed: 0, done: true });
+    assert_eq!(
+        decoder.feed(b"0\r\n\r\n").unwrap(),
+        Progress {
+            consumed: 5,
+            done: true
+        }
+    );
+    assert_eq!(
+        decoder.feed(b"1\r\nx").unwrap(),
+        Progress {
+            consumed: 0,
+            done: true
+        }
+    );
     decoder.reset();
     assert!(!decoder.is_done());
-    assert_eq!(decoder.feed(b"1\r\nx").unwrap(), Progress { consumed: 4, done: false });
+    assert_eq!(
+        decoder.feed(b"1\r\nx").unwrap(),
+        Progress {
+            consumed: 4,
+            done: false
+        }
+    );
 }
 
 #[test]
@@ -152,7 +203,10 @@ fn default_limits_are_the_named_constants() {
     assert_eq!(limits.max_trailer_bytes, DEFAULT_MAX_TRAILER_BYTES);
     let mut long_ext = b"1;".to_vec();
     long_ext.resize(2 + DEFAULT_MAX_EXTENSION_BYTES, b'a');
-    assert_eq!(ChunkedDecoder::new().feed(&long_ext), Err(ChunkError::ExtensionTooLong));
+    assert_eq!(
+        ChunkedDecoder::new().feed(&long_ext),
+        Err(ChunkError::ExtensionTooLong)
+    );
     long_ext.truncate(1 + DEFAULT_MAX_EXTENSION_BYTES);
     assert!(ChunkedDecoder::new().feed(&long_ext).is_ok());
 }

@@ -24,7 +24,10 @@ fn refused_with(buf: &[u8], limits: &Limits) -> RequestError {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     match parse_request(buf, &mut headers, limits) {
         Err(e) => e,
-        other => panic!("{:?} was not refused: {other:?}", String::from_utf8_lossy(buf)),
+        other => panic!(
+            "{:?} was not refused: {other:?}",
+            String::from_utf8_lossy(buf)
+        ),
     }
 }
 
@@ -37,7 +40,10 @@ fn typical_get() {
     let buf = b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\nNEXT";
     with_request(buf, |r| {
         assert_eq!(r.head_len, buf.len() - 4);
-        assert_eq!((r.method, r.target, r.version), ("GET", &b"/a?b=c"[..], Version::Http11));
+        assert_eq!(
+            (r.method, r.target, r.version),
+            ("GET", &b"/a?b=c"[..], Version::Http11)
+        );
         assert_eq!(r.headers.len(), 2);
         assert_eq!(r.body, BodyFraming::None);
         assert!(r.keep_alive && !r.expect_continue && !r.upgrade);
@@ -53,36 +59,71 @@ fn body_framings() {
         with_request(buf, |r| out = Some(r.body));
         out.unwrap()
     };
-    assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), BodyFraming::Length(5));
-    assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), BodyFraming::Length(0));
-    assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"), BodyFraming::Length(5));
+    assert_eq!(
+        framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+        BodyFraming::Length(5)
+    );
+    assert_eq!(
+        framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
+        BodyFraming::Length(0)
+    );
+    assert_eq!(
+        framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"),
+        BodyFraming::Length(5)
+    );
     assert_eq!(
         framing(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
         BodyFraming::Length(5)
     );
-    assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), BodyFraming::Chunked);
-    assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"), BodyFraming::Chunked);
+    assert_eq!(
+        framing(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        BodyFraming::Chunked
+    );
+    assert_eq!(
+        framing(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"),
+        BodyFraming::Chunked
+    );
 }
 
 #[test]
 fn connection_facts() {
     let facts = |buf: &[u8]| {
         let mut out = None;
-        with_request(buf, |r| out = Some((r.keep_alive, r.expect_continue, r.upgrade)));
+        with_request(buf, |r| {
+            out = Some((r.keep_alive, r.expect_continue, r.upgrade))
+        });
         out.unwrap()
     };
-    assert_eq!(facts(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), (false, false, false));
+    assert_eq!(
+        facts(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        (false, false, false)
+    );
     assert_eq!(facts(b"GET / HTTP/1.0\r\n\r\n"), (false, false, false));
-    assert_eq!(facts(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), (true, false, false));
-    assert_eq!(facts(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"), (true, true, false));
-    assert_eq!(facts(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"), (false, false, false));
+    assert_eq!(
+        facts(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+        (true, false, false)
+    );
+    assert_eq!(
+        facts(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"),
+        (true, true, false)
+    );
+    assert_eq!(
+        facts(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"),
+        (false, false, false)
+    );
     assert_eq!(
         facts(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"),
         (true, false, true)
     );
     // Both halves are needed, and 1.0 cannot upgrade.
-    assert_eq!(facts(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), (true, false, false));
-    assert_eq!(facts(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"), (true, false, false));
+    assert_eq!(
+        facts(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"),
+        (true, false, false)
+    );
+    assert_eq!(
+        facts(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"),
+        (true, false, false)
+    );
     assert_eq!(
         facts(b"GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
         (false, false, false)
@@ -91,17 +132,36 @@ fn connection_facts() {
 
 #[test]
 fn accepted_forms() {
-    with_request(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert_eq!(r.target, b"*"));
-    with_request(b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert_eq!(r.target, b"http://a/b"));
-    with_request(b"GET HTTPS://a/ HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert_eq!(r.target, b"HTTPS://a/"));
-    with_request(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert_eq!(r.head_len, 31));
-    with_request(b"GET / HTTP/1.0\r\nHost: [::1]:8080\r\n\r\n", |r| assert_eq!(r.host, Some(&b"[::1]:8080"[..])));
-    with_request(b"GET / HTTP/1.1\r\nHost:\r\n\r\n", |r| assert_eq!(r.host, Some(&b""[..])));
-    with_request(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert!(r.is_head() && r.is_idempotent()));
-    with_request(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n", |r| assert!(!r.is_idempotent()));
-    with_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: \xe2\x82\xac\t ok\r\n\r\n", |r| {
-        assert_eq!(r.headers[1].value, "€\t ok".as_bytes());
+    with_request(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert_eq!(r.target, b"*")
     });
+    with_request(b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert_eq!(r.target, b"http://a/b")
+    });
+    with_request(b"GET HTTPS://a/ HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert_eq!(r.target, b"HTTPS://a/")
+    });
+    with_request(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert_eq!(r.head_len, 31)
+    });
+    with_request(b"GET / HTTP/1.0\r\nHost: [::1]:8080\r\n\r\n", |r| {
+        assert_eq!(r.host, Some(&b"[::1]:8080"[..]))
+    });
+    with_request(b"GET / HTTP/1.1\r\nHost:\r\n\r\n", |r| {
+        assert_eq!(r.host, Some(&b""[..]))
+    });
+    with_request(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert!(r.is_head() && r.is_idempotent())
+    });
+    with_request(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n", |r| {
+        assert!(!r.is_idempotent())
+    });
+    with_request(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: \xe2\x82\xac\t ok\r\n\r\n",
+        |r| {
+            assert_eq!(r.headers[1].value, "€\t ok".as_bytes());
+        },
+    );
 }
 
 #[test]
@@ -180,54 +240,96 @@ fn incomplete_heads_ask_for_more() {
     let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     for cut in 0..full.len() {
         let mut headers = [httparse::EMPTY_HEADER; 4];
-        assert_eq!(parse_request(&full[..cut], &mut headers, &LIMITS), Ok(None), "cut at {cut}");
+        assert_eq!(
+            parse_request(&full[..cut], &mut headers, &LIMITS),
+            Ok(None),
+            "cut at {cut}"
+        );
     }
 }
 
 #[test]
 fn long_request_line_is_414_first() {
-    let limits = Limits { max_request_line_bytes: 32, max_head_bytes: 64, max_headers: 8 };
+    let limits = Limits {
+        max_request_line_bytes: 32,
+        max_head_bytes: 64,
+        max_headers: 8,
+    };
     let line = b"GET /aaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n"; // 39 bytes
-    // Incomplete, complete, and longer than the head limit: always 414.
-    assert_eq!(refused_with(&line[..32], &limits), RequestError::RequestLineTooLong);
+                                                              // Incomplete, complete, and longer than the head limit: always 414.
+    assert_eq!(
+        refused_with(&line[..32], &limits),
+        RequestError::RequestLineTooLong
+    );
     let mut head = line.to_vec();
     head.extend_from_slice(b"Host: a\r\n\r\n");
-    assert_eq!(refused_with(&head, &limits), RequestError::RequestLineTooLong);
+    assert_eq!(
+        refused_with(&head, &limits),
+        RequestError::RequestLineTooLong
+    );
     let mut huge = b"GET /".to_vec();
     huge.resize(200, b'a');
-    assert_eq!(refused_with(&huge, &limits), RequestError::RequestLineTooLong);
+    assert_eq!(
+        refused_with(&huge, &limits),
+        RequestError::RequestLineTooLong
+    );
     assert_eq!(RequestError::RequestLineTooLong.status(), 414);
     // A line of exactly the limit, CRLF included, is fine.
     let exact = b"GET /aaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut headers = [httparse::EMPTY_HEADER; 8];
-    assert!(parse_request(exact, &mut headers, &limits).unwrap().is_some());
+    assert!(parse_request(exact, &mut headers, &limits)
+        .unwrap()
+        .is_some());
     // Shorter than the limit and incomplete: wait.
     assert_eq!(parse_request(&line[..31], &mut headers, &limits), Ok(None));
 }
 
 #[test]
 fn large_heads_and_many_fields_are_431() {
-    let limits = Limits { max_request_line_bytes: 64, max_head_bytes: 48, max_headers: 2 };
-    let exact = b"GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbbb\r\n\r\n";
+    let limits = Limits {
+        max_request_line_bytes: 64,
+        max_head_bytes: 48,
+        max_headers: 2,
+    };
+    let exact = b"GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbb\r\n\r\n";
     assert_eq!(exact.len(), 48);
     let mut headers = [httparse::EMPTY_HEADER; 8];
-    assert_eq!(parse_request(exact, &mut headers, &limits).unwrap().unwrap().head_len, 48);
-    let over = b"GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbbbb\r\n\r\n";
+    assert_eq!(
+        parse_request(exact, &mut headers, &limits)
+            .unwrap()
+            .unwrap()
+            .head_len,
+        48
+    );
+    let over = b"GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbbb\r\n\r\n";
     assert_eq!(refused_with(over, &limits), RequestError::HeadTooLarge);
-    assert_eq!(refused_with(&over[..48], &limits), RequestError::HeadTooLarge);
+    assert_eq!(
+        refused_with(&over[..48], &limits),
+        RequestError::HeadTooLarge
+    );
     assert_eq!(parse_request(&over[..47], &mut headers, &limits), Ok(None));
     let three = b"GET / HTTP/1.1\r\nHost: a\r\nB: c\r\nD: e\r\n\r\n";
     assert_eq!(refused_with(three, &limits), RequestError::TooManyHeaders);
     assert_eq!(RequestError::HeadTooLarge.status(), 431);
     assert_eq!(RequestError::TooManyHeaders.status(), 431);
     // The caller's storage caps the count too.
-    let roomy = Limits { max_headers: 100, ..LIMITS };
+    let roomy = Limits {
+        max_headers: 100,
+        ..LIMITS
+    };
     let mut two = [httparse::EMPTY_HEADER; 2];
-    assert_eq!(parse_request(three, &mut two, &roomy), Err(RequestError::TooManyHeaders));
+    assert_eq!(
+        parse_request(three, &mut two, &roomy),
+        Err(RequestError::TooManyHeaders)
+    );
 }
 
 fn runner() -> TestRunner {
-    let config = Config { cases: 2000, failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases: 2000,
+        failure_persistence: None,
+        ..Config::default()
+    };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]))
 }
 
@@ -240,7 +342,11 @@ fn arbitrary_bytes_never_panic() {
         prop::sample::select(&b"GET / HTTP/1.1\r\n:Host; a,Content-Length 0x\t\0chunked"[..]),
         0..600,
     );
-    let small = Limits { max_request_line_bytes: 40, max_head_bytes: 300, max_headers: 4 };
+    let small = Limits {
+        max_request_line_bytes: 40,
+        max_head_bytes: 300,
+        max_headers: 4,
+    };
     for strategy in [raw.boxed(), heady.boxed()] {
         runner()
             .run(&strategy, |bytes| {
@@ -256,7 +362,9 @@ fn arbitrary_bytes_never_panic() {
 
 /// A valid request head built from parts, plus a body that must not matter.
 fn valid_request() -> impl Strategy<Value = Vec<u8>> {
-    let method = prop::sample::select(vec!["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+    let method = prop::sample::select(vec![
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
+    ]);
     let path = "/[a-zA-Z0-9._~%/?=&-]{0,40}";
     let version = prop::sample::select(vec!["HTTP/1.0", "HTTP/1.1"]);
     let host = "[a-z0-9.-]{1,20}(:[0-9]{1,5})?";
@@ -267,12 +375,23 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
         })
         .prop_map(|(n, v)| format!("{n}: {}\r\n", v.trim()));
     let fields = proptest::collection::vec(field, 0..12);
-    let framing = prop::sample::select(vec!["", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n"]);
+    let framing = prop::sample::select(vec![
+        "",
+        "Content-Length: 3\r\n",
+        "Transfer-Encoding: chunked\r\n",
+    ]);
     (method, path, version, host, fields, framing, "[ -~]{0,20}").prop_map(
         |(method, path, version, host, fields, framing, body)| {
-            let framing = if version == "HTTP/1.0" && framing.starts_with("Transfer") { "" } else { framing };
-            format!("{method} {path} {version}\r\nHost: {host}\r\n{}{framing}\r\n{body}", fields.concat())
-                .into_bytes()
+            let framing = if version == "HTTP/1.0" && framing.starts_with("Transfer") {
+                ""
+            } else {
+                framing
+            };
+            format!(
+                "{method} {path} {version}\r\nHost: {host}\r\n{}{framing}\r\n{body}",
+                fields.concat()
+            )
+            .into_bytes()
         },
     )
 }
@@ -280,16 +399,21 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn valid_requests_parse_the_same_when_fed_in_two_pieces() {
     runner()
-        .run(&(valid_request(), any::<prop::sample::Index>()), |(buf, index)| {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let whole = parse_request(&buf, &mut headers, &LIMITS).unwrap().unwrap();
-            let cut = index.index(whole.head_len);
-            let mut first = [httparse::EMPTY_HEADER; 32];
-            prop_assert_eq!(parse_request(&buf[..cut], &mut first, &LIMITS), Ok(None));
-            let mut second = [httparse::EMPTY_HEADER; 32];
-            let again = parse_request(&buf[..whole.head_len], &mut second, &LIMITS).unwrap().unwrap();
-            prop_assert_eq!(again, whole);
-            Ok(())
-        })
+        .run(
+            &(valid_request(), any::<prop::sample::Index>()),
+            |(buf, index)| {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let whole = parse_request(&buf, &mut headers, &LIMITS).unwrap().unwrap();
+                let cut = index.index(whole.head_len);
+                let mut first = [httparse::EMPTY_HEADER; 32];
+                prop_assert_eq!(parse_request(&buf[..cut], &mut first, &LIMITS), Ok(None));
+                let mut second = [httparse::EMPTY_HEADER; 32];
+                let again = parse_request(&buf[..whole.head_len], &mut second, &LIMITS)
+                    .unwrap()
+                    .unwrap();
+                prop_assert_eq!(again, whole);
+                Ok(())
+            },
+        )
         .unwrap();
 }

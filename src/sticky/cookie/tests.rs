@@ -22,11 +22,20 @@ fn strip(header: &[u8], names: &[&str]) -> (Vec<u8>, usize) {
 #[test]
 fn finds_a_pair_anywhere() {
     assert_eq!(find("SERVERID", b"SERVERID=abc"), Some(&b"abc"[..]));
-    assert_eq!(find("SERVERID", b"a=1; SERVERID=abc; b=2"), Some(&b"abc"[..]));
+    assert_eq!(
+        find("SERVERID", b"a=1; SERVERID=abc; b=2"),
+        Some(&b"abc"[..])
+    );
     assert_eq!(find("SERVERID", b"a=1;SERVERID=abc"), Some(&b"abc"[..]));
-    assert_eq!(find("SERVERID", b"a=1;\t SERVERID=abc \t;b=2"), Some(&b"abc"[..]));
+    assert_eq!(
+        find("SERVERID", b"a=1;\t SERVERID=abc \t;b=2"),
+        Some(&b"abc"[..])
+    );
     assert_eq!(find("SERVERID", b"  SERVERID=abc"), Some(&b"abc"[..]));
-    assert_eq!(find("SERVERID", b"SERVERID=\"abc\"; b=2"), Some(&b"abc"[..]));
+    assert_eq!(
+        find("SERVERID", b"SERVERID=\"abc\"; b=2"),
+        Some(&b"abc"[..])
+    );
     assert_eq!(find("SERVERID", b"SERVERID= abc "), Some(&b"abc"[..]));
     assert_eq!(find("SERVERID", b"SERVERID=; b=2"), Some(&b""[..]));
     assert_eq!(find("SERVERID", b"SERVERID=\""), Some(&b"\""[..]));
@@ -39,7 +48,10 @@ fn matches_only_at_a_pair_boundary() {
     assert_eq!(find("SERVERID", b"SERVERID =abc"), None);
     assert_eq!(find("SERVERID", b"a=SERVERID=abc"), None);
     assert_eq!(find("SERVERID", b"a=x SERVERID=abc"), None);
-    assert_eq!(find("SERVERID", b"XSERVERID=1; a=\"SERVERID=2\"; SERVERID=3"), Some(&b"3"[..]));
+    assert_eq!(
+        find("SERVERID", b"XSERVERID=1; a=\"SERVERID=2\"; SERVERID=3"),
+        Some(&b"3"[..])
+    );
     assert_eq!(find("SERVERID", b"serverid=abc"), None);
 }
 
@@ -59,14 +71,26 @@ fn names_are_checked() {
 #[test]
 fn strip_removes_the_persistence_cookies_only() {
     let both = ["SERVERID", "SERVERCORSID"];
-    assert_eq!(strip(b"a=1; SERVERID=x; b=2", &both), (b"a=1; b=2".to_vec(), 1));
+    assert_eq!(
+        strip(b"a=1; SERVERID=x; b=2", &both),
+        (b"a=1; b=2".to_vec(), 1)
+    );
     assert_eq!(strip(b"SERVERID=x;a=1", &both), (b"a=1".to_vec(), 1));
-    assert_eq!(strip(b"a=1 ;SERVERCORSID=y;  SERVERID=x", &both), (b"a=1".to_vec(), 2));
+    assert_eq!(
+        strip(b"a=1 ;SERVERCORSID=y;  SERVERID=x", &both),
+        (b"a=1".to_vec(), 2)
+    );
     assert_eq!(strip(b"SERVERID=x; SERVERCORSID=x", &both), (Vec::new(), 2));
-    assert_eq!(strip(b"XSERVERID=1; b=\"q\"", &both), (b"XSERVERID=1; b=\"q\"".to_vec(), 0));
+    assert_eq!(
+        strip(b"XSERVERID=1; b=\"q\"", &both),
+        (b"XSERVERID=1; b=\"q\"".to_vec(), 0)
+    );
     // Untouched headers are copied verbatim, odd separators and all.
     assert_eq!(strip(b"a=1;b=2 ;;", &both), (b"a=1;b=2 ;;".to_vec(), 0));
-    assert_eq!(strip(b"a=1;b=2; SERVERID=1;; c", &both), (b"a=1; b=2; c".to_vec(), 1));
+    assert_eq!(
+        strip(b"a=1;b=2; SERVERID=1;; c", &both),
+        (b"a=1; b=2; c".to_vec(), 1)
+    );
 }
 
 /// The reference: split on `;`, name up to the first `=`, first match wins.
@@ -86,7 +110,15 @@ fn naive_find<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
-const NAMES: [&str; 7] = ["SERVERID", "XSERVERID", "SERVERIDX", "SERVER", "ID", "SERVERCORSID", "a"];
+const NAMES: [&str; 7] = [
+    "SERVERID",
+    "XSERVERID",
+    "SERVERIDX",
+    "SERVER",
+    "ID",
+    "SERVERCORSID",
+    "a",
+];
 const SEPARATORS: [&str; 6] = [";", "; ", ";  ", " ;\t", ";;", "; ;"];
 
 /// Cookie headers mixing names that are prefixes and suffixes of each
@@ -136,7 +168,11 @@ fn prop_strip_agrees_with_the_naive_parser() {
         .run(&headers(), |header| {
             let names = ["SERVERID", "SERVERCORSID"];
             let (out, removed) = strip(&header, &names);
-            let named = |pair: &[u8]| names.iter().any(|n| pair.starts_with(format!("{n}=").as_bytes()));
+            let named = |pair: &[u8]| {
+                names
+                    .iter()
+                    .any(|n| pair.starts_with(format!("{n}=").as_bytes()))
+            };
             let pairs: Vec<&[u8]> = header
                 .split(|&b| b == b';')
                 .map(trim_ows)

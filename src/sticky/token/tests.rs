@@ -11,7 +11,13 @@ fn unsigned(group: &str, servers: &[&str]) -> TokenTable {
 
 fn signed(keys: &[&str], max_age: Option<u64>, max_idle: Option<u64>) -> TokenTable {
     let signing = Signing::new(keys, max_age, max_idle).unwrap();
-    TokenTable::build(&TokenKey::DEFAULT, "web", &["ECS01", "ECS02"], Some(signing)).unwrap()
+    TokenTable::build(
+        &TokenKey::DEFAULT,
+        "web",
+        &["ECS01", "ECS02"],
+        Some(signing),
+    )
+    .unwrap()
 }
 
 fn valid(server: u32, resign: bool, issued: u32) -> Decoded {
@@ -31,7 +37,10 @@ fn golden_unsigned_default_key() {
     let table = unsigned("web", &["ECS01", "ECS02"]);
     assert_eq!(table.token(ServerIdx(0)), b"C-mIWZZDPTM");
     assert_eq!(table.token(ServerIdx(1)), b"dm32rv5k2hc");
-    assert_eq!(server_id(&TokenKey::DEFAULT, "web", "ECS01"), 0x0be9_8859_9643_3d33);
+    assert_eq!(
+        server_id(&TokenKey::DEFAULT, "web", "ECS01"),
+        0x0be9_8859_9643_3d33
+    );
 }
 
 #[test]
@@ -52,7 +61,10 @@ fn golden_signed() {
 fn server_id_hashes_exactly_group_nul_server() {
     let mut hasher = SipHasher24::new_with_key(&DEFAULT_KEY);
     hasher.write(b"web\0ECS01");
-    assert_eq!(server_id(&TokenKey::DEFAULT, "web", "ECS01"), hasher.finish());
+    assert_eq!(
+        server_id(&TokenKey::DEFAULT, "web", "ECS01"),
+        hasher.finish()
+    );
 }
 
 #[test]
@@ -70,7 +82,10 @@ fn unknown_tokens_are_refused() {
     let shrunk = unsigned("web", &["ECS02"]);
     let foreign = api.token(ServerIdx(0));
     assert_eq!(web.decode(foreign, NOW), Decoded::Refused(Refusal::Unknown));
-    assert_eq!(shrunk.decode(web.token(ServerIdx(0)), NOW), Decoded::Refused(Refusal::Unknown));
+    assert_eq!(
+        shrunk.decode(web.token(ServerIdx(0)), NOW),
+        Decoded::Refused(Refusal::Unknown)
+    );
 }
 
 #[test]
@@ -85,7 +100,11 @@ fn garbled_tokens_are_refused() {
         b"C-mIWZZDPTN", // same bits, non-zero trailing bits: not canonical
         b"C-mIWZZDP\xffM",
     ] {
-        assert_eq!(table.decode(bad, NOW), Decoded::Refused(Refusal::Garbled), "{bad:?}");
+        assert_eq!(
+            table.decode(bad, NOW),
+            Decoded::Refused(Refusal::Garbled),
+            "{bad:?}"
+        );
     }
 }
 
@@ -94,8 +113,14 @@ fn modes_refuse_each_other() {
     let plain = unsigned("web", &["ECS01", "ECS02"]);
     let sign = signed(&["k1"], None, None);
     let signed_token = sign.encode(ServerIdx(0), 1, NOW);
-    assert_eq!(sign.decode(plain.token(ServerIdx(0)), NOW), Decoded::Refused(Refusal::Garbled));
-    assert_eq!(plain.decode(signed_token.as_bytes(), NOW), Decoded::Refused(Refusal::Garbled));
+    assert_eq!(
+        sign.decode(plain.token(ServerIdx(0)), NOW),
+        Decoded::Refused(Refusal::Garbled)
+    );
+    assert_eq!(
+        plain.decode(signed_token.as_bytes(), NOW),
+        Decoded::Refused(Refusal::Garbled)
+    );
     // The unsigned token is still the stable id in signed mode.
     assert_eq!(sign.token(ServerIdx(0)), plain.token(ServerIdx(0)));
 }
@@ -118,10 +143,14 @@ fn keys_rotate_first_signs_all_verify() {
 #[test]
 fn signature_binds_the_group() {
     let signing = Signing::new(&["k1"], None, None).unwrap();
-    let web = TokenTable::build(&TokenKey::DEFAULT, "web", &["ECS01"], Some(signing.clone())).unwrap();
+    let web =
+        TokenTable::build(&TokenKey::DEFAULT, "web", &["ECS01"], Some(signing.clone())).unwrap();
     let api = TokenTable::build(&TokenKey::DEFAULT, "api", &["ECS01"], Some(signing)).unwrap();
     let token = web.encode(ServerIdx(0), 1, NOW);
-    assert_eq!(api.decode(token.as_bytes(), NOW), Decoded::Refused(Refusal::BadSignature));
+    assert_eq!(
+        api.decode(token.as_bytes(), NOW),
+        Decoded::Refused(Refusal::BadSignature)
+    );
 }
 
 #[test]
@@ -137,26 +166,46 @@ fn max_age_and_max_idle() {
     // A clock behind the signer's is not idle time.
     assert_eq!(at(9_000), valid(0, false, 10_000));
     let resigned = table.encode(ServerIdx(0), 10_000, 10_990);
-    assert_eq!(table.decode(resigned.as_bytes(), 11_000), valid(0, false, 10_000));
-    assert_eq!(table.decode(resigned.as_bytes(), 11_001), Decoded::Refused(Refusal::Expired));
+    assert_eq!(
+        table.decode(resigned.as_bytes(), 11_000),
+        valid(0, false, 10_000)
+    );
+    assert_eq!(
+        table.decode(resigned.as_bytes(), 11_001),
+        Decoded::Refused(Refusal::Expired)
+    );
 }
 
 #[test]
 fn times_after_2106_saturate() {
     let table = signed(&["k1"], None, Some(100));
     let token = table.encode(ServerIdx(0), u32::MAX, u64::MAX);
-    assert_eq!(table.decode(token.as_bytes(), u64::from(u32::MAX)), valid(0, false, u32::MAX));
+    assert_eq!(
+        table.decode(token.as_bytes(), u64::from(u32::MAX)),
+        valid(0, false, u32::MAX)
+    );
 }
 
 #[test]
 fn build_errors() {
     let err = TokenTable::build(&TokenKey::DEFAULT, "web", &["a", "b", "a"], None).unwrap_err();
-    assert!(matches!(err, TokenError::Collision { ref first, ref second, .. } if first == "a" && second == "a"));
+    assert!(
+        matches!(err, TokenError::Collision { ref first, ref second, .. } if first == "a" && second == "a")
+    );
     let err = TokenTable::build(&TokenKey::DEFAULT, "web", &["a\0b"], None).unwrap_err();
     assert_eq!(err, TokenError::NulInName("a\0b".into()));
-    assert_eq!(Signing::new(&[], None, None).unwrap_err(), TokenError::NoSigningKey);
-    assert_eq!(Signing::new(&["k", ""], None, None).unwrap_err(), TokenError::EmptySigningKey(1));
-    assert_eq!(Signing::new(&["k"], Some(0), None).unwrap_err(), TokenError::ZeroLimit);
+    assert_eq!(
+        Signing::new(&[], None, None).unwrap_err(),
+        TokenError::NoSigningKey
+    );
+    assert_eq!(
+        Signing::new(&["k", ""], None, None).unwrap_err(),
+        TokenError::EmptySigningKey(1)
+    );
+    assert_eq!(
+        Signing::new(&["k"], Some(0), None).unwrap_err(),
+        TokenError::ZeroLimit
+    );
 }
 
 #[test]
@@ -191,11 +240,21 @@ fn prop_round_trip() {
             for i in 0..servers.len() {
                 let server = ServerIdx(i as u32);
                 let token = table.encode(server, issued, now);
-                let len = if sign { SIGNED_TOKEN_LEN } else { UNSIGNED_TOKEN_LEN };
+                let len = if sign {
+                    SIGNED_TOKEN_LEN
+                } else {
+                    UNSIGNED_TOKEN_LEN
+                };
                 prop_assert_eq!(token.as_bytes().len(), len);
-                prop_assert!(token.as_bytes().iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                prop_assert!(token
+                    .as_bytes()
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
                 let issued = if sign { issued } else { 0 };
-                prop_assert_eq!(table.decode(token.as_bytes(), now + later), valid(i as u32, false, issued));
+                prop_assert_eq!(
+                    table.decode(token.as_bytes(), now + later),
+                    valid(i as u32, false, issued)
+                );
             }
             Ok(())
         })
@@ -230,9 +289,15 @@ fn prop_truncated_or_extended_signed_tokens_are_garbled() {
     let token = table.encode(ServerIdx(0), 5, NOW);
     let bytes = token.as_bytes();
     for len in 0..bytes.len() {
-        assert_eq!(table.decode(&bytes[..len], NOW), Decoded::Refused(Refusal::Garbled));
+        assert_eq!(
+            table.decode(&bytes[..len], NOW),
+            Decoded::Refused(Refusal::Garbled)
+        );
     }
     let mut longer = bytes.to_vec();
     longer.push(b'A');
-    assert_eq!(table.decode(&longer, NOW), Decoded::Refused(Refusal::Garbled));
+    assert_eq!(
+        table.decode(&longer, NOW),
+        Decoded::Refused(Refusal::Garbled)
+    );
 }
