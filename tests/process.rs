@@ -274,3 +274,47 @@ fn big_bodies_stream_through_with_bounded_memory() {
         "peak RSS grew by {growth} KiB moving 2 x 256 MiB"
     );
 }
+
+#[test]
+fn demo_serves_both_backends_and_stops_on_sigterm() {
+    let mut child = Command::new(LIMPET)
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let addr: SocketAddr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("the demo prints its listener");
+        printed.push(line.clone());
+        if let Some(rest) = line.trim().strip_prefix("listener on ") {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let body = Client::connect(addr).get("/").body_text();
+        assert!(body.starts_with("Hello World ! This is ECS0"), "{body}");
+        seen.insert(body);
+    }
+    assert_eq!(seen.len(), 2, "both built-in backends answer: {seen:?}");
+    let curl = rx.recv_timeout(Duration::from_secs(5)).into_iter().chain(rx.try_iter()).collect::<Vec<_>>();
+    assert!(curl.iter().chain(&printed).any(|l| l.contains("curl")), "{printed:?} {curl:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the demo did not stop");
+        thread::sleep(Duration::from_millis(20));
+    }
+}

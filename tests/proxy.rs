@@ -440,3 +440,32 @@ fn a_second_limpet_on_a_taken_port_fails() {
         "the first one is untouched"
     );
 }
+
+#[test]
+fn close_delimited_response_is_relayed_and_the_client_closed() {
+    let backend = Backend::spawn(|mut conn| {
+        conn.read_request().unwrap();
+        conn.stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").unwrap();
+    });
+    let limpet = Limpet::start(&config_for(&[backend.addr], ""));
+    let mut client = limpet.client();
+    let response = client.get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(response.body_text(), "until the end");
+}
+
+#[test]
+fn a_client_that_trickles_its_head_is_cut_off() {
+    let backend = Backend::named("a", log());
+    let limpet = Limpet::start(&config_for(&[backend.addr], "[timeouts]\nclient_head = \"300ms\"\n"));
+    let mut client = limpet.client();
+    let started = Instant::now();
+    client.send(b"GET / HTTP/1.1\r\n");
+    thread::sleep(Duration::from_millis(150));
+    client.send(b"Host: t\r\n");
+    let response = client.read_response(false).unwrap();
+    assert_eq!(response.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(client.conn.is_closed(Duration::from_secs(2)));
+}

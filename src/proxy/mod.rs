@@ -61,3 +61,32 @@ pub async fn sweep_idle_upstreams(worker: Rc<Worker>) {
         worker.upstreams.sweep(max_idle);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::Control;
+
+    #[test]
+    fn a_panic_ends_one_connection_and_the_worker_goes_on() {
+        let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
+        let config = crate::config::parse(text, "t.toml").unwrap();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let control = Control::new(Arc::new(config), vec![peer]);
+        let worker = Worker::new(0, control.snapshot(), 4096, 4);
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            isolate(&worker, peer, async { panic!("a bug reached by one connection") }).await;
+            assert_eq!(worker.stats.panics.get(), 1);
+            assert_eq!(worker.stats.active_connections.get(), 0);
+            isolate(&worker, peer, async {}).await;
+            assert_eq!(worker.stats.panics.get(), 1);
+            assert_eq!(monoio::spawn(async { 7 }).await, 7, "the event loop still runs tasks");
+        });
+    }
+}

@@ -98,7 +98,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn new(id: usize, snapshot: Arc<Snapshot>, buffer_bytes: usize, keep_buffers: usize) -> Self {
+    pub(crate) fn new(id: usize, snapshot: Arc<Snapshot>, buffer_bytes: usize, keep_buffers: usize) -> Self {
         let upstreams = UpstreamPool::new(snapshot.backend_count);
         Worker {
             id,
