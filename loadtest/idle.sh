@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 count=${1:-5000}
 cargo build --release --quiet
 out=$(mktemp)
-./target/release/limpet demo --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$out" 2>&1 &
+python3 loadtest/no_thp.py ./target/release/limpet demo --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$out" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 100); do

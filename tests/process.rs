@@ -292,7 +292,9 @@ fn demo_serves_both_backends_and_stops_on_sigterm() {
     });
     let mut printed = Vec::new();
     let addr: SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("the demo prints its listener");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the demo prints its listener");
         printed.push(line.clone());
         if let Some(rest) = line.trim().strip_prefix("listener on ") {
             break rest.split(' ').next().unwrap().parse().unwrap();
@@ -305,16 +307,30 @@ fn demo_serves_both_backends_and_stops_on_sigterm() {
         seen.insert(body);
     }
     assert_eq!(seen.len(), 2, "both built-in backends answer: {seen:?}");
-    let curl = rx.recv_timeout(Duration::from_secs(5)).into_iter().chain(rx.try_iter()).collect::<Vec<_>>();
-    assert!(curl.iter().chain(&printed).any(|l| l.contains("curl")), "{printed:?} {curl:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let curl = rx
+        .recv_timeout(Duration::from_secs(5))
+        .into_iter()
+        .chain(rx.try_iter())
+        .collect::<Vec<_>>();
+    assert!(
+        curl.iter().chain(&printed).any(|l| l.contains("curl")),
+        "{printed:?} {curl:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the demo did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the demo did not stop"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }

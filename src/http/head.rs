@@ -18,6 +18,8 @@
 //!   `5, 5` goes out as `5`); `Transfer-Encoding: chunked` is written when
 //!   the body is chunked.
 //! - `Host` is kept even when a client names it in `Connection`.
+//! - A field that passes unchanged is copied byte for byte from the received
+//!   head, adjacent lines in one copy; only edited or added lines are built.
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -26,7 +28,7 @@ use httparse::Header;
 
 pub use super::field::{header_has_token, headers_named};
 
-use super::field::trim_ows;
+use super::field::{tokens, trim_ows};
 use super::request::Request;
 use super::response::{Response, ResponseFraming};
 use super::{BodyFraming, Version};
@@ -58,11 +60,13 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 /// Whether `name` is listed in any `Connection` field of `headers`, which
 /// makes it hop-by-hop for this message (RFC 9110 §7.6.1).
 pub fn is_named_in_connection(headers: &[Header<'_>], name: &[u8]) -> bool {
-    ConnectionNames::new(headers).contains(name)
+    headers_named(headers, "connection").any(|v| header_has_token(v, name))
 }
 
-/// The `Connection` fields of one head, found once so that checking every
-/// field against them stays cheap in the common case of one such field.
+/// The `Connection` fields of one head that name other fields, found once
+/// so that checking every field against them stays cheap. A field listing
+/// only `keep-alive` / `upgrade` (the common case) names nothing that is not
+/// dropped as hop-by-hop anyway, so it is not even looked at again.
 struct ConnectionNames<'a, 'b> {
     headers: &'a [Header<'b>],
     first: Option<&'b [u8]>,
@@ -76,7 +80,7 @@ impl<'a, 'b> ConnectionNames<'a, 'b> {
             first: None,
             count: 0,
         };
-        for value in headers_named(headers, "connection") {
+        for value in headers_named(headers, "connection").filter(|v| names_others(v)) {
             names.first = names.first.or(Some(value));
             names.count += 1;
         }
@@ -87,9 +91,15 @@ impl<'a, 'b> ConnectionNames<'a, 'b> {
         match (self.count, self.first) {
             (1, Some(value)) => header_has_token(value, name),
             (0, _) | (_, None) => false,
-            _ => headers_named(self.headers, "connection").any(|v| header_has_token(v, name)),
+            _ => headers_named(self.headers, "connection")
+                .any(|v| names_others(v) && header_has_token(v, name)),
         }
     }
+}
+
+fn names_others(connection: &[u8]) -> bool {
+    tokens(connection)
+        .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// What the writers do with one received field.
@@ -148,7 +158,8 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
 
     let connection = ConnectionNames::new(req.headers);
-    for h in req.headers {
+    let mut lines = LineRuns::new(req.head, req.headers);
+    for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         let disposition = request_disposition(name);
         if disposition == Disposition::Drop
@@ -157,10 +168,14 @@ pub fn write_request_head(
             continue;
         }
         match disposition {
-            Disposition::Cookie => write_edited(out, h, &mut cookie),
-            _ => write_field(out, name, h.value),
+            Disposition::Cookie => {
+                lines.flush(out);
+                write_edited(out, h, &mut cookie);
+            }
+            _ => lines.forward(out, i),
         }
     }
+    lines.flush(out);
 
     out.extend_from_slice(b"X-Forwarded-For: ");
     if fwd.trusted_peer {
@@ -217,15 +232,20 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 
     let connection = ConnectionNames::new(resp.headers);
-    for h in resp.headers {
+    let mut lines = LineRuns::new(resp.head, resp.headers);
+    for (i, h) in resp.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         match response_disposition(name) {
             Disposition::Drop => {}
             _ if connection.contains(name) => {}
-            Disposition::Cookie => write_edited(out, h, &mut set_cookie),
-            Disposition::Forward => write_field(out, name, h.value),
+            Disposition::Cookie => {
+                lines.flush(out);
+                write_edited(out, h, &mut set_cookie);
+            }
+            Disposition::Forward => lines.forward(out, i),
         }
     }
+    lines.flush(out);
     if resp.body == ResponseFraming::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
@@ -246,6 +266,73 @@ pub fn write_response_head(
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Copies forwarded field lines straight from the received head, merging
+/// adjacent lines into one copy: a browser request is then a handful of
+/// copies instead of four per field. The lines of a parsed head are
+/// back to back (httparse skips nothing between them, obs-fold is refused)
+/// and each ends in CRLF (bare LF is refused), so line `i` runs from the
+/// start of name `i` to the start of name `i + 1`, and the last one to the
+/// final CRLF. A field whose name does not lie in `head` (a hand-built
+/// head) is written from its parts instead.
+struct LineRuns<'a, 'b> {
+    head: &'b [u8],
+    headers: &'a [Header<'b>],
+    /// The pending run, as a range of `head`.
+    run: Option<(usize, usize)>,
+}
+
+impl<'a, 'b> LineRuns<'a, 'b> {
+    fn new(head: &'b [u8], headers: &'a [Header<'b>]) -> Self {
+        LineRuns {
+            head,
+            headers,
+            run: None,
+        }
+    }
+
+    /// Where field `i`'s name starts in `head`. Pointer addresses are only
+    /// compared, never dereferenced; the range is checked by `get` on use.
+    fn offset(&self, i: usize) -> Option<usize> {
+        let name = self.headers.get(i)?.name.as_ptr() as usize;
+        name.checked_sub(self.head.as_ptr() as usize)
+            .filter(|&at| at < self.head.len())
+    }
+
+    fn line(&self, i: usize) -> Option<(usize, usize)> {
+        let start = self.offset(i)?;
+        let end = match self.headers.get(i + 1) {
+            Some(_) => self.offset(i + 1)?,
+            None => self.head.len().checked_sub(2)?,
+        };
+        let line = self.head.get(start..end)?;
+        line.ends_with(b"\r\n").then_some((start, end))
+    }
+
+    fn forward(&mut self, out: &mut Vec<u8>, i: usize) {
+        match (self.line(i), self.run) {
+            (Some((start, end)), Some((run_start, run_end))) if run_end == start => {
+                self.run = Some((run_start, end));
+            }
+            (Some(line), _) => {
+                self.flush(out);
+                self.run = Some(line);
+            }
+            (None, _) => {
+                self.flush(out);
+                if let Some(h) = self.headers.get(i) {
+                    write_field(out, h.name.as_bytes(), h.value);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if let Some(run) = self.run.take().and_then(|(s, e)| self.head.get(s..e)) {
+            out.extend_from_slice(run);
+        }
+    }
 }
 
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

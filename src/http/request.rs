@@ -40,6 +40,18 @@ pub struct Limits {
     pub max_headers: usize,
 }
 
+impl Default for Limits {
+    /// nginx's and HAProxy's orders of magnitude: a browser with a few large
+    /// cookies fits, a header flood does not.
+    fn default() -> Self {
+        Limits {
+            max_request_line_bytes: 8 * 1024,
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
 /// Why a request head was refused; [`RequestError::status`] is the answer
 /// to send before closing the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -122,6 +134,9 @@ impl From<FieldFault> for RequestError {
 pub struct Request<'b, 'h> {
     /// Bytes of the head, including leading empty lines and the final CRLFCRLF.
     pub head_len: usize,
+    /// The head's bytes (`buf[..head_len]`); the writers copy unchanged
+    /// field lines from it in runs.
+    pub head: &'b [u8],
     pub method: &'b str,
     pub target: &'b [u8],
     pub version: Version,
@@ -201,6 +216,7 @@ pub fn parse_request<'b, 'h>(
     let is_11 = version == Version::Http11;
     Ok(Some(Request {
         head_len,
+        head,
         method,
         target,
         version,

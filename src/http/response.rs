@@ -98,6 +98,9 @@ pub enum ResponseFraming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Response<'b, 'h> {
     pub head_len: usize,
+    /// The head's bytes (`buf[..head_len]`); the writers copy unchanged
+    /// field lines from it in runs.
+    pub head: &'b [u8],
     pub version: Version,
     pub status: u16,
     /// Empty when absent, or when it held obs-text (httparse's choice).
@@ -167,6 +170,7 @@ pub fn parse_response<'b, 'h>(
     };
     Ok(Some(Response {
         head_len,
+        head,
         version,
         status,
         reason,
@@ -232,6 +236,9 @@ fn diagnose(window: &[u8], err: httparse::Error) -> ResponseError {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
     use super::*;
 
     const LIMITS: Limits = Limits {
@@ -279,17 +286,7 @@ mod tests {
             framing_of(b"HTTP/1.1 200 OK\r\n\r\n"),
             ResponseFraming::UntilClose
         );
-        assert!(
-            !parse(
-                b"HTTP/1.1 200 OK
-
-",
-                false
-            )
-            .unwrap()
-            .unwrap()
-            .1
-        );
+        assert!(!parse(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap().1);
         assert_eq!(
             framing_of(b"HTTP/1.1 204 No Content\r\n\r\n"),
             ResponseFraming::None
@@ -440,5 +437,26 @@ mod tests {
             );
             assert_eq!(want.status(), 502);
         }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let config = Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+        let alphabet =
+            prop::sample::select(&b"HTTP/1.0 204\r\n:Content-Length; 5,chunked\t\x00"[..]);
+        let bytes = proptest::collection::vec(alphabet, 0..400);
+        runner
+            .run(&(bytes, any::<bool>()), |(input, head)| {
+                let mut h = [httparse::EMPTY_HEADER; 8];
+                let _ = parse_response(&input, &mut h, &LIMITS, head);
+                Ok(())
+            })
+            .unwrap();
     }
 }

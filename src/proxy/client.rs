@@ -3,8 +3,10 @@
 //! and loop while both sides keep the connection alive.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Instant;
 
+use futures_util::future::{select, Either};
 use monoio::net::TcpStream;
 
 use super::forward::{self, Flow};
@@ -32,39 +34,47 @@ enum Stop {
 }
 
 /// Serves requests on one client connection until it closes.
-pub async fn run(worker: &Worker, listener: usize, stream: TcpStream, peer: SocketAddr) {
+///
+/// Between requests the connection holds no buffer and none of a request's
+/// state: it waits for readability, and everything a request needs lives
+/// in one boxed future that ends with the exchange. An idle connection
+/// costs this loop's few hundred bytes (loadtest/idle.sh measures it); a
+/// request costs one allocation for the box.
+pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
+    let worker = &*worker;
     let mut client = Client {
         stream,
         peer,
         listener,
         buf: Vec::new(),
     };
+    let connected = Instant::now();
     let mut first = true;
     loop {
-        let view = worker.view();
-        let mut out = worker.buffers.take();
-        let request = next_request(worker, &view, &mut client, &mut out, first).await;
+        if client.buf.is_empty() {
+            worker.buffers.give(std::mem::take(&mut client.buf));
+            let timeouts = &worker.view().snapshot.config.timeouts;
+            let idle = if first {
+                timeouts.client_head
+            } else {
+                timeouts.client_idle
+            };
+            let readable = std::pin::pin!(client.stream.readable(false));
+            let deadline = std::pin::pin!(worker.idle.after(idle));
+            match select(readable, deadline).await {
+                Either::Left((Ok(()), _)) => {}
+                Either::Left((Err(_), _)) | Either::Right(_) => break,
+            }
+        }
+        let head_clock = if first { connected } else { Instant::now() };
         first = false;
-        let request = match request {
-            Ok(request) => request,
-            Err(Stop::Quiet) => {
-                worker.buffers.give(out);
-                break;
-            }
-            Err(Stop::Refuse(err)) => {
-                worker.buffers.give(out);
-                refuse(worker, &view, &mut client, &err).await;
-                break;
-            }
-        };
-        Stats::bump(&worker.stats.requests);
-        match forward::forward(worker, &view, &mut client, request, out).await {
+        match Box::pin(serve_one(worker, &mut client, head_clock)).await {
             Flow::KeepAlive if !worker.stopping.get() => {}
             Flow::KeepAlive | Flow::Close => break,
             Flow::Tunnel(backend) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
-                let idle = view.snapshot.config.timeouts.client_idle;
-                super::tunnel::run(worker, client.stream, backend, idle).await;
+                let idle = worker.view().snapshot.config.timeouts.client_idle;
+                Box::pin(super::tunnel::run(worker, client.stream, backend, idle)).await;
                 return;
             }
         }
@@ -72,38 +82,47 @@ pub async fn run(worker: &Worker, listener: usize, stream: TcpStream, peer: Sock
     worker.buffers.give(std::mem::take(&mut client.buf));
 }
 
-/// Waits for and reads the next request head. Between requests the
-/// connection holds no buffer: it waits for readability first, and takes a
-/// buffer from the pool only when bytes are there to read.
-async fn next_request(
+/// Reads one request head (its deadline running from `head_clock`),
+/// forwards the request, and relays the response.
+async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) -> Flow {
+    let view = worker.view();
+    // Taken once a head has arrived: an idle connection holds no buffer.
+    let mut out = Vec::new();
+    match read_request(worker, &view, client, &mut out, head_clock).await {
+        Ok(request) => {
+            Stats::bump(&worker.stats.requests);
+            forward::forward(worker, &view, client, request, out).await
+        }
+        Err(Stop::Quiet) => {
+            worker.buffers.give(out);
+            Flow::Close
+        }
+        Err(Stop::Refuse(err)) => {
+            worker.buffers.give(out);
+            refuse(worker, &view, client, &err).await;
+            Flow::Close
+        }
+    }
+}
+
+/// Reads the next request head into `client.buf` until it parses, the
+/// head deadline passes, or the client leaves.
+async fn read_request(
     worker: &Worker,
     view: &CoreView,
     client: &mut Client,
     out: &mut Vec<u8>,
-    first: bool,
+    head_clock: Instant,
 ) -> Result<Request, Stop> {
-    let timeouts = &view.snapshot.config.timeouts;
-    let started = Instant::now();
-    if client.buf.is_empty() {
-        if client.buf.capacity() != 0 {
-            worker.buffers.give(std::mem::take(&mut client.buf));
-        }
-        let idle = if first {
-            timeouts.client_head
-        } else {
-            timeouts.client_idle
-        };
-        match monoio::time::timeout(idle, client.stream.readable(false)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Err(Stop::Quiet),
-        }
+    if client.buf.capacity() == 0 {
         client.buf = worker.buffers.take();
     }
-    // The head deadline runs from the first byte of a later request, and
-    // from the connection's start for the first one.
-    let deadline = if first { started } else { Instant::now() } + timeouts.client_head;
+    let deadline = head_clock + view.snapshot.config.timeouts.client_head;
     loop {
         if !client.buf.is_empty() {
+            if out.capacity() == 0 {
+                *out = worker.buffers.take();
+            }
             match route::prepare(view, client.listener, client.peer, &client.buf, out) {
                 Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}

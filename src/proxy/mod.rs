@@ -20,6 +20,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures_util::FutureExt;
 use monoio::net::TcpStream;
 
@@ -31,25 +36,76 @@ use crate::worker::{Stats, Worker};
 /// Serves one accepted client connection to its end. A panic while serving
 /// closes this connection only; it is counted and logged, and the worker
 /// goes on serving the others.
-pub async fn serve(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
-    let stats = &worker.stats;
-    stats
-        .active_connections
-        .set(stats.active_connections.get() + 1);
-    let served = std::panic::AssertUnwindSafe(client::run(&worker, listener, stream, peer))
-        .catch_unwind()
-        .await;
-    if served.is_err() {
-        Stats::bump(&stats.panics);
-        log::error!(
-            "worker {}: serving {peer} panicked; that connection was closed",
-            worker.id
-        );
+pub fn serve(
+    worker: Rc<Worker>,
+    listener: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Isolated<impl Future<Output = ()>> {
+    Isolated::new(
+        worker.clone(),
+        peer,
+        client::run(worker, listener, stream, peer),
+    )
+}
+
+pin_project_lite::pin_project! {
+    /// One connection's work, counted as an active connection for as long
+    /// as it lives, with a panic inside ending that work only.
+    ///
+    /// Written by hand rather than as an `async fn` wrapping the work: rustc
+    /// would keep both the moved argument and the running future in the
+    /// wrapper's state, doubling what every idle connection holds.
+    pub struct Isolated<F> {
+        worker: Rc<Worker>,
+        peer: SocketAddr,
+        #[pin]
+        work: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
     }
-    stats
-        .active_connections
-        .set(stats.active_connections.get().saturating_sub(1));
-    worker.conn_closed.notify_all();
+
+    impl<F> PinnedDrop for Isolated<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let worker = this.project().worker;
+            let stats = &worker.stats;
+            stats.active_connections.set(stats.active_connections.get().saturating_sub(1));
+            worker.conn_closed.notify_all();
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Isolated<F> {
+    fn new(worker: Rc<Worker>, peer: SocketAddr, work: F) -> Self {
+        let stats = &worker.stats;
+        stats
+            .active_connections
+            .set(stats.active_connections.get() + 1);
+        Isolated {
+            worker,
+            peer,
+            work: AssertUnwindSafe(work).catch_unwind(),
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Isolated<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.work.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Err(_)) => {
+                Stats::bump(&this.worker.stats.panics);
+                log::error!(
+                    "worker {}: serving {} panicked; that connection was closed",
+                    this.worker.id,
+                    this.peer
+                );
+                Poll::Ready(())
+            }
+        }
+    }
 }
 
 /// Closes idle backend connections that have outlived `timeouts.backend_idle`,
@@ -75,18 +131,49 @@ mod tests {
         let config = crate::config::parse(text, "t.toml").unwrap();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let control = Control::new(Arc::new(config), vec![peer]);
-        let worker = Worker::new(0, control.snapshot(), 4096, 4);
+        let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
         let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .unwrap();
         runtime.block_on(async {
-            isolate(&worker, peer, async { panic!("a bug reached by one connection") }).await;
+            Isolated::new(worker.clone(), peer, async {
+                panic!("a bug reached by one connection")
+            })
+            .await;
             assert_eq!(worker.stats.panics.get(), 1);
             assert_eq!(worker.stats.active_connections.get(), 0);
-            isolate(&worker, peer, async {}).await;
+            Isolated::new(worker.clone(), peer, async {}).await;
             assert_eq!(worker.stats.panics.get(), 1);
-            assert_eq!(monoio::spawn(async { 7 }).await, 7, "the event loop still runs tasks");
+            assert_eq!(
+                monoio::spawn(async { 7 }).await,
+                7,
+                "the event loop still runs tasks"
+            );
+        });
+    }
+
+    #[test]
+    fn future_sizes() {
+        let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
+        let config = crate::config::parse(text, "t.toml").unwrap();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let control = Control::new(Arc::new(config), vec![peer]);
+        let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            eprintln!("TcpStream: {} bytes", std::mem::size_of_val(&s));
+            let f = client::run(worker.clone(), 0, s, peer);
+            eprintln!("client::run future: {} bytes", std::mem::size_of_val(&f));
+            drop(f);
+            let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let f = serve(worker.clone(), 0, s, peer);
+            eprintln!("serve future: {} bytes", std::mem::size_of_val(&f));
         });
     }
 }

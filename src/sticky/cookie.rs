@@ -108,7 +108,12 @@ impl CookieFinder {
             if starts_pair(header, at) {
                 let value_at = at + needle_len;
                 let tail = header.get(value_at..).unwrap_or_default();
-                let end = memchr::memchr(b';', tail).map_or(header.len(), |i| value_at + i);
+                // A plain loop, not memchr: the value is usually a short
+                // token, too short for SIMD set-up to pay off.
+                let end = tail
+                    .iter()
+                    .position(|&b| b == b';')
+                    .map_or(header.len(), |i| value_at + i);
                 let (value, quoted) = value_range(header, value_at..end);
                 return Some(PairSpan { value, quoted, end });
             }

@@ -28,14 +28,16 @@
 //!
 //! // Per request: every `Cookie` header value, in order.
 //! let now = 1_795_237_800;
-//! let cookie_headers: [&[u8]; 1] = [b"lang=en; SERVERID=7Wb3QzTOnS0"];
+//! let cookie_headers: [&[u8]; 1] = [b"lang=en; SERVERID=C-mIWZZDPTM"];
 //! let lookup = policy::lookup_insert(&finders, &table, cookie_headers, now);
+//! assert_eq!(lookup.server, Some(ServerIdx(0))); // C-mIWZZDPTM is ECS01
 //! // Count `lookup.sent` when it is `Sent::Refused(reason)`.
 //! let usable = |_: ServerIdx| true; // the caller's view of SPEC §6
 //! let chosen = match lookup.server {
 //!     Some(server) if usable(server) => server,
 //!     _ => ServerIdx(1), // failover: ask the balancer
 //! };
+//! assert!(!policy::must_send(&lookup, chosen)); // stuck, nothing to send
 //!
 //! // Forwarded request head: the persistence cookies removed (§3.6).
 //! let mut head = Vec::new();
@@ -54,6 +56,7 @@
 //!
 //! // Response head: cookies only when `must_send` says so (§3.4, §3.7).
 //! let mut response = Vec::new();
+//! let chosen = ServerIdx(1); // say ECS01 was down
 //! if policy::must_send(&lookup, chosen) {
 //!     let token = table.encode(chosen, lookup.issued(now), now);
 //!     insert.write_headers(token.as_bytes(), now, &mut response);
@@ -62,6 +65,7 @@
 //!         response.extend_from_slice(set_cookie::CACHE_CONTROL_LINE);
 //!     }
 //! }
+//! assert!(response.starts_with(b"Set-Cookie: SERVERID=dm32rv5k2hc; Path=/; Max-Age=600; "));
 //! # Ok(())
 //! # }
 //! ```
@@ -76,6 +80,7 @@
 //! `sets_our_cookie()` and `policy::must_reissue(&lookup, chosen)`, append
 //! `RewriteCookie::write_reissue(token, app_value, lookup.quoted, out)`.
 
+mod base64url;
 pub mod cookie;
 pub mod policy;
 pub mod rewrite;

@@ -9,18 +9,17 @@
 
 use std::hash::Hasher;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use siphasher::sip::SipHasher24;
 
+use super::base64url;
 use crate::balance::ServerIdx;
 
 /// Length of an unsigned token: 8 bytes in URL-safe base64 without padding.
-pub const UNSIGNED_TOKEN_LEN: usize = 11;
+pub const UNSIGNED_TOKEN_LEN: usize = base64url::encoded_len(8);
 /// Length of a signed token: 28 bytes in URL-safe base64 without padding.
-pub const SIGNED_TOKEN_LEN: usize = 38;
+pub const SIGNED_TOKEN_LEN: usize = base64url::encoded_len(SIGNED_RAW_LEN);
 
 /// id (8) ‖ first issue time (4) ‖ last signed time (4): what the MAC covers.
 const SIGNED_BODY_LEN: usize = 16;
@@ -321,7 +320,7 @@ impl TokenTable {
             return buf;
         };
         let Some(signing) = &self.signing else {
-            fill(&mut buf.bytes, &[&encode_id(id)]);
+            fill(&mut buf.bytes, &[self.token(server)]);
             buf.len = UNSIGNED_TOKEN_LEN;
             return buf;
         };
@@ -340,10 +339,8 @@ impl TokenTable {
             let tag = self.mac(mac, &body).finalize().into_bytes();
             fill(&mut raw, &[&body, tag.get(..TAG_LEN).unwrap_or_default()]);
         }
-        // Cannot fail: 28 bytes encode to exactly SIGNED_TOKEN_LEN characters.
-        buf.len = URL_SAFE_NO_PAD
-            .encode_slice(raw, &mut buf.bytes)
-            .unwrap_or(0);
+        base64url::encode(&raw, &mut buf.bytes);
+        buf.len = SIGNED_TOKEN_LEN;
         buf
     }
 
@@ -362,16 +359,10 @@ impl TokenTable {
     }
 
     fn decode_unsigned(&self, token: &[u8]) -> Decoded {
-        let mut raw = [0u8; 8];
-        if token.len() != UNSIGNED_TOKEN_LEN {
+        let Some(id) = base64url::decode_u64(token) else {
             return Decoded::Refused(Refusal::Garbled);
-        }
-        // The engine refuses non-zero trailing bits: one token, one spelling.
-        match URL_SAFE_NO_PAD.decode_slice(token, &mut raw) {
-            Ok(8) => {}
-            _ => return Decoded::Refused(Refusal::Garbled),
-        }
-        match self.lookup(u64::from_be_bytes(raw)) {
+        };
+        match self.lookup(id) {
             Some(server) => Decoded::Valid {
                 server,
                 resign: false,
@@ -383,12 +374,8 @@ impl TokenTable {
 
     fn decode_signed(&self, signing: &Signing, token: &[u8], now: u64) -> Decoded {
         let mut raw = [0u8; SIGNED_RAW_LEN];
-        if token.len() != SIGNED_TOKEN_LEN {
+        if base64url::decode(token, &mut raw).is_none() {
             return Decoded::Refused(Refusal::Garbled);
-        }
-        match URL_SAFE_NO_PAD.decode_slice(token, &mut raw) {
-            Ok(SIGNED_RAW_LEN) => {}
-            _ => return Decoded::Refused(Refusal::Garbled),
         }
         let Some((body, tag)) = raw.split_first_chunk::<SIGNED_BODY_LEN>() else {
             return Decoded::Refused(Refusal::Garbled);
@@ -440,8 +427,7 @@ impl TokenTable {
 /// The 11-character unsigned token of an id (big-endian, base64url).
 fn encode_id(id: u64) -> [u8; UNSIGNED_TOKEN_LEN] {
     let mut out = [0u8; UNSIGNED_TOKEN_LEN];
-    // Cannot fail: 8 bytes encode to exactly 11 characters.
-    let _ = URL_SAFE_NO_PAD.encode_slice(id.to_be_bytes(), &mut out);
+    base64url::encode(&id.to_be_bytes(), &mut out);
     out
 }
 

@@ -6,6 +6,7 @@
 mod buffers;
 mod driver;
 mod event;
+mod idle;
 mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -21,6 +22,7 @@ use futures_util::StreamExt;
 pub use buffers::BufferPool;
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
+pub use idle::{IdleClock, IdleDeadline};
 pub use stats::Stats;
 
 use crate::balance::Picker;
@@ -92,13 +94,20 @@ pub struct Worker {
     pub stats: Stats,
     /// Signalled when a connection closes (a slot under `max_connections`).
     pub conn_closed: LocalEvent,
+    /// Deadlines of idle keep-alive connections.
+    pub idle: IdleClock,
     /// Set once when the worker begins to stop.
     pub stopping: Cell<bool>,
     pub stop: LocalEvent,
 }
 
 impl Worker {
-    pub(crate) fn new(id: usize, snapshot: Arc<Snapshot>, buffer_bytes: usize, keep_buffers: usize) -> Self {
+    pub(crate) fn new(
+        id: usize,
+        snapshot: Arc<Snapshot>,
+        buffer_bytes: usize,
+        keep_buffers: usize,
+    ) -> Self {
         let upstreams = UpstreamPool::new(snapshot.backend_count);
         Worker {
             id,
@@ -107,6 +116,7 @@ impl Worker {
             upstreams,
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
+            idle: IdleClock::default(),
             stopping: Cell::new(false),
             stop: LocalEvent::default(),
         }
@@ -277,6 +287,8 @@ async fn run(spec: WorkerSpec) {
         }
     }
     monoio::spawn(proxy::sweep_idle_upstreams(worker.clone()));
+    let ticker = worker.clone();
+    monoio::spawn(async move { idle::run_ticker(&ticker.idle, || ticker.stopping.get()).await });
     while let Some(message) = inbox.next().await {
         match message {
             WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),

@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
 use super::*;
 
 /// The outcome of framing `input` fed in the pieces that `cuts` delimits:
@@ -209,4 +212,28 @@ fn default_limits_are_the_named_constants() {
     );
     long_ext.truncate(1 + DEFAULT_MAX_EXTENSION_BYTES);
     assert!(ChunkedDecoder::new().feed(&long_ext).is_ok());
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_and_never_overconsume() {
+    let config = Config {
+        cases: 2000,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+    let alphabet = prop::sample::select(&b"0123456789abcdefABCDEFxg;= \t\r\n:\x00"[..]);
+    let bytes = proptest::collection::vec(alphabet, 0..200);
+    runner
+        .run(&(bytes, any::<prop::sample::Index>()), |(input, cut)| {
+            let cut = cut.index(input.len() + 1);
+            let mut decoder = ChunkedDecoder::new();
+            if let Ok(p) = decoder.feed(&input[..cut]) {
+                prop_assert!(p.consumed <= cut);
+                prop_assert!(p.done || p.consumed == cut);
+            }
+            Ok(())
+        })
+        .unwrap();
 }

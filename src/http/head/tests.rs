@@ -154,6 +154,16 @@ fn hop_by_hop_and_connection_named_fields_are_removed() {
     let req = parse_request(two, &mut headers, &LIMITS).unwrap().unwrap();
     assert!(is_named_in_connection(req.headers, b"x-b"));
     assert!(!is_named_in_connection(req.headers, b"host"));
+    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let req = parse_request(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n",
+        &mut headers,
+        &LIMITS,
+    );
+    assert!(is_named_in_connection(
+        req.unwrap().unwrap().headers,
+        b"keep-alive"
+    ));
 }
 
 #[test]
@@ -281,4 +291,54 @@ fn switching_protocols_and_interim_responses() {
         |_| {},
     );
     assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+#[test]
+fn kept_lines_are_copied_byte_exact() {
+    let input =
+        b"GET / HTTP/1.1\r\nHost:a\r\nX-A:  1  \r\nConnection: x-drop\r\nX-Drop: 1\r\nX-B:\t2\r\n\
+                  Cookie: lb=1\r\nX-C: 3\r\n\r\n";
+    assert_eq!(
+        forwarded(input, &untrusted()),
+        "GET / HTTP/1.1\r\nHost:a\r\nX-A:  1  \r\nX-B:\t2\r\nX-C: 3\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+    );
+}
+
+#[test]
+fn hand_built_heads_are_written_from_their_parts() {
+    let headers = [
+        httparse::Header {
+            name: "Host",
+            value: b"a",
+        },
+        httparse::Header {
+            name: "Cookie",
+            value: b"x=1; lb=2",
+        },
+        httparse::Header {
+            name: "X-A",
+            value: b"1",
+        },
+    ];
+    let req = Request {
+        head_len: 0,
+        head: b"",
+        method: "GET",
+        target: b"/",
+        version: Version::Http11,
+        headers: &headers,
+        body: BodyFraming::None,
+        keep_alive: true,
+        expect_continue: false,
+        upgrade: false,
+        host: Some(b"a"),
+    };
+    let mut out = Vec::new();
+    write_request_head(&req, &untrusted(), &mut out, strip_lb);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nX-A: 1\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+    );
 }
