@@ -12,7 +12,8 @@
 //! typical analytics and preference cookies. Inputs are built outside the
 //! timed loop.
 
-#![allow(clippy::unwrap_used)]
+// Bench set-up: a failed expect is a broken bench, not a runtime path.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::hint::black_box;
 

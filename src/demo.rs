@@ -30,6 +30,11 @@ default_group = "web"
 [groups.web]
 balance = "least_outstanding"
 
+# Sticky sessions: limpet sets SERVERID (and its CORS twin SERVERCORSID)
+# naming the server; a client that sends it back stays on that server.
+[groups.web.persistence]
+mode = "insert"
+
 [[groups.web.servers]]
 name = "{a}"
 address = "{addr_a}"
@@ -59,7 +64,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     println!("  listener on {addr} (group `web`)");
     println!("  admin {admin}: arrives with the admin listener; not served yet");
     println!();
-    println!("try:  curl -s http://{addr}/");
+    println!("try:  curl -s -c jar -b jar http://{addr}/    # the same ECS0x every time");
+    println!("      curl -s http://{addr}/                  # no cookie jar: balanced afresh");
     println!("stop: Ctrl-C");
     let result = running.wait();
     backends.stop();

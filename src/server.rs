@@ -26,6 +26,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(7);
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error(transparent)]
+    Build(#[from] control::BuildError),
     #[error("workers.cpus: CPU {cpu} is not one this process may run on (allowed: {allowed:?})")]
     CpuNotAllowed { cpu: usize, allowed: Vec<usize> },
     #[error("cannot tell which CPUs this process may run on")]
@@ -99,7 +101,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .map(|l| net::probe(l.addr))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let control = Control::new(config.clone(), listen_addrs.clone());
+    let control = Control::new(config.clone(), listen_addrs.clone())?;
     let (events_tx, events) = mpsc::channel();
     let mut inboxes = Vec::with_capacity(count);
     let mut threads = Vec::with_capacity(count);

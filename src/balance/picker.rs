@@ -168,6 +168,62 @@ mod tests {
     }
 
     #[test]
+    fn picks_are_usable_and_none_means_none_usable() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+        let config = Config {
+            cases: 256,
+            ..Config::default()
+        };
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let group = (1usize..24).prop_flat_map(|n| {
+            (
+                prop::collection::vec(1u32..10, n),
+                prop::collection::vec(any::<bool>(), n),
+                prop::collection::vec(0u32..5, n),
+            )
+        });
+        runner
+            .run(&(group, any::<u64>()), |((ws, up, load), key)| {
+                let weights: Vec<NonZeroU32> =
+                    ws.iter().map(|&w| NonZeroU32::new(w).unwrap()).collect();
+                let names: Vec<String> = (0..ws.len()).map(|i| format!("s{i}")).collect();
+                let servers: Vec<(&str, NonZeroU32)> = names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(weights.iter().copied())
+                    .collect();
+                let ring = Arc::new(Ring::build(&servers).unwrap());
+                let factor = BalanceFactor::new(1.25).unwrap();
+                let mut pickers = [
+                    Picker::least_outstanding(&weights),
+                    Picker::round_robin(&weights),
+                    Picker::random_two(&weights, key),
+                    Picker::hash(ring.clone(), &weights, None).unwrap(),
+                    Picker::hash(ring, &weights, Some(factor)).unwrap(),
+                ];
+                let usable = |s: ServerIdx| up[s.get()];
+                let min_load = (0..ws.len()).filter(|&i| up[i]).map(|i| load[i]).min();
+                for picker in &mut pickers {
+                    for k in [Some(&key.to_le_bytes()[..]), None] {
+                        let got = picker.pick(k, usable, &load);
+                        prop_assert_eq!(got.is_some(), up.contains(&true));
+                        if let Some(s) = got {
+                            prop_assert!(up[s.get()]);
+                        }
+                    }
+                }
+                if let Some(s) = pickers[0].pick(None, usable, &load) {
+                    prop_assert_eq!(Some(load[s.get()]), min_load);
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
     fn hash_is_sticky_per_key() {
         let mut picker = hash_picker(8, None);
         let first = picker.pick(Some(b"user-42"), |_| true, &[0; 8]);

@@ -5,8 +5,8 @@
 //! and so that adding or removing a server moves only that server's keys.
 //!
 //! The hash is specified and frozen, because it decides routing: XXH3-64
-//! (xxhash-rust, no seed; its output is fixed by the XXH3 spec and pinned by
-//! golden tests here). Never use `ahash` or `RandomState` in this file.
+//! (xxhash-rust; its output is fixed by the XXH3 spec and pinned by golden
+//! tests here). Never use `ahash` or `RandomState` in this file.
 //! Point `r` of a server is `xxh3_64_with_seed(name, seed = r) >> 32`, for
 //! `r` in `0..weight × POINTS_PER_WEIGHT`: keyed by the server NAME, never
 //! its position in the list. A key lands on the first point at or after
@@ -15,13 +15,14 @@
 //! client that chooses its own key can always do that on any ring; bounded
 //! load ([`Ring::pick_bounded`]) is the defence against hot keys.
 //!
-//! Layout (as Pingora's ketama `Continuum`): sorted compact points, split
-//! into parallel arrays so the binary search touches only the 4-byte hashes
-//! (40 KiB for 64 servers, L1/L2 resident). A third array makes
-//! [`Ring::iter`] yield distinct servers without a bitset or allocation for
-//! any group size: `back_gap[j]` is how far point `j` is from the previous
-//! point of the same server, so a walk that has gone `d` points knows that
-//! server is new exactly when `back_gap[j] > d`.
+//! Layout (as Pingora's ketama `Continuum`): one sorted array of compact
+//! 8-byte points (position, server index), plus a position index (the first
+//! point of each range of top bits) that turns the lookup into one or two
+//! reads. A third array makes [`Ring::iter`] yield distinct servers without
+//! a bitset or allocation for any group size: `back_gap[j]` is how far
+//! point `j` is from the previous point of the same server, so a walk that
+//! has gone `d` points knows that server is new exactly when
+//! `back_gap[j] > d`.
 
 use std::num::NonZeroU32;
 
@@ -32,15 +33,16 @@ use super::round_robin::idx;
 use super::{outstanding_of, ServerIdx};
 
 /// Points per unit of weight. 160 is ketama's and nginx's `hash consistent`
-/// choice: a weight-1 server's share has a relative spread of about
-/// 1/√160 ≈ 8 %, it keeps a 1,000-server ring at 160k points (1.9 MiB,
-/// built in about a millisecond) and the lookup at about 17 probes. More
-/// points would even out shares but slow every build and lookup; changing
-/// it remaps every key, so it is part of the routing spec.
+/// choice. A server's share of keys has a relative spread of about
+/// 1/√(160 × weight): 8 % for weight 1, so for weights 1:2:3 about four
+/// groups in ten land every share within 5 % (1,024 points would make it
+/// nine in ten, at 6× the build time and memory). At 160 a 1,000-server
+/// ring is 160k points, about 2.4 MiB with its index, built in about 2 ms.
+/// Changing it remaps every key, so it is part of the routing spec.
 pub const POINTS_PER_WEIGHT: u32 = 160;
 
-/// Upper bound on points in one ring (12 bytes each: 48 MiB). Points scale
-/// with weights, so groups should use small weights (1..=100).
+/// Upper bound on points in one ring (12 bytes each plus an index of at
+/// most 4 MiB: about 52 MiB), i.e. a group's weights may add up to 26,214.
 const MAX_POINTS: u64 = 1 << 22;
 
 /// Why a ring or its bounded-load setting cannot be built.
@@ -108,17 +110,42 @@ fn ring_position(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
+/// One point of the ring: its position in the high half and its server in
+/// the low half, so points sort by position (then list order) as integers
+/// and a lookup reads one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Point(u64);
+
+impl Point {
+    fn new(position: u32, server: ServerIdx) -> Self {
+        Self(u64::from(position) << 32 | u64::from(server.0))
+    }
+
+    fn position(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn server(self) -> ServerIdx {
+        // Truncation intended: the low half is the server.
+        ServerIdx(self.0 as u32)
+    }
+}
+
 /// Consistent-hash ring of one group; index = [`ServerIdx`] in the list it
 /// was built from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Ring {
-    /// Point positions, sorted ascending, no two equal.
-    hashes: Box<[u32]>,
-    /// `servers[j]` owns `hashes[j]`.
-    servers: Box<[ServerIdx]>,
+    /// Sorted by position; no two points share a position.
+    points: Vec<Point>,
     /// Distance from point `j` back to the previous point of the same
     /// server, wrapping; the ring length when it is that server's only one.
-    back_gap: Box<[u32]>,
+    back_gap: Vec<u32>,
+    /// `index[b]` = first point whose position's top `index_bits` bits are
+    /// at least `b`; the last entry is the ring length. Two to four points
+    /// per slot, so a lookup is one index read and a step or two, instead of
+    /// a binary search of ~17 dependent cache misses on a 1,000-server ring.
+    index: Vec<u32>,
+    index_bits: u32,
     /// Servers in the group the ring was built from.
     server_count: usize,
     /// Servers owning at least one point (all of them, unless every point
@@ -135,55 +162,40 @@ impl Ring {
             return Err(RingError::Empty);
         }
         check_unique(servers)?;
-        let points = servers.iter().try_fold(0u64, |sum, (_, w)| {
+        let total = servers.iter().try_fold(0u64, |sum, (_, w)| {
             let sum = sum + u64::from(w.get()) * u64::from(POINTS_PER_WEIGHT);
             (sum <= MAX_POINTS)
                 .then_some(sum)
                 .ok_or(RingError::TooManyPoints { points: sum })
         })?;
 
-        // (position << 32 | server) sorts by position, then list order.
-        let mut packed: Vec<u64> = Vec::with_capacity(usize::try_from(points).unwrap_or(0));
+        let mut points = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
         for (i, (name, weight)) in servers.iter().enumerate() {
             let replicas = weight.get().saturating_mul(POINTS_PER_WEIGHT);
-            packed.extend(
-                (0..replicas)
-                    .map(|r| u64::from(point_position(name, r)) << 32 | u64::from(idx(i).0)),
-            );
+            points.extend((0..replicas).map(|r| Point::new(point_position(name, r), idx(i))));
         }
-        let packed = sort_points(packed);
-
-        let mut hashes = Vec::with_capacity(packed.len());
-        let mut owners: Vec<ServerIdx> = Vec::with_capacity(packed.len());
-        for &point in &packed {
-            let (position, server) = ((point >> 32) as u32, ServerIdx(point as u32));
-            if hashes.last() == Some(&position) {
-                // Two servers hash to one position: the smaller name keeps
-                // it, so the outcome does not depend on list order.
-                if let Some(owner) = owners.last_mut() {
-                    if name_of(servers, server) < name_of(servers, *owner) {
-                        *owner = server;
-                    }
-                }
-                continue;
+        let mut points = sort_points(points);
+        // Two servers hashed to one position (a few times in a 1,000-server
+        // ring): the smaller name keeps it, whatever the list order.
+        points.dedup_by(|later, kept| {
+            if later.position() != kept.position() {
+                return false;
             }
-            hashes.push(position);
-            owners.push(server);
-        }
-
-        let back_gap = back_gaps(&owners, servers.len());
-        let mut owns_a_point = vec![false; servers.len()];
-        for s in &owners {
-            if let Some(flag) = owns_a_point.get_mut(s.get()) {
-                *flag = true;
+            if name_of(servers, later.server()) < name_of(servers, kept.server()) {
+                *kept = *later;
             }
-        }
+            true
+        });
+
+        let (back_gap, distinct) = back_gaps(&points, servers.len());
+        let (index, index_bits) = position_index(&points);
         Ok(Ring {
-            hashes: hashes.into_boxed_slice(),
-            servers: owners.into_boxed_slice(),
+            points,
             back_gap,
+            index,
+            index_bits,
             server_count: servers.len(),
-            distinct: owns_a_point.iter().filter(|&&f| f).count(),
+            distinct,
         })
     }
 
@@ -194,31 +206,27 @@ impl Ring {
 
     /// Points on the ring.
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.points.len()
     }
 
     /// Always false for a built ring; here for API symmetry with `len`.
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.points.is_empty()
     }
 
-    /// The points in ring order, for admin views and golden tests.
+    /// The points (position, server) in ring order, for admin views and
+    /// golden tests.
     pub fn points(&self) -> impl Iterator<Item = (u32, ServerIdx)> + '_ {
-        self.hashes
-            .iter()
-            .copied()
-            .zip(self.servers.iter().copied())
+        self.points.iter().map(|p| (p.position(), p.server()))
     }
 
     /// Every server that owns a point, each once, in ring order from the
     /// successor of `key_hash` (from [`hash_key`]): the first is the key's
     /// home, the rest are where it falls over to.
     pub fn iter(&self, key_hash: u64) -> RingIter<'_> {
-        let position = ring_position(key_hash);
-        let start = self.hashes.partition_point(|&h| h < position);
         RingIter {
             ring: self,
-            at: if start == self.hashes.len() { 0 } else { start },
+            at: self.successor(ring_position(key_hash)),
             walked: 0,
             left: self.distinct,
         }
@@ -262,23 +270,82 @@ impl Ring {
         // is always under capacity); keep the key home rather than fail.
         home
     }
+
+    /// Index of the first point at or after `position`, wrapping to 0.
+    fn successor(&self, position: u32) -> usize {
+        let slot = (position >> (32 - self.index_bits)) as usize;
+        let len = self.points.len();
+        let from = self.index.get(slot).map_or(len, |&j| j as usize);
+        let to = self.index.get(slot + 1).map_or(len, |&j| j as usize);
+        // Every point in the slot shares its top bits with `position`; the
+        // successor is in the slot or is the first point after it.
+        let within = self
+            .points
+            .get(from..to)
+            .map_or(0, |run| run.partition_point(|p| p.position() < position));
+        match from + within {
+            j if j >= len => 0,
+            j => j,
+        }
+    }
+}
+
+/// A summary: a snapshot printed with `{:?}` must not dump 160k points.
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("points", &self.points.len())
+            .field("server_count", &self.server_count)
+            .field("distinct", &self.distinct)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The position index of sorted `points` and its number of bits: two to
+/// four points per slot on average (a short scan, and half the memory of
+/// one per slot), at most 2^20 slots (4 MiB).
+fn position_index(points: &[Point]) -> (Vec<u32>, u32) {
+    let bits = points
+        .len()
+        .checked_ilog2()
+        .unwrap_or(0)
+        .saturating_sub(1)
+        .clamp(1, 20);
+    let len = u32::try_from(points.len()).unwrap_or(u32::MAX);
+    let mut index = vec![u32::MAX; (1 << bits) + 1];
+    // Backwards, so each occupied slot ends with its first point...
+    for (j, p) in points.iter().enumerate().rev() {
+        if let Some(slot) = index.get_mut((p.position() >> (32 - bits)) as usize) {
+            // At most MAX_POINTS, so it fits.
+            *slot = u32::try_from(j).unwrap_or(u32::MAX);
+        }
+    }
+    // ...and each empty slot takes the first point after it.
+    let mut after = len;
+    for slot in index.iter_mut().rev() {
+        if *slot == u32::MAX {
+            *slot = after;
+        }
+        after = *slot;
+    }
+    (index, bits)
 }
 
 /// Sorts packed points ascending. Positions are uniform, so one counting
 /// pass on the top bits splits them into cache-sized buckets of about 32
 /// points, each finished by a small comparison sort: half the time of one
 /// big `sort_unstable`, which would otherwise dominate the ring build.
-fn sort_points(points: Vec<u64>) -> Vec<u64> {
+fn sort_points(points: Vec<Point>) -> Vec<Point> {
     let bits = points
         .len()
         .checked_ilog2()
         .unwrap_or(0)
         .saturating_sub(5)
         .clamp(1, 16);
-    let bucket = |p: u64| (p >> (64 - bits)) as usize;
+    let bucket = |p: &Point| (p.position() >> (32 - bits)) as usize;
     // starts[b] = first output slot of bucket b; the last entry = len.
     let mut starts = vec![0usize; (1 << bits) + 1];
-    for &p in &points {
+    for p in &points {
         if let Some(n) = starts.get_mut(bucket(p) + 1) {
             *n += 1;
         }
@@ -289,9 +356,9 @@ fn sort_points(points: Vec<u64>) -> Vec<u64> {
         *n = sum;
     }
     let mut next = starts.clone();
-    let mut sorted = vec![0u64; points.len()];
+    let mut sorted = vec![Point(0); points.len()];
     for &p in &points {
-        if let Some(slot) = next.get_mut(bucket(p)) {
+        if let Some(slot) = next.get_mut(bucket(&p)) {
             if let Some(out) = sorted.get_mut(*slot) {
                 *out = p;
             }
@@ -325,21 +392,23 @@ fn name_of<'a>(servers: &[(&'a str, NonZeroU32)], server: ServerIdx) -> &'a str 
     servers.get(server.get()).map_or("", |(name, _)| *name)
 }
 
-/// `back_gap` of every point: two passes, the first to learn each server's
-/// last point so the second can wrap around the ring.
-fn back_gaps(owners: &[ServerIdx], server_count: usize) -> Box<[u32]> {
-    let len = owners.len();
-    let mut last = vec![0usize; server_count];
-    for (j, s) in owners.iter().enumerate() {
-        if let Some(slot) = last.get_mut(s.get()) {
-            *slot = j;
+/// `back_gap` of every point, and how many servers own a point: two
+/// passes, the first to learn each server's last point so the second can
+/// wrap around the ring.
+fn back_gaps(points: &[Point], server_count: usize) -> (Vec<u32>, usize) {
+    let len = points.len();
+    let mut last: Vec<Option<usize>> = vec![None; server_count];
+    for (j, p) in points.iter().enumerate() {
+        if let Some(slot) = last.get_mut(p.server().get()) {
+            *slot = Some(j);
         }
     }
-    owners
+    let distinct = last.iter().filter(|j| j.is_some()).count();
+    let gaps = points
         .iter()
         .enumerate()
-        .map(|(j, s)| {
-            let Some(prev) = last.get_mut(s.get()) else {
+        .map(|(j, p)| {
+            let Some(Some(prev)) = last.get_mut(p.server().get()) else {
                 return 0;
             };
             let gap = if *prev < j {
@@ -351,7 +420,8 @@ fn back_gaps(owners: &[ServerIdx], server_count: usize) -> Box<[u32]> {
             // At most MAX_POINTS, so it fits.
             u32::try_from(gap).unwrap_or(u32::MAX)
         })
-        .collect()
+        .collect();
+    (gaps, distinct)
 }
 
 /// Distinct servers of a [`Ring`] in ring order; see [`Ring::iter`].
@@ -370,18 +440,18 @@ impl Iterator for RingIter<'_> {
     type Item = ServerIdx;
 
     fn next(&mut self) -> Option<ServerIdx> {
-        let len = self.ring.hashes.len();
+        let len = self.ring.points.len();
         while self.left > 0 && self.walked < len {
             let (j, walked) = (self.at, self.walked);
             self.walked += 1;
             self.at = if j + 1 == len { 0 } else { j + 1 };
-            let (Some(&gap), Some(&server)) = (self.ring.back_gap.get(j), self.ring.servers.get(j))
+            let (Some(&gap), Some(point)) = (self.ring.back_gap.get(j), self.ring.points.get(j))
             else {
                 return None;
             };
             if gap as usize > walked {
                 self.left -= 1;
-                return Some(server);
+                return Some(point.server());
             }
         }
         None

@@ -17,7 +17,9 @@ use std::thread::JoinHandle;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
-pub use snapshot::{AdminState, BackendId, GroupView, Health, ServerView, Snapshot};
+pub use snapshot::{
+    AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot, Sticky,
+};
 
 use crate::config::Config;
 
@@ -109,6 +111,8 @@ impl ControlHandle {
 /// The server states and the rules that turn them into snapshots.
 pub struct Control {
     config: Arc<Config>,
+    /// Per group, what only changes with the configuration.
+    built: Vec<(Sticky, Arc<crate::balance::Ring>)>,
     listen_addrs: Vec<SocketAddr>,
     /// Admin states by (group, server) name: they survive reloads (SPEC §6).
     admin: HashMap<(String, String), AdminState>,
@@ -119,7 +123,17 @@ pub struct Control {
 
 impl Control {
     /// Builds the first snapshot from `config`.
-    pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Self {
+    pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
+        let built = config
+            .groups
+            .iter()
+            .map(|group| {
+                Ok((
+                    Sticky::build(group)?,
+                    Arc::new(snapshot::build_ring(group)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let mut backends = HashMap::new();
         for group in &config.groups {
             for server in &group.servers {
@@ -136,13 +150,14 @@ impl Control {
                 backend_count: 0,
             }),
             config,
+            built,
             listen_addrs,
             admin: HashMap::new(),
             backends,
             generation: 0,
         };
         control.rebuild();
-        control
+        Ok(control)
     }
 
     /// The snapshot workers route with now.
@@ -156,7 +171,10 @@ impl Control {
             .config
             .groups
             .iter()
-            .map(|group| GroupView {
+            .zip(&self.built)
+            .map(|(group, (sticky, ring))| GroupView {
+                sticky: sticky.clone(),
+                ring: ring.clone(),
                 servers: group
                     .servers
                     .iter()

@@ -6,7 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::balance::{Ring, RingError};
+use crate::config::{self, Config, Persistence};
+use crate::sticky::{
+    self, CookieError, InsertCookie, RewriteCookie, Signing, TokenError, TokenKey, TokenTable,
+};
 
 /// A stable per-process number for a backend address. The control thread
 /// keeps it across reloads, so that a worker's pool of idle connections,
@@ -62,6 +66,127 @@ impl ServerView {
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub servers: Vec<ServerView>,
+    /// The group's session persistence, built once per snapshot.
+    pub sticky: Sticky,
+    /// The consistent-hash ring over the group's servers (weights applied):
+    /// hash balancing and rewrite-mode failover walk it.
+    pub ring: Arc<Ring>,
+}
+
+/// A group's persistence policy with everything built that requests use:
+/// the token table (server ⇄ token) and the `Set-Cookie` writer.
+#[derive(Debug, Clone)]
+pub enum Sticky {
+    None,
+    Insert {
+        tokens: TokenTable,
+        cookie: InsertCookie,
+    },
+    Rewrite {
+        tokens: TokenTable,
+        cookie: RewriteCookie,
+    },
+}
+
+/// A group whose persistence or ring cannot be built (configuration
+/// validation is meant to catch every cause first).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("group {group}: tokens: {source}")]
+    Tokens {
+        group: String,
+        #[source]
+        source: TokenError,
+    },
+    #[error("group {group}: cookie: {source}")]
+    Cookie {
+        group: String,
+        #[source]
+        source: CookieError,
+    },
+    #[error("group {group}: ring: {source}")]
+    Ring {
+        group: String,
+        #[source]
+        source: RingError,
+    },
+}
+
+fn token_table(
+    group: &config::Group,
+    tokens: &config::TokenConfig,
+) -> Result<TokenTable, TokenError> {
+    let key = TokenKey::from_secret(tokens.secret.as_deref());
+    let signing = if tokens.keys.is_empty() {
+        None
+    } else {
+        let keys: Vec<&str> = tokens.keys.iter().map(String::as_str).collect();
+        Some(Signing::new(
+            &keys,
+            tokens.max_age.map(|d| d.as_secs()),
+            tokens.max_idle.map(|d| d.as_secs()),
+        )?)
+    };
+    let names: Vec<&str> = group.servers.iter().map(|s| s.name.as_str()).collect();
+    TokenTable::build(&key, &group.name, &names, signing)
+}
+
+fn cookie_attrs(attrs: &config::CookieAttrs) -> sticky::CookieAttrs<'_> {
+    sticky::CookieAttrs {
+        path: &attrs.path,
+        domain: attrs.domain.as_deref(),
+        http_only: attrs.http_only,
+        // Listeners are plain HTTP for now; HTTPS listeners turn it on.
+        secure: attrs.secure.unwrap_or(false),
+    }
+}
+
+impl Sticky {
+    /// Builds a group's persistence from its configuration.
+    pub fn build(group: &config::Group) -> Result<Sticky, BuildError> {
+        let tokens_err = |source| BuildError::Tokens {
+            group: group.name.clone(),
+            source,
+        };
+        let cookie_err = |source| BuildError::Cookie {
+            group: group.name.clone(),
+            source,
+        };
+        Ok(match &group.persistence {
+            Persistence::None => Sticky::None,
+            Persistence::Insert(insert) => Sticky::Insert {
+                tokens: token_table(group, &insert.tokens).map_err(tokens_err)?,
+                cookie: InsertCookie::build(
+                    insert.cookie.as_str(),
+                    insert.cors_cookie.as_ref().map(|c| c.as_str()),
+                    insert.timeout.map(|d| d.as_secs()),
+                    &cookie_attrs(&insert.cookie_attrs),
+                )
+                .map_err(cookie_err)?,
+            },
+            Persistence::Rewrite(rewrite) => Sticky::Rewrite {
+                tokens: token_table(group, &rewrite.tokens).map_err(tokens_err)?,
+                cookie: RewriteCookie::build(
+                    rewrite.cookie.as_str(),
+                    &cookie_attrs(&rewrite.cookie_attrs),
+                )
+                .map_err(cookie_err)?,
+            },
+        })
+    }
+}
+
+/// Builds a group's ring from its servers' names and weights.
+pub fn build_ring(group: &config::Group) -> Result<Ring, BuildError> {
+    let servers: Vec<(&str, _)> = group
+        .servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.weight))
+        .collect();
+    Ring::build(&servers).map_err(|source| BuildError::Ring {
+        group: group.name.clone(),
+        source,
+    })
 }
 
 /// Everything a worker needs to route, in one immutable value.

@@ -123,7 +123,7 @@ async fn read_request(
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }
-            match route::prepare(view, client.listener, client.peer, &client.buf, out) {
+            match route::prepare(worker, view, client.listener, client.peer, &client.buf, out) {
                 Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}
                 Err(err) => return Err(Stop::Refuse(err)),

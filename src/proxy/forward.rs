@@ -9,7 +9,7 @@
 //!   started, a failure closes the client connection instead of letting a
 //!   truncated response look complete.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,11 +18,13 @@ use monoio::net::TcpStream;
 use super::body::{self, Relayed, Remaining, SendError};
 use super::client::Client;
 use super::io::{self, IoFailure};
-use super::route::{Request, MAX_HEADERS};
-use crate::balance::ServerIdx;
+use super::route::{Request, Session, MAX_HEADERS};
+use crate::balance::{hash_key, ServerIdx};
 use crate::control::BackendId;
+use crate::control::Sticky;
 use crate::error::ProxyError;
 use crate::http::{self, BodyFraming, ResponseFraming};
+use crate::sticky::{policy, rewrite, set_cookie};
 use crate::worker::{CoreView, Stats, Worker};
 
 /// What the client connection does after an exchange.
@@ -80,15 +82,29 @@ impl Drop for Outstanding<'_> {
     }
 }
 
-/// Chooses a server of `group` that takes new requests and is not in
-/// `tried`.
-fn pick(view: &CoreView, group: usize, tried: &[ServerIdx]) -> Option<ServerIdx> {
-    let servers = &view.snapshot.groups[group].servers;
-    let core = &view.groups[group];
-    let usable =
-        |s: ServerIdx| servers.get(s.get()).is_some_and(|v| v.takes_new()) && !tried.contains(&s);
+/// Chooses the server for `request`, skipping those in `tried` (connect
+/// failures): the server its session names while that server takes stuck
+/// sessions (SPEC §6); else, in rewrite mode, the ring on the application's
+/// session value, so every core and node fail over alike (SPEC §4.4); else
+/// the group's balancer.
+fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) -> Option<ServerIdx> {
+    let group = &view.snapshot.groups[request.group];
+    let servers = &group.servers;
+    let fresh = |s: ServerIdx| !tried.contains(&s);
+    if let Some(stuck) = request.session.server() {
+        if servers.get(stuck.get()).is_some_and(|v| v.takes_stuck()) && fresh(stuck) {
+            return Some(stuck);
+        }
+    }
+    let takes_new = |s: ServerIdx| servers.get(s.get()).is_some_and(|v| v.takes_new()) && fresh(s);
+    if let Some(value) = request.session.app_value() {
+        if let Some(server) = group.ring.pick(hash_key(value), takes_new) {
+            return Some(server);
+        }
+    }
+    let core = &view.groups[request.group];
     let outstanding = core.outstanding.borrow();
-    core.picker.borrow_mut().pick(None, usable, &outstanding)
+    core.picker.borrow_mut().pick(None, takes_new, &outstanding)
 }
 
 async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream> {
@@ -123,7 +139,7 @@ pub async fn forward(
     let mut tried: Vec<ServerIdx> = Vec::new();
     let mut last_error = None;
     let mut fresh_only = false;
-    let mut server = pick(view, request.group, &tried);
+    let mut server = choose(view, &request, &tried);
     loop {
         let Some(chosen) = server else {
             let err = last_error.map_or(ProxyError::NoServer, ProxyError::Connect);
@@ -145,7 +161,7 @@ pub async fn forward(
                     Stats::bump(&worker.stats.backend_connect_errors);
                     tried.push(chosen);
                     last_error = Some(err);
-                    server = pick(view, request.group, &tried);
+                    server = choose(view, &request, &tried);
                     if server.is_some() {
                         Stats::bump(&worker.stats.retries);
                     }
@@ -163,6 +179,7 @@ pub async fn forward(
             conn,
             reused,
             target.backend,
+            chosen,
         )
         .await
         {
@@ -220,6 +237,34 @@ struct Head {
     backend_keep_alive: bool,
     switching: bool,
     client_keep_alive: bool,
+    /// limpet set (or re-issued) a persistence cookie on this response.
+    cookie_sent: bool,
+}
+
+/// Counts and logs what happened to the request's session.
+fn count_session(worker: &Worker, request: &Request, chosen: ServerIdx, cookie_sent: bool) {
+    let stats = &worker.stats;
+    match request.session.server() {
+        Some(named) if named == chosen => Stats::bump(&stats.sticky_hits),
+        Some(named) => {
+            Stats::bump(&stats.sticky_moved);
+            log::debug!(
+                "session moved from server {} to {} (group {})",
+                named.0,
+                chosen.0,
+                request.group
+            );
+        }
+        None if cookie_sent => {
+            Stats::bump(&stats.sticky_new);
+            log::debug!(
+                "new session on server {} (group {})",
+                chosen.0,
+                request.group
+            );
+        }
+        None => {}
+    }
 }
 
 enum Parsed {
@@ -238,6 +283,7 @@ async fn exchange(
     mut conn: TcpStream,
     reused: bool,
     backend: BackendId,
+    chosen: ServerIdx,
 ) -> Exchanged {
     let config = &view.snapshot.config;
     let timeouts = &config.timeouts;
@@ -318,6 +364,7 @@ async fn exchange(
             let parsed = parse_head(
                 view,
                 request,
+                chosen,
                 request_complete,
                 worker.stopping.get(),
                 &buf,
@@ -412,6 +459,7 @@ async fn exchange(
         out.extend_from_slice(&available[..taken]);
     }
     worker.stats.response(head.status);
+    count_session(worker, request, chosen, head.cookie_sent);
     let (result, back) = io::write_all(&mut client.stream, out, client_limit).await;
     if let Some(back) = back {
         worker.buffers.give(back);
@@ -467,10 +515,12 @@ async fn exchange(
 }
 
 /// Parses the response head at the start of `buf`; for a final response,
-/// writes the head to send to the client into `out`.
+/// writes the head to send to the client into `out`, with the persistence
+/// cookies the group's policy calls for.
 fn parse_head(
     view: &CoreView,
     request: &Request,
+    chosen: ServerIdx,
     request_complete: bool,
     stopping: bool,
     buf: &[u8],
@@ -493,14 +543,78 @@ fn parse_head(
         && !switching
         && !matches!(response.body, ResponseFraming::UntilClose);
     out.clear();
-    http::write_response_head(
-        &response,
-        out,
-        client_keep_alive,
-        request.version,
-        |value, out| out.extend_from_slice(value),
-        |_| {},
-    );
+    let now = request.now;
+    let no_cache =
+        || set_cookie::needs_no_cache(http::headers_named(response.headers, "cache-control"));
+    let cookie_sent = Cell::new(false);
+    let group = &view.snapshot.groups[request.group];
+    match (&group.sticky, &request.session) {
+        (Sticky::Insert { tokens, cookie }, Session::Insert(lookup)) => {
+            // Sent only when new or naming another server than the client's
+            // (SPEC §3.4); limpet never refreshes the expiry.
+            let send = policy::must_send(lookup, chosen);
+            let copy = |value: &[u8], out: &mut Vec<u8>| out.extend_from_slice(value);
+            http::write_response_head(
+                &response,
+                out,
+                client_keep_alive,
+                request.version,
+                copy,
+                |out| {
+                    if send {
+                        let token = tokens.encode(chosen, lookup.issued(now), now);
+                        cookie.write_headers(token.as_bytes(), now, out);
+                        if no_cache() {
+                            out.extend_from_slice(set_cookie::CACHE_CONTROL_LINE);
+                        }
+                        cookie_sent.set(true);
+                    }
+                },
+            );
+        }
+        (Sticky::Rewrite { tokens, cookie }, Session::Rewrite(session)) => {
+            let lookup = session.lookup();
+            let token = tokens.encode(chosen, lookup.issued(now), now);
+            let name = cookie.name().as_bytes();
+            let set_by_app = Cell::new(false);
+            let rewrite = |value: &[u8], out: &mut Vec<u8>| {
+                if rewrite::rewrite_into(value, name, token.as_bytes(), out).sets_our_cookie() {
+                    set_by_app.set(true);
+                }
+            };
+            http::write_response_head(
+                &response,
+                out,
+                client_keep_alive,
+                request.version,
+                rewrite,
+                |out| {
+                    // On failover the cookie is re-issued for the new server,
+                    // unless the application set it itself (SPEC §4.4).
+                    if !set_by_app.get() && policy::must_reissue(&lookup, chosen) {
+                        if let Some(value) = lookup.app_value {
+                            cookie.write_reissue(token.as_bytes(), value, lookup.quoted, out);
+                            if no_cache() {
+                                out.extend_from_slice(set_cookie::CACHE_CONTROL_LINE);
+                            }
+                            cookie_sent.set(true);
+                        }
+                    }
+                },
+            );
+        }
+        _ => {
+            let copy = |value: &[u8], out: &mut Vec<u8>| out.extend_from_slice(value);
+            http::write_response_head(
+                &response,
+                out,
+                client_keep_alive,
+                request.version,
+                copy,
+                |_| {},
+            );
+        }
+    }
     Ok(Parsed::Final(Head {
         len: response.head_len,
         status: response.status,
@@ -508,5 +622,6 @@ fn parse_head(
         backend_keep_alive: response.keep_alive,
         switching,
         client_keep_alive,
+        cookie_sent: cookie_sent.get(),
     }))
 }

@@ -130,7 +130,7 @@ mod tests {
         let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
         let config = crate::config::parse(text, "t.toml").unwrap();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let control = Control::new(Arc::new(config), vec![peer]);
+        let control = Control::new(Arc::new(config), vec![peer]).unwrap();
         let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
         let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
@@ -158,7 +158,7 @@ mod tests {
         let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
         let config = crate::config::parse(text, "t.toml").unwrap();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let control = Control::new(Arc::new(config), vec![peer]);
+        let control = Control::new(Arc::new(config), vec![peer]).unwrap();
         let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
         let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()

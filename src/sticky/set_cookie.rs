@@ -171,14 +171,21 @@ impl InsertCookie {
 /// the response does not set the cookie itself (SPEC §4.4).
 #[derive(Clone, Debug)]
 pub struct RewriteCookie {
+    name: Box<str>,
     rendered: Rendered,
 }
 
 impl RewriteCookie {
     pub fn build(name: &str, attrs: &CookieAttrs<'_>) -> Result<RewriteCookie, CookieError> {
         Ok(RewriteCookie {
+            name: name.into(),
             rendered: Rendered::build(name, attrs, None, false)?,
         })
+    }
+
+    /// The application's cookie name (e.g. `BACKEND_SERVER`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Appends `Set-Cookie: NAME=<token>.<app_value>; Path=..\r\n` with the

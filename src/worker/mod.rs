@@ -26,16 +26,48 @@ pub use idle::{IdleClock, IdleDeadline};
 pub use stats::Stats;
 
 use crate::balance::Picker;
-use crate::config::Balance;
+use crate::config::{Balance, Persistence};
 use crate::control::{Snapshot, WorkerMsg};
 use crate::http;
 use crate::proxy::{self, UpstreamPool};
+use crate::sticky::{CookieFinder, InsertFinders};
 
 /// How long a stopping worker waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The persistence-cookie searchers of a group, built once per core
+/// (SIMD substring finders own their needle).
+pub enum Finders {
+    None,
+    Insert(Box<InsertFinders>),
+    Rewrite(Box<CookieFinder>),
+}
+
+impl Finders {
+    fn build(group: &crate::config::Group) -> Self {
+        let built = match &group.persistence {
+            Persistence::None => return Finders::None,
+            Persistence::Insert(insert) => InsertFinders::new(
+                insert.cookie.as_str(),
+                insert.cors_cookie.as_ref().map(|c| c.as_str()),
+            )
+            .map(|f| Finders::Insert(Box::new(f))),
+            Persistence::Rewrite(rewrite) => {
+                CookieFinder::new(rewrite.cookie.as_str()).map(|f| Finders::Rewrite(Box::new(f)))
+            }
+        };
+        built.unwrap_or_else(|err| {
+            // Cookie names are validated with the configuration; this
+            // cannot happen, and routing without persistence beats none.
+            log::error!("group {}: persistence cookie unusable: {err}", group.name);
+            Finders::None
+        })
+    }
+}
+
 /// A group's balancing state on one core.
 pub struct CoreGroup {
+    pub finders: Finders,
     pub picker: RefCell<Picker>,
     /// Requests this core has in flight per server (index = `ServerIdx`).
     pub outstanding: RefCell<Vec<u32>>,
@@ -66,6 +98,7 @@ impl CoreView {
                     }
                 };
                 CoreGroup {
+                    finders: Finders::build(group),
                     picker: RefCell::new(picker),
                     outstanding: RefCell::new(vec![0; group.servers.len()]),
                 }
@@ -154,6 +187,12 @@ pub struct WorkerReport {
     pub backend_timeouts: u64,
     pub retries: u64,
     pub panics: u64,
+    pub sticky_hits: u64,
+    pub sticky_new: u64,
+    pub sticky_moved: u64,
+    /// Refused persistence tokens by reason: garbled, unknown (another
+    /// group or a removed server), bad signature, expired, idle.
+    pub sticky_refused: [u64; 5],
     pub idle_upstreams: usize,
     pub free_buffers: usize,
 }
@@ -174,6 +213,10 @@ impl Worker {
             backend_timeouts: s.backend_timeouts.get(),
             retries: s.retries.get(),
             panics: s.panics.get(),
+            sticky_hits: s.sticky_hits.get(),
+            sticky_new: s.sticky_new.get(),
+            sticky_moved: s.sticky_moved.get(),
+            sticky_refused: std::array::from_fn(|i| s.sticky_refused[i].get()),
             idle_upstreams: self.upstreams.idle_count(),
             free_buffers: self.buffers.free_count(),
         }

@@ -4,6 +4,8 @@
 
 use std::cell::Cell;
 
+use crate::sticky::Refusal;
+
 /// Counters of one worker.
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -22,9 +24,29 @@ pub struct Stats {
     pub retries: Cell<u64>,
     /// Connections whose task panicked and was closed.
     pub panics: Cell<u64>,
+    /// Requests that went to the server their session names.
+    pub sticky_hits: Cell<u64>,
+    /// Sessions started: the response set a new persistence cookie.
+    pub sticky_new: Cell<u64>,
+    /// Sessions moved to another server (failover, drain, disable).
+    pub sticky_moved: Cell<u64>,
+    /// Persistence cookies treated as absent, by [`Refusal`] (see
+    /// [`Stats::refusal_index`]).
+    pub sticky_refused: [Cell<u64>; 5],
 }
 
 impl Stats {
+    /// The slot of `sticky_refused` counting `reason`.
+    pub fn refusal_index(reason: Refusal) -> usize {
+        match reason {
+            Refusal::Garbled => 0,
+            Refusal::Unknown => 1,
+            Refusal::BadSignature => 2,
+            Refusal::Expired => 3,
+            Refusal::Idle => 4,
+        }
+    }
+
     /// Adds one to a counter.
     pub fn bump(cell: &Cell<u64>) {
         cell.set(cell.get().wrapping_add(1));

@@ -345,6 +345,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// Every accepted connection, to shut down when the backend stops.
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Backend {
@@ -365,22 +367,35 @@ impl Backend {
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(handler);
-        let (count, stopping) = (connections.clone(), stop.clone());
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (count, stopping, tracked) = (connections.clone(), stop.clone(), open.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                if let Ok(clone) = stream.try_clone() {
+                    tracked.lock().unwrap().push(clone);
+                }
                 count.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
-                thread::spawn(move || handler(Conn::new(stream)));
+                thread::spawn(move || {
+                    // The tracked clone keeps the socket open: close it
+                    // when the handler is done, as a real server would.
+                    let closer = stream.try_clone();
+                    handler(Conn::new(stream));
+                    if let Ok(closer) = closer {
+                        let _ = closer.shutdown(Shutdown::Both);
+                    }
+                });
             }
         });
         Backend {
             addr,
             connections,
             stop,
+            open,
         }
     }
 
@@ -417,10 +432,15 @@ impl Backend {
 }
 
 impl Drop for Backend {
+    /// Stops like a killed server: the port closes and every open
+    /// connection is shut down.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so that it sees the flag.
         let _ = TcpStream::connect(self.addr).map(|s| s.shutdown(Shutdown::Both));
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
