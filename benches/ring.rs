@@ -110,7 +110,13 @@ fn ring(c: &mut Criterion) {
         ];
         for (name, mut picker) in pickers {
             group.bench_function(BenchmarkId::new(name, n), |b| {
-                b.iter(|| picker.pick(Some(black_box(b"session-0123456789")), usable, &load))
+                b.iter(|| {
+                    picker.pick(
+                        Some(hash_key(black_box(b"session-0123456789"))),
+                        usable,
+                        &load,
+                    )
+                })
             });
         }
     }

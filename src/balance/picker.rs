@@ -10,9 +10,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use super::{
-    hash_key, BalanceFactor, LeastOutstanding, RandomTwo, Ring, RingError, RoundRobin, ServerIdx,
-};
+use super::{BalanceFactor, LeastOutstanding, RandomTwo, Ring, RingError, RoundRobin, ServerIdx};
 
 /// A group's balancing algorithm with its per-core state.
 #[derive(Clone, Debug)]
@@ -49,12 +47,14 @@ impl Picker {
         HashPick::new(ring, weights, balance_factor).map(Self::Hash)
     }
 
-    /// Chooses a usable server for a request. `key` is the request's hash
-    /// key bytes and matters only to `Hash`; `outstanding[i]` is this
-    /// core's in-flight count for `ServerIdx(i)`.
+    /// Chooses a usable server for a request. `key_hash` is
+    /// [`hash_key`] of the request's hash key and matters only to `Hash`
+    /// (hashed by the caller while the request head is at hand, so nothing
+    /// is copied); `outstanding[i]` is this core's in-flight count for
+    /// `ServerIdx(i)`.
     pub fn pick(
         &mut self,
-        key: Option<&[u8]>,
+        key_hash: Option<u64>,
         usable: impl Fn(ServerIdx) -> bool,
         outstanding: &[u32],
     ) -> Option<ServerIdx> {
@@ -62,7 +62,7 @@ impl Picker {
             Self::LeastOutstanding(p) => p.pick(usable, outstanding),
             Self::RoundRobin(p) => p.pick(usable),
             Self::RandomTwo(p) => p.pick(usable, outstanding),
-            Self::Hash(p) => p.pick(key, usable, outstanding),
+            Self::Hash(p) => p.pick(key_hash, usable, outstanding),
         }
     }
 }
@@ -97,18 +97,18 @@ impl HashPick {
         })
     }
 
-    /// The ring's choice for `key`, bounded by load when a balance factor
-    /// is set; least outstanding when the request has no key.
+    /// The ring's choice for the key hashed to `key_hash`, bounded by load
+    /// when a balance factor is set; least outstanding when the request has
+    /// no key.
     pub fn pick(
         &mut self,
-        key: Option<&[u8]>,
+        key_hash: Option<u64>,
         usable: impl Fn(ServerIdx) -> bool,
         outstanding: &[u32],
     ) -> Option<ServerIdx> {
-        let Some(key) = key else {
+        let Some(key_hash) = key_hash else {
             return self.keyless.pick(usable, outstanding);
         };
-        let key_hash = hash_key(key);
         match self.balance_factor {
             Some(factor) => self
                 .ring
@@ -126,6 +126,7 @@ impl HashPick {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::hash_key;
 
     fn group(n: u32) -> (Vec<String>, Vec<NonZeroU32>) {
         let names = (1..=n).map(|i| format!("s{i}")).collect();
@@ -157,12 +158,12 @@ mod tests {
         for picker in &mut pickers {
             for k in 0..200u32 {
                 let key = k.to_le_bytes();
-                let got = picker.pick(Some(&key), |s| s.0 % 2 == 1, &[0; 4]);
+                let got = picker.pick(Some(hash_key(&key)), |s| s.0 % 2 == 1, &[0; 4]);
                 assert!(
                     matches!(got, Some(ServerIdx(1 | 3))),
                     "{picker:?} gave {got:?}"
                 );
-                assert_eq!(picker.pick(Some(&key), |_| false, &[0; 4]), None);
+                assert_eq!(picker.pick(Some(hash_key(&key)), |_| false, &[0; 4]), None);
             }
         }
     }
@@ -207,7 +208,7 @@ mod tests {
                 let usable = |s: ServerIdx| up[s.get()];
                 let min_load = (0..ws.len()).filter(|&i| up[i]).map(|i| load[i]).min();
                 for picker in &mut pickers {
-                    for k in [Some(&key.to_le_bytes()[..]), None] {
+                    for k in [Some(hash_key(&key.to_le_bytes())), None] {
                         let got = picker.pick(k, usable, &load);
                         prop_assert_eq!(got.is_some(), up.contains(&true));
                         if let Some(s) = got {
@@ -226,9 +227,12 @@ mod tests {
     #[test]
     fn hash_is_sticky_per_key() {
         let mut picker = hash_picker(8, None);
-        let first = picker.pick(Some(b"user-42"), |_| true, &[0; 8]);
+        let first = picker.pick(Some(hash_key(b"user-42")), |_| true, &[0; 8]);
         for _ in 0..10 {
-            assert_eq!(picker.pick(Some(b"user-42"), |_| true, &[5; 8]), first);
+            assert_eq!(
+                picker.pick(Some(hash_key(b"user-42")), |_| true, &[5; 8]),
+                first
+            );
         }
     }
 

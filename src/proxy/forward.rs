@@ -104,7 +104,9 @@ fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) -> Option<Ser
     }
     let core = &view.groups[request.group];
     let outstanding = core.outstanding.borrow();
-    core.picker.borrow_mut().pick(None, takes_new, &outstanding)
+    core.picker
+        .borrow_mut()
+        .pick(request.key_hash, takes_new, &outstanding)
 }
 
 async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream> {

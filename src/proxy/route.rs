@@ -2,14 +2,15 @@
 //! synchronous step: the parsed head borrows the client's buffer, so
 //! everything that needs it happens here, before the first await.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::balance::ServerIdx;
+use crate::balance::{hash_key, ServerIdx};
+use crate::config::{self, Balance, GroupIdx, HashKey, HostMatch};
 use crate::control::Sticky;
 use crate::error::ProxyError;
 use crate::http::{self, BodyFraming, Forwarding, Version};
 use crate::sticky::{policy, rewrite, RewriteLookup, Sent};
-use crate::worker::{CoreView, Finders, Stats, Worker};
+use crate::worker::{CoreGroup, CoreView, Finders, Stats, Worker};
 
 /// What a request's persistence cookie said, kept past the head's borrow.
 #[derive(Debug, Clone)]
@@ -70,6 +71,86 @@ impl Session {
     }
 }
 
+/// The group for a request: the listener's first route whose host and path
+/// prefix match, else its default group (SPEC §1).
+fn route_group(listener: &config::Listener, host: Option<&[u8]>, path: &[u8]) -> Option<GroupIdx> {
+    let host = host.map(without_port);
+    listener
+        .routes
+        .iter()
+        .find(|route| {
+            let host_ok = match (&route.host, host) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(HostMatch::Exact(name)), Some(host)) => {
+                    host.eq_ignore_ascii_case(name.as_bytes())
+                }
+                (Some(HostMatch::Suffix(suffix)), Some(host)) => {
+                    host.len() > suffix.len()
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+                }
+            };
+            host_ok
+                && route
+                    .path_prefix
+                    .as_ref()
+                    .is_none_or(|prefix| path.starts_with(prefix.as_bytes()))
+        })
+        .map(|route| route.group)
+        .or(listener.default_group)
+}
+
+/// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
+fn without_port(host: &[u8]) -> &[u8] {
+    let end = if host.first() == Some(&b'[') {
+        memchr::memchr(b']', host).map_or(host.len(), |i| i + 1)
+    } else {
+        memchr::memchr(b':', host).unwrap_or(host.len())
+    };
+    &host[..end]
+}
+
+/// The path of a request target: origin-form as is; absolute-form
+/// (`http://host/path`) from the first `/` after the authority.
+fn path_of(target: &[u8]) -> &[u8] {
+    if target.first() == Some(&b'/') {
+        return target;
+    }
+    let Some(scheme_end) = memchr::memmem::find(target, b"://") else {
+        return target;
+    };
+    let authority = &target[scheme_end + 3..];
+    memchr::memchr(b'/', authority).map_or(b"/", |i| &authority[i..])
+}
+
+/// The hash of the request's key for `balance = "hash"` (None: no key in
+/// this request, or another algorithm).
+fn hash_key_of(
+    group: &config::Group,
+    core: &CoreGroup,
+    req: &http::Request<'_, '_>,
+    client_ip: IpAddr,
+    path: &[u8],
+) -> Option<u64> {
+    let Balance::Hash { key, .. } = &group.balance else {
+        return None;
+    };
+    match key {
+        HashKey::Cookie(_) => {
+            let finder = core.hash_cookie.as_ref()?;
+            http::headers_named(req.headers, "cookie")
+                .find_map(|value| finder.find(value))
+                .map(hash_key)
+        }
+        HashKey::Header(name) => http::headers_named(req.headers, name).next().map(hash_key),
+        HashKey::ClientIp => Some(match client_ip {
+            IpAddr::V4(ip) => hash_key(&ip.octets()),
+            IpAddr::V6(ip) => hash_key(&ip.octets()),
+        }),
+        HashKey::Path => Some(hash_key(path)),
+    }
+}
+
 /// Seconds since the Unix epoch: cookie expiry and signed-token ages.
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -98,6 +179,8 @@ pub struct Request {
     pub upgrade: bool,
     /// Index into the snapshot's groups.
     pub group: usize,
+    /// The hash of the request's key, for `balance = "hash"`.
+    pub key_hash: Option<u64>,
     /// What the persistence cookie said.
     pub session: Session,
     /// Unix seconds when the head arrived (cookie expiry, token ages).
@@ -121,7 +204,8 @@ pub fn prepare(
     };
     let config = &view.snapshot.config;
     let listener_cfg = &config.listeners[listener];
-    let group = listener_cfg.default_group.ok_or(ProxyError::NoRoute)?;
+    let path = path_of(req.target);
+    let group = route_group(listener_cfg, req.host, path).ok_or(ProxyError::NoRoute)?;
     let client_ip = peer.ip();
     let forwarding = Forwarding {
         client_ip,
@@ -133,6 +217,13 @@ pub fn prepare(
     };
     let group_idx = group.index();
     let finders = &view.groups[group_idx].finders;
+    let key_hash = hash_key_of(
+        &config.groups[group_idx],
+        &view.groups[group_idx],
+        &req,
+        client_ip,
+        path,
+    );
     let sticky = &view.snapshot.groups[group_idx].sticky;
     let now = if matches!(sticky, Sticky::None) {
         0
@@ -185,6 +276,7 @@ pub fn prepare(
         expect_continue: req.expect_continue,
         upgrade: req.upgrade,
         group: group_idx,
+        key_hash,
         session,
         now,
     }))

@@ -25,8 +25,8 @@ pub use event::LocalEvent;
 pub use idle::{IdleClock, IdleDeadline};
 pub use stats::Stats;
 
-use crate::balance::Picker;
-use crate::config::{Balance, Persistence};
+use crate::balance::{BalanceFactor, Picker};
+use crate::config::{Balance, HashKey, Persistence};
 use crate::control::{Snapshot, WorkerMsg};
 use crate::http;
 use crate::proxy::{self, UpstreamPool};
@@ -68,6 +68,8 @@ impl Finders {
 /// A group's balancing state on one core.
 pub struct CoreGroup {
     pub finders: Finders,
+    /// For `balance = "hash"` on a cookie: its finder.
+    pub hash_cookie: Option<Box<CookieFinder>>,
     pub picker: RefCell<Picker>,
     /// Requests this core has in flight per server (index = `ServerIdx`).
     pub outstanding: RefCell<Vec<u32>>,
@@ -90,15 +92,33 @@ impl CoreView {
             .enumerate()
             .map(|(g, group)| {
                 let weights: Vec<_> = group.servers.iter().map(|s| s.weight).collect();
-                let picker = match group.balance {
+                let ring = &snapshot.groups[g].ring;
+                let picker = match &group.balance {
                     Balance::RoundRobin => Picker::round_robin(&weights),
                     Balance::RandomTwo => Picker::random_two(&weights, seed ^ g as u64),
-                    Balance::LeastOutstanding | Balance::Hash { .. } => {
-                        Picker::least_outstanding(&weights)
+                    Balance::LeastOutstanding => Picker::least_outstanding(&weights),
+                    Balance::Hash { balance_factor, .. } => {
+                        let hashed = balance_factor
+                            .map(BalanceFactor::new)
+                            .transpose()
+                            .and_then(|factor| Picker::hash(ring.clone(), &weights, factor));
+                        hashed.unwrap_or_else(|err| {
+                            // Validated with the configuration; cannot happen.
+                            log::error!("group {}: hash balancing unusable ({err}); least outstanding instead", group.name);
+                            Picker::least_outstanding(&weights)
+                        })
                     }
+                };
+                let hash_cookie = match &group.balance {
+                    Balance::Hash {
+                        key: HashKey::Cookie(name),
+                        ..
+                    } => CookieFinder::new(name).ok().map(Box::new),
+                    _ => None,
                 };
                 CoreGroup {
                     finders: Finders::build(group),
+                    hash_cookie,
                     picker: RefCell::new(picker),
                     outstanding: RefCell::new(vec![0; group.servers.len()]),
                 }
