@@ -85,7 +85,11 @@ address = "{}"
         ("other.test", "/", "web /"),
     ];
     for (host, path, expected) in cases {
-        assert_eq!(get(addr, host, path, "").body_text(), expected, "Host: {host}, path {path}");
+        assert_eq!(
+            get(addr, host, path, "").body_text(),
+            expected,
+            "Host: {host}, path {path}"
+        );
     }
     // Absolute-form targets route by their path too.
     assert_eq!(
@@ -123,7 +127,11 @@ fn fast_share(balance: &str) -> usize {
         thread::sleep(Duration::from_millis(200));
         Some(ok("slow"))
     });
-    let config = config_with(&[slow.addr, fast.addr], &format!("balance = \"{balance}\""), "");
+    let config = config_with(
+        &[slow.addr, fast.addr],
+        &format!("balance = \"{balance}\""),
+        "",
+    );
     let limpet = Limpet::start(&config);
     let addr = limpet.addr;
     let clients: Vec<_> = (0..20)
@@ -177,20 +185,34 @@ fn round_robin_follows_weights() {
 
 #[test]
 fn hash_balancing_keeps_a_key_on_one_server() {
-    let backends: Vec<Backend> = ["s0", "s1", "s2", "s3"].iter().map(|n| Backend::named(n, log())).collect();
+    let backends: Vec<Backend> = ["s0", "s1", "s2", "s3"]
+        .iter()
+        .map(|n| Backend::named(n, log()))
+        .collect();
     let addrs: Vec<_> = backends.iter().map(|b| b.addr).collect();
     for (key, extra) in [
-        ("hash_key = \"cookie:session\"", "Cookie: a=1; session=user-"),
+        (
+            "hash_key = \"cookie:session\"",
+            "Cookie: a=1; session=user-",
+        ),
         ("hash_key = \"header:x-user\"", "X-User: user-"),
     ] {
-        let config = config_with(&addrs, &format!("balance = \"hash\"\n{key}\nbalance_factor = 1.5"), "");
+        let config = config_with(
+            &addrs,
+            &format!("balance = \"hash\"\n{key}\nbalance_factor = 1.5"),
+            "",
+        );
         let limpet = Limpet::start(&config);
         let mut owners = std::collections::BTreeSet::new();
         for user in 0..40 {
             let header = format!("{extra}{user}\r\n");
             let first = get(limpet.addr, "t", "/", &header).body_text();
             for _ in 0..3 {
-                assert_eq!(get(limpet.addr, "t", "/", &header).body_text(), first, "{key}: user {user}");
+                assert_eq!(
+                    get(limpet.addr, "t", "/", &header).body_text(),
+                    first,
+                    "{key}: user {user}"
+                );
             }
             owners.insert(first);
         }

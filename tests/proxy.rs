@@ -159,6 +159,37 @@ fn expect_100_continue_is_answered_before_the_body() {
 }
 
 #[test]
+fn a_backend_100_continue_is_not_relayed_twice_but_other_1xx_are() {
+    let backend = Backend::spawn(|mut conn| {
+        let request = conn.read_request().unwrap();
+        let body = String::from_utf8_lossy(&request.body).to_string();
+        let answer = format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n{}",
+            String::from_utf8(ok(&body)).unwrap()
+        );
+        conn.stream.write_all(answer.as_bytes()).unwrap();
+        conn.read_request();
+    });
+    let limpet = Limpet::start(&config_for(&[backend.addr], ""));
+    let mut client = limpet.client();
+    client
+        .send(b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert_eq!(client.read_response(false).unwrap().status, 100);
+    client.send(b"hi");
+    let hints = client.read_response(false).unwrap();
+    assert_eq!(
+        hints.status, 103,
+        "the backend's own 100 is swallowed, 103 relayed"
+    );
+    assert_eq!(hints.header("link"), Some("</a.css>; rel=preload"));
+    let response = client.read_response(false).unwrap();
+    assert_eq!(
+        (response.status, response.body_text().as_str()),
+        (200, "hi")
+    );
+}
+
+#[test]
 fn upgrade_is_tunnelled_both_ways_after_101() {
     let (tx, rx) = mpsc::channel();
     let backend = Backend::spawn(move |mut conn| {

@@ -271,7 +271,8 @@ fn count_session(worker: &Worker, request: &Request, chosen: ServerIdx, cookie_s
 
 enum Parsed {
     Final(Head),
-    Informational(usize),
+    /// A 1xx other than 101: its head length and status.
+    Informational(usize, u16),
     Incomplete,
 }
 
@@ -326,6 +327,7 @@ async fn exchange(
     // The body. limpet answers `Expect: 100-continue` itself once the
     // backend is connected, then streams the body.
     let mut request_complete = true;
+    let mut sent_continue = false;
     if request.body != BodyFraming::None {
         if request.expect_continue && client.buf.is_empty() {
             let (result, _) =
@@ -333,6 +335,7 @@ async fn exchange(
             if result.is_err() {
                 return Exchanged::Done(Flow::Close);
             }
+            sent_continue = true;
         }
         match body::send_request_body(
             worker,
@@ -374,7 +377,12 @@ async fn exchange(
             );
             match parsed {
                 Ok(Parsed::Final(head)) => break head,
-                Ok(Parsed::Informational(len)) => {
+                Ok(Parsed::Informational(len, 100)) if sent_continue => {
+                    // limpet already said `100 Continue`; one is enough.
+                    io::consume(&mut buf, len);
+                    continue;
+                }
+                Ok(Parsed::Informational(len, _)) => {
                     let (result, back) =
                         io::write_range(&mut client.stream, buf, 0..len, client_limit).await;
                     let Some(back) = back else {
@@ -536,7 +544,7 @@ fn parse_head(
         return Ok(Parsed::Incomplete);
     };
     if response.is_informational() {
-        return Ok(Parsed::Informational(response.head_len));
+        return Ok(Parsed::Informational(response.head_len, response.status));
     }
     let switching = response.is_switching_protocols() && request.upgrade;
     let client_keep_alive = request.keep_alive
