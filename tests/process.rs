@@ -334,3 +334,46 @@ fn demo_serves_both_backends_and_stops_on_sigterm() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn slow_clients_cannot_starve_a_well_behaved_one() {
+    let backend = Backend::named("a", Default::default());
+    let config = config_for(
+        &[backend.addr],
+        "[limits]\nmax_connections = 256\n[timeouts]\nclient_head = \"3s\"\n",
+    );
+    let process = Process::start(&config);
+    let mut good = Client::connect(process.addr);
+    assert_eq!(good.get("/warm").status, 200);
+    let before = process.status_kib("VmHWM:");
+
+    // 500 slowloris connections: half a request line, then nothing.
+    let slow: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut stream = TcpStream::connect(process.addr).unwrap();
+            let _ = stream.write_all(b"GET / HTTP/1.1\r\nHo");
+            stream
+        })
+        .collect();
+
+    let mut fast_enough = 0;
+    for i in 0..100 {
+        let started = Instant::now();
+        let response = good.get(&format!("/{i}"));
+        assert_eq!(response.status, 200);
+        if started.elapsed() < Duration::from_secs(1) {
+            fast_enough += 1;
+        }
+        thread::sleep(Duration::from_millis(30));
+    }
+    assert!(
+        fast_enough >= 99,
+        "{fast_enough} of 100 answered within 1 s"
+    );
+    let growth = process.status_kib("VmHWM:").saturating_sub(before);
+    assert!(
+        growth < 16 * 1024,
+        "peak RSS grew by {growth} KiB with 500 slow clients"
+    );
+    drop(slow);
+}

@@ -505,3 +505,27 @@ fn a_client_that_trickles_its_head_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(client.conn.is_closed(Duration::from_secs(2)));
 }
+
+#[test]
+fn max_connections_holds_the_next_connection_in_the_backlog() {
+    let backend = Backend::named("a", log());
+    let limpet = Limpet::start(&config_for(
+        &[backend.addr],
+        "[limits]\nmax_connections = 2\n",
+    ));
+    let mut first = limpet.client();
+    let mut second = limpet.client();
+    assert_eq!(first.get("/1").status, 200);
+    assert_eq!(second.get("/2").status, 200);
+    let mut third = limpet.client();
+    third.send(b"GET /3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(!third.conn.is_closed(Duration::from_millis(300)));
+    assert!(
+        third.conn.pending.is_empty(),
+        "no answer while two connections are open"
+    );
+    drop(first);
+    let response = third.read_response(false).unwrap();
+    assert_eq!(response.body_text(), "a /3", "served once a slot freed");
+    assert_eq!(second.get("/4").status, 200);
+}
