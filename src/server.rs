@@ -102,6 +102,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let control = Control::new(config.clone(), listen_addrs.clone())?;
+    let (handle, control_inbox) = control::channel();
     let (events_tx, events) = mpsc::channel();
     let mut inboxes = Vec::with_capacity(count);
     let mut threads = Vec::with_capacity(count);
@@ -128,11 +129,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             listeners,
             snapshot: control.snapshot(),
             inbox,
+            control: handle.clone(),
         };
         threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
     }
-    let (handle, control_thread) =
-        control::spawn(control, inboxes.clone()).map_err(StartError::Thread)?;
+    let control_thread =
+        control::spawn(control, inboxes.clone(), control_inbox).map_err(StartError::Thread)?;
     let mut running = Running {
         listen_addrs,
         control: handle,

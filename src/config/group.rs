@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::cookie_name::{is_tchar, CookieName, COOKIE_NAME_RULE};
 use super::error::ConfigError;
+use super::health::Health;
 use super::net::{self, Port};
 use super::persistence::Persistence;
 use super::raw;
@@ -26,6 +27,7 @@ pub struct Group {
     pub persistence: Persistence,
     /// Idle pooled connections each worker keeps per server (0: no pooling).
     pub pool_max_idle_per_server: usize,
+    pub health: Health,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +99,7 @@ impl Group {
         Ok(Self {
             balance: build_balance(src, raw, &at)?,
             persistence: Persistence::build(src, raw.persistence.as_ref(), &at.key("persistence"))?,
+            health: Health::build(src, raw.health.as_ref(), &at.key("health"))?,
             pool_max_idle_per_server: src.int(
                 raw.pool_max_idle_per_server.as_ref(),
                 raw::POOL_MAX_IDLE_PER_SERVER,

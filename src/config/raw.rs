@@ -135,6 +135,25 @@ pub(super) struct Group {
     pub(super) balance_factor: Value<f64>,
     pub(super) pool_max_idle_per_server: Value<i64>,
     pub(super) persistence: Option<Persistence>,
+    pub(super) health: Option<Health>,
+}
+
+/// `[groups.NAME.health]`: active checks (when `path` is written), passive
+/// ejection, and the drain timeout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Health {
+    pub(super) path: Value<String>,
+    pub(super) interval: Value<String>,
+    pub(super) timeout: Value<String>,
+    pub(super) healthy_threshold: Value<i64>,
+    pub(super) unhealthy_threshold: Value<i64>,
+    pub(super) expect: Value<String>,
+    pub(super) host: Value<String>,
+    pub(super) max_fails: Value<i64>,
+    pub(super) fail_window: Value<String>,
+    pub(super) eject_time: Value<String>,
+    pub(super) drain_timeout: Value<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

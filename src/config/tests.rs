@@ -137,6 +137,7 @@ fn minimal_file_gets_every_default() {
             balance: Balance::LeastOutstanding,
             persistence: Persistence::None,
             pool_max_idle_per_server: 64,
+            health: Health::default(),
         }],
         admin: None,
     };

@@ -7,12 +7,16 @@
 //! listener and reloads run here, off the request path; nothing here is ever
 //! awaited by a request.
 
+mod probe;
 mod snapshot;
+mod state;
+mod track;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
@@ -21,7 +25,10 @@ pub use snapshot::{
     AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot, Sticky,
 };
 
-use crate::config::Config;
+pub use state::Control;
+
+/// How often the control thread ends ejections and drains whose time is up.
+const TICK: Duration = Duration::from_millis(100);
 
 /// A message to one worker.
 #[derive(Debug)]
@@ -57,7 +64,18 @@ enum Command {
         reply: oneshot::Sender<Result<u64, ControlError>>,
     },
     Current(oneshot::Sender<Arc<Snapshot>>),
+    PassiveFailure(PassiveFailure),
     Shutdown,
+}
+
+/// A worker's report of real traffic failing on a server: a connect
+/// failure, a reset or a timeout before the response.
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveFailure {
+    /// Identifies the configuration the indices refer to (its address).
+    pub config: usize,
+    pub group: usize,
+    pub server: usize,
 }
 
 /// A cloneable, `Send` handle to the control thread.
@@ -102,146 +120,40 @@ impl ControlHandle {
         rx.await.map_err(|_| ControlError::Stopped)
     }
 
+    /// Reports a failure of real traffic (never awaited: the request path
+    /// does not wait for the control thread).
+    pub fn passive_failure(&self, failure: PassiveFailure) {
+        let _ = self.tx.unbounded_send(Command::PassiveFailure(failure));
+    }
+
     /// Asks the control thread to stop.
     pub fn shutdown(&self) {
         let _ = self.tx.unbounded_send(Command::Shutdown);
     }
 }
 
-/// The server states and the rules that turn them into snapshots.
-pub struct Control {
-    config: Arc<Config>,
-    /// Per group, what only changes with the configuration.
-    built: Vec<(Sticky, Arc<crate::balance::Ring>)>,
-    listen_addrs: Vec<SocketAddr>,
-    /// Admin states by (group, server) name: they survive reloads (SPEC §6).
-    admin: HashMap<(String, String), AdminState>,
-    backends: HashMap<SocketAddr, BackendId>,
-    generation: u64,
-    current: Arc<Snapshot>,
+/// A new command channel: the handle for workers and callers, the receiver
+/// for [`spawn`].
+pub fn channel() -> (ControlHandle, ControlInbox) {
+    let (tx, rx) = mpsc::unbounded();
+    (ControlHandle { tx }, ControlInbox(rx))
 }
 
-impl Control {
-    /// Builds the first snapshot from `config`.
-    pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
-        let built = config
-            .groups
-            .iter()
-            .map(|group| {
-                Ok((
-                    Sticky::build(group)?,
-                    Arc::new(snapshot::build_ring(group)?),
-                ))
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
-        let mut backends = HashMap::new();
-        for group in &config.groups {
-            for server in &group.servers {
-                let next = BackendId(u32::try_from(backends.len()).unwrap_or(u32::MAX));
-                backends.entry(server.addr).or_insert(next);
-            }
-        }
-        let mut control = Control {
-            current: Arc::new(Snapshot {
-                generation: 0,
-                config: config.clone(),
-                groups: Vec::new(),
-                listen_addrs: listen_addrs.clone(),
-                backend_count: 0,
-            }),
-            config,
-            built,
-            listen_addrs,
-            admin: HashMap::new(),
-            backends,
-            generation: 0,
-        };
-        control.rebuild();
-        Ok(control)
-    }
-
-    /// The snapshot workers route with now.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.clone()
-    }
-
-    fn rebuild(&mut self) {
-        self.generation += 1;
-        let groups = self
-            .config
-            .groups
-            .iter()
-            .zip(&self.built)
-            .map(|(group, (sticky, ring))| GroupView {
-                sticky: sticky.clone(),
-                ring: ring.clone(),
-                servers: group
-                    .servers
-                    .iter()
-                    .map(|server| ServerView {
-                        backend: self.backends[&server.addr],
-                        addr: server.addr,
-                        admin: self
-                            .admin
-                            .get(&(group.name.clone(), server.name.clone()))
-                            .copied()
-                            .unwrap_or(AdminState::Enabled),
-                        health: Health::Up,
-                    })
-                    .collect(),
-            })
-            .collect();
-        self.current = Arc::new(Snapshot {
-            generation: self.generation,
-            config: self.config.clone(),
-            groups,
-            listen_addrs: self.listen_addrs.clone(),
-            backend_count: self.backends.len(),
-        });
-    }
-
-    fn set_admin(
-        &mut self,
-        group: &str,
-        server: &str,
-        state: AdminState,
-    ) -> Result<u64, ControlError> {
-        let g = self
-            .config
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .ok_or_else(|| ControlError::UnknownGroup(group.to_owned()))?;
-        if !g.servers.iter().any(|s| s.name == server) {
-            return Err(ControlError::UnknownServer {
-                group: group.to_owned(),
-                server: server.to_owned(),
-            });
-        }
-        self.admin
-            .insert((group.to_owned(), server.to_owned()), state);
-        self.rebuild();
-        log::info!(
-            "server {group}/{server} is now {state:?} (snapshot {})",
-            self.generation
-        );
-        Ok(self.generation)
-    }
-}
+/// The receiving end of the control thread's commands.
+pub struct ControlInbox(mpsc::UnboundedReceiver<Command>);
 
 /// Starts the control thread; it sends every new snapshot to `workers`.
 pub fn spawn(
     control: Control,
     workers: Vec<WorkerInbox>,
-) -> std::io::Result<(ControlHandle, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::unbounded();
-    let thread = std::thread::Builder::new()
+    inbox: ControlInbox,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("limpet-control".into())
-        .spawn(move || run(control, workers, rx))?;
-    Ok((ControlHandle { tx }, thread))
+        .spawn(move || run(control, workers, inbox.0))
 }
 
-fn run(mut control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedReceiver<Command>) {
+fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedReceiver<Command>) {
     // The control thread is not on the request path: the portable driver is
     // plenty, and it leaves io_uring instances to the workers.
     let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -254,7 +166,20 @@ fn run(mut control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedR
             return;
         }
     };
+    let control = Rc::new(RefCell::new(control));
+    let workers = Rc::new(workers);
     runtime.block_on(async move {
+        start_probes(&control, &workers);
+        let (ticking, ticked) = (control.clone(), workers.clone());
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(TICK).await;
+                let changed = ticking.borrow_mut().expire(Instant::now());
+                if changed {
+                    broadcast(&ticked, &ticking.borrow().snapshot());
+                }
+            }
+        });
         while let Some(command) = rx.next().await {
             match command {
                 Command::SetAdmin {
@@ -263,19 +188,50 @@ fn run(mut control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedR
                     state,
                     reply,
                 } => {
-                    let result = control.set_admin(&group, &server, state);
+                    let result = control.borrow_mut().set_admin(&group, &server, state);
                     if result.is_ok() {
-                        broadcast(&workers, &control.snapshot());
+                        broadcast(&workers, &control.borrow().snapshot());
                     }
                     let _ = reply.send(result);
                 }
                 Command::Current(reply) => {
-                    let _ = reply.send(control.snapshot());
+                    let _ = reply.send(control.borrow().snapshot());
+                }
+                Command::PassiveFailure(failure) => {
+                    let ejected = control.borrow_mut().record_failure(failure);
+                    if ejected {
+                        broadcast(&workers, &control.borrow().snapshot());
+                    }
                 }
                 Command::Shutdown => break,
             }
         }
     });
+}
+
+/// One prober task per server of every group with active checks: one per
+/// limpet process, however many workers.
+fn start_probes(control: &Rc<RefCell<Control>>, workers: &Rc<Vec<WorkerInbox>>) {
+    let config = control.borrow().config.clone();
+    for (g, group) in config.groups.iter().enumerate() {
+        let Some(rules) = group.health.active.clone() else {
+            continue;
+        };
+        for (s, server) in group.servers.iter().enumerate() {
+            let (control, workers, rules, addr) =
+                (control.clone(), workers.clone(), rules.clone(), server.addr);
+            monoio::spawn(async move {
+                loop {
+                    monoio::time::sleep(rules.interval).await;
+                    let result = probe::check(addr, &rules).await;
+                    let changed = control.borrow_mut().record_check(g, s, &result);
+                    if changed {
+                        broadcast(&workers, &control.borrow().snapshot());
+                    }
+                }
+            });
+        }
+    }
 }
 
 fn broadcast(workers: &[WorkerInbox], snapshot: &Arc<Snapshot>) {

@@ -47,6 +47,9 @@ pub struct ServerView {
     pub addr: SocketAddr,
     pub admin: AdminState,
     pub health: Health,
+    /// Draining for longer than the group's `drain_timeout`: its sessions
+    /// move at their next request.
+    pub drain_expired: bool,
 }
 
 impl ServerView {
@@ -57,7 +60,12 @@ impl ServerView {
 
     /// May a request whose session names this server go there (SPEC §6)?
     pub fn takes_stuck(&self) -> bool {
-        self.admin != AdminState::Disabled && self.health == Health::Up
+        let admitted = match self.admin {
+            AdminState::Enabled => true,
+            AdminState::Draining => !self.drain_expired,
+            AdminState::Disabled => false,
+        };
+        admitted && self.health == Health::Up
     }
 }
 

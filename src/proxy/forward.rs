@@ -161,6 +161,7 @@ pub async fn forward(
                 Err(err) => {
                     log::debug!("connect to {} failed: {err}", target.addr);
                     Stats::bump(&worker.stats.backend_connect_errors);
+                    worker.report_failure(view, request.group, chosen);
                     tried.push(chosen);
                     last_error = Some(err);
                     server = choose(view, &request, &tried);
@@ -418,6 +419,7 @@ async fn exchange(
             // A backend too slow: 504, and dropping `conn` closes it, so the
             // backend sees a FIN now rather than whenever it answers.
             Stats::bump(&worker.stats.backend_timeouts);
+            worker.report_failure(view, request.group, chosen);
             drop(conn);
             return Exchanged::Done(
                 answer_error(
@@ -442,6 +444,7 @@ async fn exchange(
                     Err(IoFailure::Failed(err)) => ProxyError::BackendIo(err),
                     _ => ProxyError::BackendClosed,
                 };
+                worker.report_failure(view, request.group, chosen);
                 return Exchanged::Done(
                     answer_error(worker, client, &err, out, client_limit).await,
                 );

@@ -27,7 +27,7 @@ pub use stats::Stats;
 
 use crate::balance::{BalanceFactor, Picker};
 use crate::config::{Balance, HashKey, Persistence};
-use crate::control::{Snapshot, WorkerMsg};
+use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg};
 use crate::http;
 use crate::proxy::{self, UpstreamPool};
 use crate::sticky::{CookieFinder, InsertFinders};
@@ -149,6 +149,8 @@ pub struct Worker {
     pub conn_closed: LocalEvent,
     /// Deadlines of idle keep-alive connections.
     pub idle: IdleClock,
+    /// Where failures of real traffic are reported (passive health).
+    control: Option<ControlHandle>,
     /// Set once when the worker begins to stop.
     pub stopping: Cell<bool>,
     pub stop: LocalEvent,
@@ -170,8 +172,21 @@ impl Worker {
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
             idle: IdleClock::default(),
+            control: None,
             stopping: Cell::new(false),
             stop: LocalEvent::default(),
+        }
+    }
+
+    /// Tells the control thread that real traffic to `server` of `group`
+    /// failed (a connect failure, a reset or a timeout before the response).
+    pub fn report_failure(&self, view: &CoreView, group: usize, server: crate::balance::ServerIdx) {
+        if let Some(control) = &self.control {
+            control.passive_failure(PassiveFailure {
+                config: Arc::as_ptr(&view.snapshot.config) as usize,
+                group,
+                server: server.get(),
+            });
         }
     }
 
@@ -257,6 +272,8 @@ pub struct WorkerSpec {
     pub listeners: Vec<std::net::TcpListener>,
     pub snapshot: Arc<Snapshot>,
     pub inbox: mpsc::UnboundedReceiver<WorkerMsg>,
+    /// Where to report failures of real traffic.
+    pub control: ControlHandle,
 }
 
 /// What a worker thread tells the main thread.
@@ -337,9 +354,12 @@ async fn run(spec: WorkerSpec) {
         listeners,
         snapshot,
         mut inbox,
+        control,
         ..
     } = spec;
-    let worker = Rc::new(Worker::new(id, snapshot, buffer_bytes, keep_buffers));
+    let mut worker = Worker::new(id, snapshot, buffer_bytes, keep_buffers);
+    worker.control = Some(control);
+    let worker = Rc::new(worker);
     let mut accepting = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         match monoio::net::TcpListener::from_std(listener) {

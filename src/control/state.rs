@@ -1,0 +1,244 @@
+//! The control thread's state: the configuration, every server's admin
+//! state and health, and the snapshot built from them. Only the control
+//! thread touches it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::snapshot::{
+    self, AdminState, BackendId, BuildError, GroupView, ServerView, Snapshot, Sticky,
+};
+use super::track::Track;
+use super::{ControlError, PassiveFailure};
+use crate::balance::Ring;
+use crate::config::Config;
+
+/// The server states and the rules that turn them into snapshots.
+pub struct Control {
+    pub(super) config: Arc<Config>,
+    /// Per group, what only changes with the configuration.
+    built: Vec<(Sticky, Arc<Ring>)>,
+    listen_addrs: Vec<SocketAddr>,
+    /// Per group, per server: admin state and health.
+    tracks: Vec<Vec<Track>>,
+    backends: HashMap<SocketAddr, BackendId>,
+    generation: u64,
+    current: Arc<Snapshot>,
+}
+
+impl Control {
+    /// Builds the first snapshot from `config`.
+    pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
+        let built = config
+            .groups
+            .iter()
+            .map(|group| {
+                Ok((
+                    Sticky::build(group)?,
+                    Arc::new(snapshot::build_ring(group)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let mut backends = HashMap::new();
+        for server in config.groups.iter().flat_map(|g| &g.servers) {
+            let next = BackendId(u32::try_from(backends.len()).unwrap_or(u32::MAX));
+            backends.entry(server.addr).or_insert(next);
+        }
+        let tracks = config
+            .groups
+            .iter()
+            .map(|g| {
+                g.servers
+                    .iter()
+                    .map(|_| Track::new(AdminState::Enabled))
+                    .collect()
+            })
+            .collect();
+        let mut control = Control {
+            current: Arc::new(Snapshot {
+                generation: 0,
+                config: config.clone(),
+                groups: Vec::new(),
+                listen_addrs: listen_addrs.clone(),
+                backend_count: 0,
+            }),
+            config,
+            built,
+            listen_addrs,
+            tracks,
+            backends,
+            generation: 0,
+        };
+        control.rebuild();
+        Ok(control)
+    }
+
+    /// The snapshot workers route with now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.clone()
+    }
+
+    fn rebuild(&mut self) {
+        self.generation += 1;
+        let now = Instant::now();
+        let groups = self
+            .config
+            .groups
+            .iter()
+            .zip(&self.built)
+            .zip(&self.tracks)
+            .map(|((group, (sticky, ring)), tracks)| GroupView {
+                sticky: sticky.clone(),
+                ring: ring.clone(),
+                servers: group
+                    .servers
+                    .iter()
+                    .zip(tracks)
+                    .map(|(server, track)| ServerView {
+                        backend: self
+                            .backends
+                            .get(&server.addr)
+                            .copied()
+                            .unwrap_or(BackendId(0)),
+                        addr: server.addr,
+                        admin: track.admin,
+                        health: track.health,
+                        drain_expired: track.drain_expired(group.health.drain_timeout, now),
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.current = Arc::new(Snapshot {
+            generation: self.generation,
+            config: self.config.clone(),
+            groups,
+            listen_addrs: self.listen_addrs.clone(),
+            backend_count: self.backends.len(),
+        });
+    }
+
+    fn server_name(&self, group: usize, server: usize) -> String {
+        let g = &self.config.groups[group];
+        format!("{}/{}", g.name, g.servers[server].name)
+    }
+
+    /// Sets a server's admin state; returns the new snapshot's generation.
+    pub fn set_admin(
+        &mut self,
+        group: &str,
+        server: &str,
+        state: AdminState,
+    ) -> Result<u64, ControlError> {
+        let g = self
+            .config
+            .groups
+            .iter()
+            .position(|g| g.name == group)
+            .ok_or_else(|| ControlError::UnknownGroup(group.to_owned()))?;
+        let s = self.config.groups[g]
+            .servers
+            .iter()
+            .position(|s| s.name == server)
+            .ok_or_else(|| ControlError::UnknownServer {
+                group: group.to_owned(),
+                server: server.to_owned(),
+            })?;
+        self.tracks[g][s].set_admin(state, Instant::now());
+        self.rebuild();
+        log::info!(
+            "server {group}/{server} is now {state:?} (snapshot {})",
+            self.generation
+        );
+        Ok(self.generation)
+    }
+
+    /// Records an active check; true when the server's health changed.
+    pub fn record_check(
+        &mut self,
+        group: usize,
+        server: usize,
+        result: &Result<u16, String>,
+    ) -> bool {
+        let Some(rules) = &self.config.groups[group].health.active else {
+            return false;
+        };
+        let Some(health) = self.tracks[group][server].check(result.is_ok(), rules) else {
+            return false;
+        };
+        match result {
+            Ok(status) => log::info!(
+                "server {} is {health:?}: checks pass (status {status})",
+                self.server_name(group, server)
+            ),
+            Err(why) => log::warn!(
+                "server {} is {health:?}: checks fail ({why})",
+                self.server_name(group, server)
+            ),
+        }
+        self.rebuild();
+        true
+    }
+
+    /// Records a passive failure; true when it ejected the server.
+    pub fn record_failure(&mut self, failure: PassiveFailure) -> bool {
+        if failure.config != Arc::as_ptr(&self.config) as usize {
+            return false; // about a configuration that has been replaced
+        }
+        let Some(rules) = self
+            .config
+            .groups
+            .get(failure.group)
+            .map(|g| g.health.passive.clone())
+        else {
+            return false;
+        };
+        let Some(track) = self
+            .tracks
+            .get_mut(failure.group)
+            .and_then(|t| t.get_mut(failure.server))
+        else {
+            return false;
+        };
+        if !track.passive_failure(Instant::now(), &rules) {
+            return false;
+        }
+        log::warn!(
+            "server {} ejected for {:?}: {} failures of real traffic within {:?}",
+            self.server_name(failure.group, failure.server),
+            rules.eject_time,
+            rules.max_fails,
+            rules.fail_window
+        );
+        self.rebuild();
+        true
+    }
+
+    /// Ends ejections and drains whose time is up; true when any did.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for (g, group) in self.config.groups.iter().enumerate() {
+            for (s, track) in self.tracks[g].iter_mut().enumerate() {
+                let server = &group.servers[s].name;
+                if track.expire(now) {
+                    log::info!("server {}/{server}: ejection over, tried again", group.name);
+                    changed = true;
+                }
+                let expired = track.drain_expired(group.health.drain_timeout, now);
+                let was = self.current.groups[g].servers[s].drain_expired;
+                if expired && !was {
+                    log::info!(
+                        "server {}/{server}: drain timeout passed, its sessions move",
+                        group.name
+                    );
+                }
+                changed |= expired != was;
+            }
+        }
+        if changed {
+            self.rebuild();
+        }
+        changed
+    }
+}
