@@ -18,7 +18,7 @@ const MAX_FAILS: u32 = 5;
 const FAIL_WINDOW: Duration = Duration::from_secs(10);
 const EJECT_TIME: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Health {
     /// `None`: no active checks (no `path`).
     pub active: Option<ActiveCheck>,
@@ -26,16 +26,6 @@ pub struct Health {
     /// How long a draining server keeps its stuck sessions; `None`: until
     /// the operator changes its state.
     pub drain_timeout: Option<Duration>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            active: None,
-            passive: Passive::default(),
-            drain_timeout: None,
-        }
-    }
 }
 
 /// An HTTP GET to each server, by the control thread, once per `interval`.

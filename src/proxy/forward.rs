@@ -245,10 +245,25 @@ struct Head {
 }
 
 /// Counts and logs what happened to the request's session.
-fn count_session(worker: &Worker, request: &Request, chosen: ServerIdx, cookie_sent: bool) {
+fn count_session(
+    worker: &Worker,
+    view: &CoreView,
+    request: &Request,
+    chosen: ServerIdx,
+    cookie_sent: bool,
+) {
     let stats = &worker.stats;
+    let server = view.groups[request.group].servers.get(chosen.get());
+    if let Some(server) = server {
+        Stats::bump(&server.responses);
+    }
     match request.session.server() {
-        Some(named) if named == chosen => Stats::bump(&stats.sticky_hits),
+        Some(named) if named == chosen => {
+            Stats::bump(&stats.sticky_hits);
+            if let Some(server) = server {
+                Stats::bump(&server.sticky_hits);
+            }
+        }
         Some(named) => {
             Stats::bump(&stats.sticky_moved);
             log::debug!(
@@ -472,7 +487,7 @@ async fn exchange(
         out.extend_from_slice(&available[..taken]);
     }
     worker.stats.response(head.status);
-    count_session(worker, request, chosen, head.cookie_sent);
+    count_session(worker, view, request, chosen, head.cookie_sent);
     let (result, back) = io::write_all(&mut client.stream, out, client_limit).await;
     if let Some(back) = back {
         worker.buffers.give(back);

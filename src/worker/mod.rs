@@ -73,6 +73,18 @@ pub struct CoreGroup {
     pub picker: RefCell<Picker>,
     /// Requests this core has in flight per server (index = `ServerIdx`).
     pub outstanding: RefCell<Vec<u32>>,
+    /// Counters per server (index = `ServerIdx`).
+    pub servers: Vec<ServerStats>,
+}
+
+/// One server's counters on one core.
+#[derive(Default, Debug)]
+pub struct ServerStats {
+    /// Responses relayed from this server.
+    pub responses: Cell<u64>,
+    /// Requests that reached this server because their session named it
+    /// (what still arrives at a draining server).
+    pub sticky_hits: Cell<u64>,
 }
 
 /// A snapshot plus what this core derives from it; requests keep the view
@@ -121,6 +133,7 @@ impl CoreView {
                     hash_cookie,
                     picker: RefCell::new(picker),
                     outstanding: RefCell::new(vec![0; group.servers.len()]),
+                    servers: group.servers.iter().map(|_| ServerStats::default()).collect(),
                 }
             })
             .collect();
@@ -202,7 +215,18 @@ impl Worker {
             snapshot.generation
         );
         self.upstreams.resize(snapshot.backend_count);
-        *self.view.borrow_mut() = Rc::new(CoreView::build(snapshot, self.id as u64));
+        let view = CoreView::build(snapshot, self.id as u64);
+        let old = self.view.borrow().clone();
+        if Arc::ptr_eq(&old.snapshot.config, &view.snapshot.config) {
+            // Same servers: the counters go on.
+            for (new, old) in view.groups.iter().zip(&old.groups) {
+                for (new, old) in new.servers.iter().zip(&old.servers) {
+                    new.responses.set(old.responses.get());
+                    new.sticky_hits.set(old.sticky_hits.get());
+                }
+            }
+        }
+        *self.view.borrow_mut() = Rc::new(view);
     }
 }
 
@@ -230,6 +254,8 @@ pub struct WorkerReport {
     pub sticky_refused: [u64; 5],
     pub idle_upstreams: usize,
     pub free_buffers: usize,
+    /// Per group, per server: (responses, sticky hits).
+    pub servers: Vec<Vec<(u64, u64)>>,
 }
 
 impl Worker {
@@ -252,6 +278,17 @@ impl Worker {
             sticky_new: s.sticky_new.get(),
             sticky_moved: s.sticky_moved.get(),
             sticky_refused: std::array::from_fn(|i| s.sticky_refused[i].get()),
+            servers: self
+                .view()
+                .groups
+                .iter()
+                .map(|g| {
+                    g.servers
+                        .iter()
+                        .map(|s| (s.responses.get(), s.sticky_hits.get()))
+                        .collect()
+                })
+                .collect(),
             idle_upstreams: self.upstreams.idle_count(),
             free_buffers: self.buffers.free_count(),
         }
