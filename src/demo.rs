@@ -55,7 +55,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     let backends = Backends::start()?;
     let text = config_text(listen, backends.addrs);
     let config = crate::config::parse(&text, "<demo>")?;
-    let running = crate::server::start(config)?;
+    let running = crate::server::start(config)?.watch_signals()?;
     let addr = running.listen_addrs()[0];
     println!("limpet demo");
     for (name, backend) in SERVER_NAMES.iter().zip(backends.addrs) {

@@ -30,9 +30,12 @@ fn main() -> ExitCode {
         Command::Check { config } => limpet::config::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(anyhow::Error::from),
-        Command::Run { config } => limpet::config::load(&config)
+        Command::Run { config: path } => limpet::config::load(&path)
             .map_err(anyhow::Error::from)
-            .and_then(|cfg| Ok(limpet::server::start(cfg)?.wait()?)),
+            .and_then(|cfg| {
+                let running = limpet::server::start(cfg)?.reload_from(path);
+                Ok(running.watch_signals()?.wait()?)
+            }),
         Command::Demo { listen, admin } => limpet::demo::run(listen, admin),
     };
     match result {

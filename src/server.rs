@@ -53,6 +53,10 @@ pub struct Running {
     events: mpsc::Receiver<WorkerEvent>,
     events_tx: mpsc::Sender<WorkerEvent>,
     signals: Option<signal_hook::iterator::Handle>,
+    /// The file SIGHUP reloads, if limpet was started from one.
+    config_path: Option<std::path::PathBuf>,
+    /// The configuration limpet started with (for the start-up log).
+    control_config: Arc<Config>,
 }
 
 impl std::fmt::Debug for Running {
@@ -144,6 +148,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         events,
         events_tx,
         signals: None,
+        config_path: None,
+        control_config: config.clone(),
     };
     let mut started = 0;
     while started < count {
@@ -172,9 +178,6 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             }
         }
     }
-    for (listener, addr) in config.listeners.iter().zip(&running.listen_addrs) {
-        log::info!("listener {} listening on {addr}", listener.name);
-    }
     Ok(running)
 }
 
@@ -187,6 +190,41 @@ impl Running {
     /// A handle to the control thread (admin states, snapshots).
     pub fn control(&self) -> &ControlHandle {
         &self.control
+    }
+
+    /// Makes SIGHUP reload `path`.
+    pub fn reload_from(mut self, path: std::path::PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// Switches every worker to `config` between requests: open
+    /// connections stay, admin states and sessions stay on their servers.
+    /// Nothing changes when it fails.
+    pub fn reload(&self, config: Config) -> Result<u64, control::ReloadError> {
+        self.control.reload_blocking(config)
+    }
+
+    /// SIGHUP: validate the file first; a bad file changes nothing and says why.
+    fn reload_file(&self) {
+        let Some(path) = &self.config_path else {
+            log::warn!("SIGHUP: limpet was not started from a file; nothing to reload");
+            return;
+        };
+        let config = match crate::config::load(path) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!("reload refused, nothing changed: {err}");
+                return;
+            }
+        };
+        match self.reload(config) {
+            Ok(generation) => log::info!("reloaded {} (snapshot {generation})", path.display()),
+            Err(err) => log::error!(
+                "reload of {} refused, nothing changed: {err}",
+                path.display()
+            ),
+        }
     }
 
     /// Every worker's counters, gathered by asking each worker's inbox.
@@ -205,9 +243,10 @@ impl Running {
         reports
     }
 
-    /// Blocks until SIGINT or SIGTERM (then stops and returns `Ok`) or until
-    /// a worker dies (then returns the error, for a non-zero exit).
-    pub fn wait(mut self) -> Result<(), StartError> {
+    /// Takes over SIGINT, SIGTERM and SIGHUP for this process, then logs
+    /// the listening addresses: a supervisor (or test) that waits for them
+    /// can signal limpet from then on without killing it.
+    pub fn watch_signals(mut self) -> Result<Self, StartError> {
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
             .map_err(StartError::Signals)?;
         self.signals = Some(signals.handle());
@@ -222,11 +261,20 @@ impl Running {
                 }
             })
             .map_err(StartError::Thread)?;
+        let config = self.control_config.clone();
+        for (listener, addr) in config.listeners.iter().zip(&self.listen_addrs) {
+            log::info!("listener {} listening on {addr}", listener.name);
+        }
+        Ok(self)
+    }
+
+    /// Blocks until SIGINT or SIGTERM (then stops and returns `Ok`) or until
+    /// a worker dies (then returns the error, for a non-zero exit). Call
+    /// [`Running::watch_signals`] first.
+    pub fn wait(mut self) -> Result<(), StartError> {
         loop {
             match self.events.recv() {
-                Ok(WorkerEvent::Signal(SIGHUP)) => {
-                    log::warn!("SIGHUP: live reload is not available yet; nothing changed");
-                }
+                Ok(WorkerEvent::Signal(SIGHUP)) => self.reload_file(),
                 Ok(WorkerEvent::Signal(signal)) => {
                     log::info!("signal {signal}: stopping");
                     self.stop();

@@ -377,3 +377,44 @@ fn slow_clients_cannot_starve_a_well_behaved_one() {
     );
     drop(slow);
 }
+
+#[test]
+fn sighup_reloads_a_good_file_and_refuses_a_bad_one() {
+    let (a, b) = (
+        Backend::named("a", Default::default()),
+        Backend::named("b", Default::default()),
+    );
+    let process = Process::start(&config_for(&[a.addr], ""));
+    let path = process._dir.path().join("limpet.toml");
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(process.pid()),
+            nix::sys::signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    let listen = process.addr.to_string();
+
+    std::fs::write(&path, "this is [not toml").unwrap();
+    hup();
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        Client::connect(process.addr).get("/x").body_text(),
+        "a /x",
+        "a bad file changes nothing"
+    );
+
+    let routed = config_for(&[a.addr], "").replace("127.0.0.1:0", &listen).replace(
+        "default_group = \"web\"",
+        &format!("default_group = \"web\"\n[[listeners.routes]]\npath_prefix = \"/b\"\ngroup = \"b\"\n\n[[groups.b.servers]]\nname = \"b\"\naddress = \"{}\"\n", b.addr),
+    );
+    std::fs::write(&path, routed).unwrap();
+    hup();
+    assert!(eventually(Duration::from_secs(3), || Client::connect(
+        process.addr
+    )
+    .get("/b/1")
+    .body_text()
+        == "b /b/1"));
+    assert_eq!(Client::connect(process.addr).get("/x").body_text(), "a /x");
+}

@@ -25,7 +25,7 @@ pub use snapshot::{
     AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot, Sticky,
 };
 
-pub use state::Control;
+pub use state::{Control, ReloadError};
 
 /// How often the control thread ends ejections and drains whose time is up.
 const TICK: Duration = Duration::from_millis(100);
@@ -64,6 +64,10 @@ enum Command {
         reply: oneshot::Sender<Result<u64, ControlError>>,
     },
     Current(oneshot::Sender<Arc<Snapshot>>),
+    Reload {
+        config: Arc<crate::config::Config>,
+        reply: std::sync::mpsc::Sender<Result<u64, ReloadError>>,
+    },
     PassiveFailure(PassiveFailure),
     Shutdown,
 }
@@ -118,6 +122,19 @@ impl ControlHandle {
             .unbounded_send(Command::Current(reply))
             .map_err(|_| ControlError::Stopped)?;
         rx.await.map_err(|_| ControlError::Stopped)
+    }
+
+    /// Switches to `config` (already validated) and waits for the answer;
+    /// for callers outside an event loop (the main thread, tests).
+    pub fn reload_blocking(&self, config: crate::config::Config) -> Result<u64, ReloadError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.tx
+            .unbounded_send(Command::Reload {
+                config: Arc::new(config),
+                reply,
+            })
+            .map_err(|_| ReloadError::Stopped)?;
+        answer.recv().map_err(|_| ReloadError::Stopped)?
     }
 
     /// Reports a failure of real traffic (never awaited: the request path
@@ -197,6 +214,14 @@ fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedRecei
                 Command::Current(reply) => {
                     let _ = reply.send(control.borrow().snapshot());
                 }
+                Command::Reload { config, reply } => {
+                    let result = control.borrow_mut().reload(config);
+                    if result.is_ok() {
+                        broadcast(&workers, &control.borrow().snapshot());
+                        start_probes(&control, &workers);
+                    }
+                    let _ = reply.send(result);
+                }
                 Command::PassiveFailure(failure) => {
                     let ejected = control.borrow_mut().record_failure(failure);
                     if ejected {
@@ -220,10 +245,17 @@ fn start_probes(control: &Rc<RefCell<Control>>, workers: &Rc<Vec<WorkerInbox>>) 
         for (s, server) in group.servers.iter().enumerate() {
             let (control, workers, rules, addr) =
                 (control.clone(), workers.clone(), rules.clone(), server.addr);
+            let config = config.clone();
             monoio::spawn(async move {
                 loop {
                     monoio::time::sleep(rules.interval).await;
+                    if !Arc::ptr_eq(&control.borrow().config, &config) {
+                        return; // reloaded: the new configuration's probers took over
+                    }
                     let result = probe::check(addr, &rules).await;
+                    if !Arc::ptr_eq(&control.borrow().config, &config) {
+                        return;
+                    }
                     let changed = control.borrow_mut().record_check(g, s, &result);
                     if changed {
                         broadcast(&workers, &control.borrow().snapshot());

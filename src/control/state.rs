@@ -15,6 +15,19 @@ use super::{ControlError, PassiveFailure};
 use crate::balance::Ring;
 use crate::config::Config;
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("listeners were added, removed or moved: that needs a restart")]
+    Listeners,
+    #[error("[workers] changed: threads, CPUs and buffers are set at start; that needs a restart")]
+    Workers,
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("the control thread has stopped")]
+    Stopped,
+}
+
 /// The server states and the rules that turn them into snapshots.
 pub struct Control {
     pub(super) config: Arc<Config>,
@@ -73,6 +86,80 @@ impl Control {
         };
         control.rebuild();
         Ok(control)
+    }
+
+    /// Switches to `config`, carrying every server's admin state and health
+    /// over by (group, server) name (SPEC §6, §8): sessions stay on their
+    /// servers, since tokens depend only on those names. Nothing changes
+    /// when it fails.
+    pub fn reload(&mut self, config: Arc<Config>) -> Result<u64, ReloadError> {
+        let old = &self.config;
+        // A listener written with port 0 stays the same when the new file
+        // names the port it was given.
+        let same_listeners = old.listeners.len() == config.listeners.len()
+            && old
+                .listeners
+                .iter()
+                .zip(&self.listen_addrs)
+                .zip(&config.listeners)
+                .all(|((was, bound), new)| {
+                    was.name == new.name && (was.addr == new.addr || *bound == new.addr)
+                });
+        if !same_listeners {
+            return Err(ReloadError::Listeners);
+        }
+        if old.workers != config.workers {
+            return Err(ReloadError::Workers);
+        }
+        let built = config
+            .groups
+            .iter()
+            .map(|group| {
+                Ok((
+                    Sticky::build(group)?,
+                    Arc::new(snapshot::build_ring(group)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let mut previous: HashMap<(&str, &str), (SocketAddr, &mut Track)> = HashMap::new();
+        let mut tracks = std::mem::take(&mut self.tracks);
+        for (group, group_tracks) in old.groups.iter().zip(tracks.iter_mut()) {
+            for (server, track) in group.servers.iter().zip(group_tracks.iter_mut()) {
+                previous.insert((&group.name, &server.name), (server.addr, track));
+            }
+        }
+        let new_tracks: Vec<Vec<Track>> = config
+            .groups
+            .iter()
+            .map(|group| {
+                group
+                    .servers
+                    .iter()
+                    .map(|server| {
+                        match previous.remove(&(group.name.as_str(), server.name.as_str())) {
+                            // Same server: its state and health go on.
+                            Some((addr, track)) if addr == server.addr => {
+                                std::mem::replace(track, Track::new(AdminState::Enabled))
+                            }
+                            // Moved to a new address: the operator's word stands,
+                            // health starts afresh.
+                            Some((_, track)) => Track::new(track.admin),
+                            None => Track::new(AdminState::Enabled),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for server in config.groups.iter().flat_map(|g| &g.servers) {
+            let next = BackendId(u32::try_from(self.backends.len()).unwrap_or(u32::MAX));
+            self.backends.entry(server.addr).or_insert(next);
+        }
+        self.tracks = new_tracks;
+        self.built = built;
+        self.config = config;
+        self.rebuild();
+        log::info!("configuration reloaded (snapshot {})", self.generation);
+        Ok(self.generation)
     }
 
     /// The snapshot workers route with now.
