@@ -19,9 +19,12 @@ use crate::proxy::Remaining;
 pub const SERVER_NAMES: [&str; 2] = ["ECS01", "ECS02"];
 
 /// The configuration `limpet demo` runs with.
-pub fn config_text(listen: SocketAddr, backends: [SocketAddr; 2]) -> String {
+pub fn config_text(listen: SocketAddr, admin: SocketAddr, backends: [SocketAddr; 2]) -> String {
     format!(
         r#"# limpet demo: two built-in backends behind one listener.
+[admin]
+listen = "{admin}"
+
 [[listeners]]
 name = "demo"
 listen = "{listen}"
@@ -53,7 +56,7 @@ address = "{addr_b}"
 /// Runs the demo until SIGINT or SIGTERM.
 pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     let backends = Backends::start()?;
-    let text = config_text(listen, backends.addrs);
+    let text = config_text(listen, admin, backends.addrs);
     let config = crate::config::parse(&text, "<demo>")?;
     let running = crate::server::start(config)?.watch_signals()?;
     let addr = running.listen_addrs()[0];
@@ -62,10 +65,15 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         println!("  backend {name} on {backend}");
     }
     println!("  listener on {addr} (group `web`)");
-    println!("  admin {admin}: arrives with the admin listener; not served yet");
+    if let Some(admin) = running.admin_addr() {
+        println!("  admin on {admin}: /stats, /metrics, POST /servers/web/ECS01/drain");
+    }
     println!();
     println!("try:  curl -s -c jar -b jar http://{addr}/    # the same ECS0x every time");
     println!("      curl -s http://{addr}/                  # no cookie jar: balanced afresh");
+    if let Some(admin) = running.admin_addr() {
+        println!("      curl -s -X POST http://{admin}/servers/web/ECS01/drain   # then watch sessions move");
+    }
     println!("stop: Ctrl-C");
     let result = running.wait();
     backends.stop();

@@ -57,6 +57,8 @@ pub struct Running {
     config_path: Option<std::path::PathBuf>,
     /// The configuration limpet started with (for the start-up log).
     control_config: Arc<Config>,
+    /// Where the admin listener listens (port 0 resolved).
+    admin_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Running {
@@ -137,8 +139,15 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         };
         threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
     }
-    let control_thread =
-        control::spawn(control, inboxes.clone(), control_inbox).map_err(StartError::Thread)?;
+    // The admin listener is never shared (no SO_REUSEPORT): a second
+    // limpet on the same admin port fails here.
+    let admin = match &config.admin {
+        Some(admin) => Some((net::bind_exclusive(admin.addr, 64)?, admin.token.clone())),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|(l, _)| l.local_addr().ok());
+    let control_thread = control::spawn(control, inboxes.clone(), control_inbox, admin)
+        .map_err(StartError::Thread)?;
     let mut running = Running {
         listen_addrs,
         control: handle,
@@ -150,6 +159,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         signals: None,
         config_path: None,
         control_config: config.clone(),
+        admin_addr,
     };
     let mut started = 0;
     while started < count {
@@ -192,10 +202,16 @@ impl Running {
         &self.control
     }
 
-    /// Makes SIGHUP reload `path`.
+    /// Makes SIGHUP and `POST /reload` reload `path`.
     pub fn reload_from(mut self, path: std::path::PathBuf) -> Self {
+        self.control.set_config_path(path.clone());
         self.config_path = Some(path);
         self
+    }
+
+    /// Where the admin listener listens, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Switches every worker to `config` between requests: open
@@ -232,7 +248,10 @@ impl Running {
         let (tx, rx) = mpsc::channel();
         let mut asked = 0;
         for inbox in &self.inboxes {
-            if inbox.unbounded_send(WorkerMsg::Report(tx.clone())).is_ok() {
+            if inbox
+                .unbounded_send(WorkerMsg::Report(control::ReportTo::Blocking(tx.clone())))
+                .is_ok()
+            {
                 asked += 1;
             }
         }
@@ -264,6 +283,9 @@ impl Running {
         let config = self.control_config.clone();
         for (listener, addr) in config.listeners.iter().zip(&self.listen_addrs) {
             log::info!("listener {} listening on {addr}", listener.name);
+        }
+        if let Some(addr) = self.admin_addr {
+            log::info!("admin listening on {addr}");
         }
         Ok(self)
     }

@@ -9,7 +9,7 @@ use super::net::{self, Port};
 use super::raw;
 use super::source::{KeyPath, Source};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Admin {
     pub addr: SocketAddr,
     /// Required as `Authorization: Bearer <token>` when set.
@@ -39,5 +39,15 @@ impl Admin {
             ));
         }
         Ok(Self { addr, token })
+    }
+}
+
+/// The bearer token never reaches a log line or `GET /config`.
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }

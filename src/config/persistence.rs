@@ -64,7 +64,7 @@ impl Default for CookieAttrs {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TokenConfig {
     /// Key of the hash that makes unsigned tokens; `None`: the built-in one.
     pub secret: Option<String>,
@@ -277,4 +277,16 @@ fn build_tokens(
         max_age,
         max_idle,
     })
+}
+
+/// Secrets never reach a log line or `GET /config`.
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("max_age", &self.max_age)
+            .field("max_idle", &self.max_idle)
+            .finish()
+    }
 }

@@ -27,6 +27,8 @@ pub use snapshot::{
 
 pub use state::{Control, ReloadError};
 
+use crate::config::Config;
+
 /// How often the control thread ends ejections and drains whose time is up.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -37,9 +39,30 @@ pub enum WorkerMsg {
     Snapshot(Arc<Snapshot>),
     /// Send this worker's counters; gathered only when asked, so counting
     /// costs the request path no shared write.
-    Report(std::sync::mpsc::Sender<crate::worker::WorkerReport>),
+    Report(ReportTo),
     /// Stop accepting, finish what is in flight, and return.
     Shutdown,
+}
+
+/// Where a worker sends its report: a thread that blocks, or an event loop
+/// that must not.
+#[derive(Debug)]
+pub enum ReportTo {
+    Blocking(std::sync::mpsc::Sender<crate::worker::WorkerReport>),
+    Async(mpsc::UnboundedSender<crate::worker::WorkerReport>),
+}
+
+impl ReportTo {
+    pub fn send(self, report: crate::worker::WorkerReport) {
+        match self {
+            ReportTo::Blocking(tx) => {
+                let _ = tx.send(report);
+            }
+            ReportTo::Async(tx) => {
+                let _ = tx.unbounded_send(report);
+            }
+        }
+    }
 }
 
 /// The sending side of a worker's inbox.
@@ -68,6 +91,7 @@ enum Command {
         config: Arc<crate::config::Config>,
         reply: std::sync::mpsc::Sender<Result<u64, ReloadError>>,
     },
+    ConfigPath(std::path::PathBuf),
     PassiveFailure(PassiveFailure),
     Shutdown,
 }
@@ -137,6 +161,11 @@ impl ControlHandle {
         answer.recv().map_err(|_| ReloadError::Stopped)?
     }
 
+    /// Tells the control thread which file `POST /reload` reads.
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        let _ = self.tx.unbounded_send(Command::ConfigPath(path));
+    }
+
     /// Reports a failure of real traffic (never awaited: the request path
     /// does not wait for the control thread).
     pub fn passive_failure(&self, failure: PassiveFailure) {
@@ -160,17 +189,131 @@ pub fn channel() -> (ControlHandle, ControlInbox) {
 pub struct ControlInbox(mpsc::UnboundedReceiver<Command>);
 
 /// Starts the control thread; it sends every new snapshot to `workers`.
+/// `admin` is the admin listener, already bound, with its bearer token.
 pub fn spawn(
     control: Control,
     workers: Vec<WorkerInbox>,
     inbox: ControlInbox,
+    admin: Option<(std::net::TcpListener, Option<String>)>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("limpet-control".into())
-        .spawn(move || run(control, workers, inbox.0))
+        .spawn(move || run(control, workers, inbox.0, admin))
 }
 
-fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedReceiver<Command>) {
+/// The control thread's state and the workers' inboxes, shared by its
+/// tasks (command loop, probers, ticker, admin listener). Every change goes
+/// through here, so that every change reaches the workers.
+#[derive(Clone)]
+pub struct Shared {
+    control: Rc<RefCell<Control>>,
+    workers: Rc<Vec<WorkerInbox>>,
+    /// The file `POST /reload` and SIGHUP read.
+    config_path: Rc<RefCell<Option<std::path::PathBuf>>>,
+}
+
+impl Shared {
+    fn publish(&self) {
+        broadcast(&self.workers, &self.control.borrow().snapshot());
+    }
+
+    /// The snapshot workers route with now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.control.borrow().snapshot()
+    }
+
+    /// Sets a server's admin state; returns the new snapshot's generation.
+    pub fn set_admin(
+        &self,
+        group: &str,
+        server: &str,
+        state: AdminState,
+    ) -> Result<u64, ControlError> {
+        let generation = self.control.borrow_mut().set_admin(group, server, state)?;
+        self.publish();
+        Ok(generation)
+    }
+
+    /// Switches to `config`; nothing changes when it fails.
+    pub fn reload(&self, config: Arc<Config>) -> Result<u64, ReloadError> {
+        let generation = self.control.borrow_mut().reload(config)?;
+        self.publish();
+        start_probes(self);
+        Ok(generation)
+    }
+
+    /// Reloads the file limpet was started from.
+    pub fn reload_file(&self) -> Result<u64, String> {
+        let path = self.config_path.borrow().clone();
+        let path = path.ok_or("limpet was not started from a file")?;
+        let config = crate::config::load(&path).map_err(|e| e.to_string())?;
+        self.reload(Arc::new(config)).map_err(|e| e.to_string())
+    }
+
+    /// Changes a server's weight: a reload of the same configuration with
+    /// that one number changed.
+    pub fn set_weight(
+        &self,
+        group: &str,
+        server: &str,
+        weight: std::num::NonZeroU32,
+    ) -> Result<u64, String> {
+        let mut config = Config::clone(&self.control.borrow().config);
+        let g = config
+            .groups
+            .iter_mut()
+            .find(|g| g.name == group)
+            .ok_or_else(|| ControlError::UnknownGroup(group.to_owned()).to_string())?;
+        let s = g
+            .servers
+            .iter_mut()
+            .find(|s| s.name == server)
+            .ok_or_else(|| {
+                ControlError::UnknownServer {
+                    group: group.to_owned(),
+                    server: server.to_owned(),
+                }
+                .to_string()
+            })?;
+        s.weight = weight;
+        self.reload(Arc::new(config)).map_err(|e| e.to_string())
+    }
+
+    /// Every worker's counters, gathered without blocking this thread.
+    pub async fn reports(&self) -> Vec<crate::worker::WorkerReport> {
+        let (tx, mut rx) = mpsc::unbounded();
+        let asked = self
+            .workers
+            .iter()
+            .filter(|inbox| {
+                inbox
+                    .unbounded_send(WorkerMsg::Report(ReportTo::Async(tx.clone())))
+                    .is_ok()
+            })
+            .count();
+        drop(tx);
+        let mut reports = Vec::with_capacity(asked);
+        let gather = async {
+            while reports.len() < asked {
+                match rx.next().await {
+                    Some(report) => reports.push(report),
+                    None => break,
+                }
+            }
+        };
+        // A worker busy for a second is reported missing rather than waited for.
+        let _ = monoio::time::timeout(Duration::from_secs(1), gather).await;
+        reports.sort_by_key(|r| r.id);
+        reports
+    }
+}
+
+fn run(
+    control: Control,
+    workers: Vec<WorkerInbox>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    admin: Option<(std::net::TcpListener, Option<String>)>,
+) {
     // The control thread is not on the request path: the portable driver is
     // plenty, and it leaves io_uring instances to the workers.
     let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -183,17 +326,23 @@ fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedRecei
             return;
         }
     };
-    let control = Rc::new(RefCell::new(control));
-    let workers = Rc::new(workers);
+    let shared = Shared {
+        control: Rc::new(RefCell::new(control)),
+        workers: Rc::new(workers),
+        config_path: Rc::new(RefCell::new(None)),
+    };
     runtime.block_on(async move {
-        start_probes(&control, &workers);
-        let (ticking, ticked) = (control.clone(), workers.clone());
+        start_probes(&shared);
+        if let Some((listener, token)) = admin {
+            monoio::spawn(crate::admin::serve(listener, token, shared.clone()));
+        }
+        let ticking = shared.clone();
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(TICK).await;
-                let changed = ticking.borrow_mut().expire(Instant::now());
+                let changed = ticking.control.borrow_mut().expire(Instant::now());
                 if changed {
-                    broadcast(&ticked, &ticking.borrow().snapshot());
+                    ticking.publish();
                 }
             }
         });
@@ -205,27 +354,21 @@ fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedRecei
                     state,
                     reply,
                 } => {
-                    let result = control.borrow_mut().set_admin(&group, &server, state);
-                    if result.is_ok() {
-                        broadcast(&workers, &control.borrow().snapshot());
-                    }
-                    let _ = reply.send(result);
+                    let _ = reply.send(shared.set_admin(&group, &server, state));
                 }
                 Command::Current(reply) => {
-                    let _ = reply.send(control.borrow().snapshot());
+                    let _ = reply.send(shared.snapshot());
                 }
                 Command::Reload { config, reply } => {
-                    let result = control.borrow_mut().reload(config);
-                    if result.is_ok() {
-                        broadcast(&workers, &control.borrow().snapshot());
-                        start_probes(&control, &workers);
-                    }
-                    let _ = reply.send(result);
+                    let _ = reply.send(shared.reload(config));
+                }
+                Command::ConfigPath(path) => {
+                    *shared.config_path.borrow_mut() = Some(path);
                 }
                 Command::PassiveFailure(failure) => {
-                    let ejected = control.borrow_mut().record_failure(failure);
+                    let ejected = shared.control.borrow_mut().record_failure(failure);
                     if ejected {
-                        broadcast(&workers, &control.borrow().snapshot());
+                        shared.publish();
                     }
                 }
                 Command::Shutdown => break,
@@ -235,30 +378,32 @@ fn run(control: Control, workers: Vec<WorkerInbox>, mut rx: mpsc::UnboundedRecei
 }
 
 /// One prober task per server of every group with active checks: one per
-/// limpet process, however many workers.
-fn start_probes(control: &Rc<RefCell<Control>>, workers: &Rc<Vec<WorkerInbox>>) {
-    let config = control.borrow().config.clone();
+/// limpet process, however many workers. A prober ends when a reload
+/// replaces the configuration it was started for.
+fn start_probes(shared: &Shared) {
+    let config = shared.control.borrow().config.clone();
     for (g, group) in config.groups.iter().enumerate() {
         let Some(rules) = group.health.active.clone() else {
             continue;
         };
         for (s, server) in group.servers.iter().enumerate() {
-            let (control, workers, rules, addr) =
-                (control.clone(), workers.clone(), rules.clone(), server.addr);
-            let config = config.clone();
+            let (shared, rules, addr, config) =
+                (shared.clone(), rules.clone(), server.addr, config.clone());
             monoio::spawn(async move {
+                let current =
+                    |shared: &Shared| Arc::ptr_eq(&shared.control.borrow().config, &config);
                 loop {
                     monoio::time::sleep(rules.interval).await;
-                    if !Arc::ptr_eq(&control.borrow().config, &config) {
-                        return; // reloaded: the new configuration's probers took over
-                    }
-                    let result = probe::check(addr, &rules).await;
-                    if !Arc::ptr_eq(&control.borrow().config, &config) {
+                    if !current(&shared) {
                         return;
                     }
-                    let changed = control.borrow_mut().record_check(g, s, &result);
+                    let result = probe::check(addr, &rules).await;
+                    if !current(&shared) {
+                        return;
+                    }
+                    let changed = shared.control.borrow_mut().record_check(g, s, &result);
                     if changed {
-                        broadcast(&workers, &control.borrow().snapshot());
+                        shared.publish();
                     }
                 }
             });

@@ -412,9 +412,7 @@ async fn run(spec: WorkerSpec) {
     while let Some(message) = inbox.next().await {
         match message {
             WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),
-            WorkerMsg::Report(reply) => {
-                let _ = reply.send(worker.report());
-            }
+            WorkerMsg::Report(reply) => reply.send(worker.report()),
             WorkerMsg::Shutdown => break,
         }
     }

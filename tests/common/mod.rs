@@ -34,6 +34,23 @@ impl Limpet {
         }
     }
 
+    /// Calls the admin listener (the config must have `[admin]`).
+    pub fn admin(&self, method: &str, path: &str, body: &str, token: Option<&str>) -> Response {
+        let addr = self.running().admin_addr().expect("an admin listener");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let mut client = Client::connect(addr);
+        client.send(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        client.read_response(false).expect("an admin answer")
+    }
+
     pub fn running(&self) -> &limpet::server::Running {
         self.running.as_ref().unwrap()
     }

@@ -1,0 +1,59 @@
+"""The load generator side: h2load (HTTP/1.1 mode, one thread, pinned to
+CPU 1) for fixed-count and fixed-rate runs, and a single request to learn
+the sticky cookie a proxy issues."""
+import os
+import re
+
+import processes
+
+CLIENT_CPU = "1"
+
+
+def url(port, path):
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def fixed_count(port, path, requests, connections=50, cookie=None):
+    """Sends exactly `requests` requests over `connections` keep-alive
+    connections; returns requests per second. Fails unless all succeed."""
+    argv = ["h2load", "--h1", "-n", str(requests), "-c", str(connections), "-t", "1"]
+    if cookie:
+        argv += ["-H", f"Cookie: {cookie}"]
+    output = processes.run(argv + [url(port, path)], CLIENT_CPU)
+    _check_all_succeeded(output, requests)
+    return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output).group(1))
+
+
+def fixed_rate(port, path, rate, seconds, log_path, connections=50, cookie=None):
+    """Sends `rate` requests per second in total (h2load --rps is per
+    connection) for `seconds` after a 1 s warm-up; returns every request's
+    latency in microseconds, from h2load's per-request log."""
+    argv = [
+        "h2load", "--h1", "-c", str(connections), "-t", "1",
+        f"--rps={rate / connections:.3f}", "-D", str(seconds), "--warm-up-time=1",
+        f"--log-file={log_path}",
+    ]
+    if cookie:
+        argv += ["-H", f"Cookie: {cookie}"]
+    processes.run(argv + [url(port, path)], CLIENT_CPU)
+    with open(log_path) as f:
+        latencies = [int(line.split("\t")[2]) for line in f if line.strip()]
+    os.remove(log_path)
+    return latencies
+
+
+def issued_cookie(port, path, name="SERVERID"):
+    """The `name=value` pair of the cookie the proxy sets on a first
+    request (one curl), or None if it sets none."""
+    head = processes.run(["curl", "-s", "-D", "-", "-o", "/dev/null", url(port, path)], CLIENT_CPU)
+    for line in head.splitlines():
+        header, _, value = line.partition(":")
+        if header.lower() == "set-cookie" and value.strip().startswith(name + "="):
+            return value.strip().split(";", 1)[0]
+    return None
+
+
+def _check_all_succeeded(output, requests):
+    match = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", output)
+    if not match or int(match.group(1)) != requests:
+        raise RuntimeError(f"h2load: not every request succeeded:\n{output[-1500:]}")

@@ -1,0 +1,154 @@
+"""Writes RESULTS.md: the machine and the run, one table per body size
+(every metric, every contender, limpet's ratio to each peer), idle memory,
+notes, and the log of every timed run with its load average."""
+from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY
+
+COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
+
+# (metric, variant, label, decimals): rows of each body size's table.
+ROWS = (
+    ("rps", PLAIN, "requests/s, no cookie (higher is better)", 0),
+    ("rps", STICKY, "requests/s, sticky cookie", 0),
+    ("rps@quota", PLAIN, "requests/s at {quota} of one CPU, no cookie", 0),
+    ("rps@quota", STICKY, "requests/s at {quota} of one CPU, sticky cookie", 0),
+    ("proxy_us", PLAIN, "proxy CPU µs / request, no cookie (lower is better)", 2),
+    ("proxy_us", STICKY, "proxy CPU µs / request, sticky cookie", 2),
+    ("machine_us", PLAIN, "whole-machine CPU µs / request, no cookie", 2),
+    ("machine_us", STICKY, "whole-machine CPU µs / request, sticky cookie", 2),
+    ("instructions", PLAIN, "user-space instructions / request, no cookie", 0),
+    ("instructions", STICKY, "user-space instructions / request, sticky cookie", 0),
+    ("syscalls", PLAIN, "syscalls / request, no cookie", 2),
+    ("syscalls", STICKY, "syscalls / request, sticky cookie", 2),
+    ("io_uring_enter", PLAIN, "of which io_uring_enter / request, no cookie", 3),
+    ("p50_us", PLAIN, "p50 latency µs at {rate} req/s", 0),
+    ("p99_us", PLAIN, "p99 latency µs at {rate} req/s", 0),
+)
+
+
+def write(results, profile, facts, path):
+    lines = [
+        "# limpet load test results",
+        "",
+        f"Written by `loadtest/run{' --quick' if profile.name == 'quick' else ''}`; see "
+        "[README.md](README.md) for the method. Each cell is the median, with min–max "
+        "when there is more than one sample; ratios are of medians.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| nproc | {facts['nproc']} |",
+        f"| CPU | {facts['cpu']} |",
+        f"| kernel | {facts['kernel']} |",
+        f"| date | {facts['date']} |",
+        f"| profile | {profile.name}: bodies {', '.join(_size(b) for b in profile.bodies)}, "
+        f"{profile.alternations} alternations, {profile.requests:,} requests per run "
+        f"({profile.quota_requests:,} under the quota) |",
+        f"| load average (1 min) | {facts['load_before']:.2f} at start, {facts['load_after']:.2f} at end; "
+        "each run's below |",
+        f"| duration | {facts['minutes']:.1f} min |",
+        "",
+        "![requests/s under a CPU quota and CPU per request](results.svg)",
+        "",
+    ]
+    for body in profile.bodies:
+        lines += _body_table(results, profile, body)
+    lines += _idle_table(results, profile)
+    lines += _workers_table(results, profile)
+    if results.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
+    lines += _run_log(results)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def _body_table(results, profile, body):
+    quota = f"{int(profile.quota_share * 100)} %"
+    rate = results.latency_rate.get(body, "?")
+    lines = [
+        f"## {_size(body)} body",
+        "",
+        "| metric | " + " | ".join(COLUMNS) + " | limpet / HAProxy | limpet / nginx |",
+        "|---|" + "---:|" * (len(COLUMNS) + 2),
+    ]
+    for metric, variant, label, decimals in ROWS:
+        cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in COLUMNS]
+        if not any(cells):
+            continue
+        limpet = results.median(metric, LIMPET, body, variant)
+        ratios = [_ratio(limpet, results.median(metric, peer, body, variant)) for peer in (HAPROXY, NGINX)]
+        lines.append(f"| {label.format(quota=quota, rate=rate)} | " + " | ".join(cells + ratios) + " |")
+    direct = results.median("rps", DIRECT, body, PLAIN)
+    fractions = [_ratio(results.median("rps", name, body, PLAIN), direct) for name in COLUMNS]
+    lines.append("| requests/s as a fraction of direct, no cookie | " + " | ".join(fractions) + " | | |")
+    return lines + [""]
+
+
+def _idle_table(results, profile):
+    lines = [
+        f"## User memory per idle keep-alive connection ({profile.idle_connections:,} connections, THP off)",
+        "",
+        "| bytes / connection | " + " | ".join(COLUMNS[1:]) + " | limpet / HAProxy | limpet / nginx |",
+        "|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for metric, label in (("idle_anon_bytes", "RssAnon growth"), ("idle_rss_bytes", "VmRSS growth")):
+        cells = [_cell(results.summary(metric, name, None, PLAIN), 0) for name in COLUMNS[1:]]
+        limpet = results.median(metric, LIMPET, None, PLAIN)
+        ratios = [_ratio(limpet, results.median(metric, peer, None, PLAIN)) for peer in (HAPROXY, NGINX)]
+        lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
+    return lines + [""]
+
+
+def _workers_table(results, profile):
+    lines = [
+        "## limpet with 2 workers vs 1 (no cookie, unconstrained)",
+        "",
+        "| body | CPU µs / request, 1 worker | 2 workers | 2 / 1 | requests/s, 1 worker | 2 workers |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for body in profile.bodies:
+        one = results.summary("proxy_us", LIMPET, body, PLAIN)
+        two = results.summary("proxy_us", LIMPET_2W, body, PLAIN)
+        ratio = _ratio(two[0], one[0]) if one and two else ""
+        rps = [_cell(results.summary("rps", name, body, PLAIN), 0) for name in (LIMPET, LIMPET_2W)]
+        lines.append(f"| {_size(body)} | {_cell(one, 2)} | {_cell(two, 2)} | {ratio} | {rps[0]} | {rps[1]} |")
+    return lines + [
+        "",
+        "With 2 workers the second one shares CPU 1 with the origin and h2load.",
+        "",
+    ]
+
+
+def _run_log(results):
+    lines = [
+        "## Every timed run",
+        "",
+        "| time | load avg | contender | body | variant | quota | requests/s | proxy µs/req | machine µs/req |",
+        "|---|---:|---|---:|---|---|---:|---:|---:|",
+    ]
+    for run in results.runs:
+        if run.get("skipped"):
+            figures = "skipped: load above 1.5 | | "
+        else:
+            figures = f"{run['rps']:.0f} | {run['proxy_us']:.2f} | {run['machine_us']:.2f}"
+        lines.append(
+            f"| {run['time']} | {run['load']:.2f} | {run['contender']} | {run['body']} | {run['variant']} "
+            f"| {run['quota'] or '—'} | {figures} |"
+        )
+    return lines + [""]
+
+
+def _cell(summary, decimals):
+    if summary is None:
+        return ""
+    median, low, high, count = summary
+    text = f"{median:,.{decimals}f}"
+    return text if count == 1 else f"{text} ({low:,.{decimals}f}–{high:,.{decimals}f})"
+
+
+def _ratio(value, reference):
+    if not value or not reference:
+        return ""
+    return f"{value / reference:.2f}×"
+
+
+def _size(body):
+    return f"{body // 1024} KiB" if body % 1024 == 0 else f"{body} B"

@@ -1,0 +1,279 @@
+//! What `/stats` (JSON) and `/metrics` (Prometheus text) say: the control
+//! thread's view of every server, plus every worker's counters gathered at
+//! the moment of asking.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+
+use crate::control::{AdminState, Health, Snapshot};
+use crate::worker::WorkerReport;
+
+/// The names of `WorkerReport::sticky_refused`'s slots.
+pub const REFUSALS: [&str; 5] = ["garbled", "unknown", "bad_signature", "expired", "idle"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+pub fn admin_name(state: AdminState) -> &'static str {
+    match state {
+        AdminState::Enabled => "enabled",
+        AdminState::Draining => "draining",
+        AdminState::Disabled => "disabled",
+    }
+}
+
+pub fn health_name(health: Health) -> &'static str {
+    match health {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Ejected => "ejected",
+    }
+}
+
+/// A per-server counter summed over the workers that run this snapshot's
+/// configuration (a worker mid-reload may still report the old one).
+fn server_sum(
+    reports: &[WorkerReport],
+    group: usize,
+    server: usize,
+    pick: fn(&(u64, u64)) -> u64,
+) -> u64 {
+    reports
+        .iter()
+        .filter_map(|r| r.servers.get(group).and_then(|g| g.get(server)))
+        .map(pick)
+        .sum()
+}
+
+/// `GET /stats`.
+pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
+    let config = &snapshot.config;
+    let groups: Vec<Value> = config
+        .groups
+        .iter()
+        .zip(&snapshot.groups)
+        .enumerate()
+        .map(|(g, (group, view))| {
+            let servers: Vec<Value> = group
+                .servers
+                .iter()
+                .zip(&view.servers)
+                .enumerate()
+                .map(|(s, (server, state))| {
+                    json!({
+                        "name": server.name,
+                        "address": server.addr.to_string(),
+                        "weight": server.weight.get(),
+                        "admin": admin_name(state.admin),
+                        "health": health_name(state.health),
+                        "drain_expired": state.drain_expired,
+                        "responses": server_sum(reports, g, s, |c| c.0),
+                        "sticky_hits": server_sum(reports, g, s, |c| c.1),
+                    })
+                })
+                .collect();
+            json!({ "name": group.name, "servers": servers })
+        })
+        .collect();
+    let sum = |f: fn(&WorkerReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let refused: serde_json::Map<String, Value> = REFUSALS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            (
+                name.to_string(),
+                json!(reports.iter().map(|r| r.sticky_refused[i]).sum::<u64>()),
+            )
+        })
+        .collect();
+    let workers: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            let responses: serde_json::Map<String, Value> = CLASSES
+                .iter()
+                .zip(r.responses)
+                .map(|(c, n)| (c.to_string(), json!(n)))
+                .collect();
+            json!({
+                "id": r.id,
+                "snapshot": r.snapshot_generation,
+                "accepted": r.accepted,
+                "active_connections": r.active_connections,
+                "requests": r.requests,
+                "in_flight": r.in_flight,
+                "responses": responses,
+                "refused": r.refused,
+                "backend_connect_errors": r.backend_connect_errors,
+                "backend_timeouts": r.backend_timeouts,
+                "retries": r.retries,
+                "panics": r.panics,
+                "idle_backend_connections": r.idle_upstreams,
+                "free_buffers": r.free_buffers,
+            })
+        })
+        .collect();
+    json!({
+        "snapshot": snapshot.generation,
+        "groups": groups,
+        "sticky": {
+            "hits": sum(|r| r.sticky_hits),
+            "new": sum(|r| r.sticky_new),
+            "moved": sum(|r| r.sticky_moved),
+            "refused": refused,
+        },
+        "workers": workers,
+    })
+}
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `GET /metrics`, in the Prometheus text format.
+pub fn metrics_text(
+    snapshot: &Snapshot,
+    reports: &[WorkerReport],
+) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("limpet");
+    let counter = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Labels, Counter>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let gauge = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Labels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let requests = counter(&mut registry, "requests", "Requests received, per worker");
+    let responses = counter(
+        &mut registry,
+        "responses",
+        "Responses sent to clients, per worker and class",
+    );
+    let connections = gauge(
+        &mut registry,
+        "active_connections",
+        "Open client connections, per worker",
+    );
+    let accepted = counter(
+        &mut registry,
+        "accepted_connections",
+        "Client connections accepted, per worker",
+    );
+    let errors = counter(
+        &mut registry,
+        "backend_errors",
+        "Backend failures, per worker and kind",
+    );
+    let panics = counter(
+        &mut registry,
+        "panics",
+        "Connections closed by a panic, per worker",
+    );
+    let sticky = counter(
+        &mut registry,
+        "sticky_requests",
+        "Requests by what their session did",
+    );
+    let refused = counter(
+        &mut registry,
+        "sticky_refused",
+        "Persistence tokens treated as absent, by reason",
+    );
+    let server_responses = counter(
+        &mut registry,
+        "server_responses",
+        "Responses relayed, per server",
+    );
+    let server_sticky = counter(
+        &mut registry,
+        "server_sticky_hits",
+        "Requests that reached a server because their session named it",
+    );
+    let server_up = gauge(
+        &mut registry,
+        "server_usable",
+        "1 when the server takes new sessions",
+    );
+    let server_state = gauge(
+        &mut registry,
+        "server_state",
+        "The server's admin state and health (value 1)",
+    );
+    for r in reports {
+        let worker = r.id.to_string();
+        let w = labels(&[("worker", &worker)]);
+        requests.get_or_create(&w).inc_by(r.requests);
+        accepted.get_or_create(&w).inc_by(r.accepted);
+        connections
+            .get_or_create(&w)
+            .set(i64::try_from(r.active_connections).unwrap_or(i64::MAX));
+        panics.get_or_create(&w).inc_by(r.panics);
+        for (class, n) in CLASSES.iter().zip(r.responses) {
+            responses
+                .get_or_create(&labels(&[("worker", &worker), ("class", class)]))
+                .inc_by(n);
+        }
+        for (kind, n) in [
+            ("connect", r.backend_connect_errors),
+            ("timeout", r.backend_timeouts),
+            ("retry", r.retries),
+        ] {
+            errors
+                .get_or_create(&labels(&[("worker", &worker), ("kind", kind)]))
+                .inc_by(n);
+        }
+        for (outcome, n) in [
+            ("hit", r.sticky_hits),
+            ("new", r.sticky_new),
+            ("moved", r.sticky_moved),
+        ] {
+            sticky
+                .get_or_create(&labels(&[("outcome", outcome)]))
+                .inc_by(n);
+        }
+        for (reason, n) in REFUSALS.iter().zip(r.sticky_refused) {
+            refused
+                .get_or_create(&labels(&[("reason", reason)]))
+                .inc_by(n);
+        }
+    }
+    for (g, (group, view)) in snapshot
+        .config
+        .groups
+        .iter()
+        .zip(&snapshot.groups)
+        .enumerate()
+    {
+        for (s, (server, state)) in group.servers.iter().zip(&view.servers).enumerate() {
+            let id = labels(&[("group", &group.name), ("server", &server.name)]);
+            server_responses
+                .get_or_create(&id)
+                .inc_by(server_sum(reports, g, s, |c| c.0));
+            server_sticky
+                .get_or_create(&id)
+                .inc_by(server_sum(reports, g, s, |c| c.1));
+            server_up
+                .get_or_create(&id)
+                .set(i64::from(state.takes_new()));
+            let state_labels = labels(&[
+                ("group", &group.name),
+                ("server", &server.name),
+                ("admin", admin_name(state.admin)),
+                ("health", health_name(state.health)),
+            ]);
+            server_state.get_or_create(&state_labels).set(1);
+        }
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}

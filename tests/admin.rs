@@ -1,0 +1,245 @@
+//! The admin listener (issue 6): stats, metrics, server states, weights,
+//! token lookups, the bearer token, and redaction.
+
+// Test code: a failed unwrap is a failed test, and a Mutex here is not on
+// any request path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use serde_json::Value;
+
+fn config(addrs: &[SocketAddr], admin: &str, persistence: &str) -> String {
+    config_with(
+        addrs,
+        "balance = \"round_robin\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n[groups.web.persistence]\nmode = \"insert\"\n{persistence}"),
+    )
+}
+
+fn json(response: &Response) -> Value {
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+fn pair() -> (Backend, Backend) {
+    (
+        Backend::named("s0", Default::default()),
+        Backend::named("s1", Default::default()),
+    )
+}
+
+fn get(limpet: &Limpet, cookie: Option<&str>) -> Response {
+    let mut client = limpet.client();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
+    client.read_response(false).unwrap()
+}
+
+#[test]
+fn stats_and_metrics_count_what_happened() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let first = get(&limpet, None);
+    let cookie = first
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        get(&limpet, Some(&cookie));
+    }
+    get(&limpet, Some("SERVERID=garbage"));
+
+    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let servers = &stats["groups"][0]["servers"];
+    assert_eq!(stats["groups"][0]["name"], "web");
+    assert_eq!(servers[0]["admin"], "enabled");
+    assert_eq!(servers[0]["health"], "up");
+    let responses: u64 = (0..2)
+        .map(|i| servers[i]["responses"].as_u64().unwrap())
+        .sum();
+    assert_eq!(responses, 5);
+    assert_eq!(stats["sticky"]["hits"], 3);
+    assert_eq!(stats["sticky"]["new"], 2);
+    assert_eq!(stats["sticky"]["refused"]["garbled"], 1);
+    assert_eq!(stats["workers"][0]["requests"], 5);
+
+    let metrics = limpet.admin("GET", "/metrics", "", None);
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body_text();
+    assert!(
+        text.contains("limpet_requests_total{worker=\"0\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limpet_sticky_requests_total{outcome=\"hit\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limpet_sticky_refused_total{reason=\"garbled\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "limpet_server_state{group=\"web\",server=\"s0\",admin=\"enabled\",health=\"up\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn drain_disable_and_enable_over_http() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let t0 = json(&limpet.admin("GET", "/sticky/web/s0", "", None))["cookie"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let drained = json(&limpet.admin("POST", "/servers/web/s0/drain", "", None));
+    assert_eq!(drained["admin"], "draining");
+    let generation = drained["snapshot"].as_u64().unwrap();
+    assert!(eventually(std::time::Duration::from_secs(2), || {
+        limpet
+            .running()
+            .reports()
+            .iter()
+            .all(|r| r.snapshot_generation >= generation)
+    }));
+    assert_eq!(
+        get(&limpet, Some(&t0)).body_text(),
+        "s0 /",
+        "stuck sessions stay while draining"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            get(&limpet, None).body_text(),
+            "s1 /",
+            "no new session on a draining server"
+        );
+    }
+    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    assert_eq!(stats["groups"][0]["servers"][0]["admin"], "draining");
+    assert!(
+        stats["groups"][0]["servers"][0]["sticky_hits"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+
+    assert_eq!(
+        limpet
+            .admin("POST", "/servers/web/nope/drain", "", None)
+            .status,
+        404
+    );
+    assert_eq!(
+        limpet
+            .admin("POST", "/servers/web/s0/explode", "", None)
+            .status,
+        404
+    );
+    assert_eq!(
+        limpet
+            .admin("GET", "/servers/web/s0/drain", "", None)
+            .status,
+        405
+    );
+    assert_eq!(limpet.admin("GET", "/nothing", "", None).status, 404);
+    json(&limpet.admin("POST", "/servers/web/s0/enable", "", None));
+}
+
+#[test]
+fn weights_change_without_a_restart() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let answer = json(&limpet.admin("PUT", "/servers/web/s1/weight", "3", None));
+    let generation = answer["snapshot"].as_u64().unwrap();
+    assert!(eventually(std::time::Duration::from_secs(2), || {
+        limpet
+            .running()
+            .reports()
+            .iter()
+            .all(|r| r.snapshot_generation >= generation)
+    }));
+    let order: String = (0..8)
+        .map(|_| get(&limpet, None).body_text()[1..2].to_string())
+        .collect();
+    assert_eq!(order, "10111011", "smooth weighted round robin, 1:3");
+    assert_eq!(
+        limpet
+            .admin("PUT", "/servers/web/s1/weight", "0", None)
+            .status,
+        400
+    );
+    assert_eq!(
+        limpet
+            .admin("PUT", "/servers/web/zz/weight", "2", None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn token_lookup_says_which_server_and_why_not() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let pinned = json(&limpet.admin("GET", "/sticky/web/s1", "", None));
+    let token = pinned["token"].as_str().unwrap();
+    assert_eq!(pinned["cookie"], format!("SERVERID={token}"));
+    let found = json(&limpet.admin("GET", &format!("/sticky/web?token={token}"), "", None));
+    assert_eq!(
+        (found["status"].as_str(), found["server"].as_str()),
+        (Some("valid"), Some("s1"))
+    );
+    let garbled = json(&limpet.admin("GET", "/sticky/web?token=%%", "", None));
+    assert_eq!(garbled["status"], "garbled");
+    let unknown = json(&limpet.admin("GET", "/sticky/web?token=AAAAAAAAAAA", "", None));
+    assert_eq!(unknown["status"], "unknown");
+    assert_eq!(
+        get(&limpet, Some(&format!("SERVERID={token}"))).body_text(),
+        "s1 /"
+    );
+}
+
+#[test]
+fn the_bearer_token_guards_everything_and_secrets_stay_secret() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(
+        &[b0.addr, b1.addr],
+        "token = \"admin-secret-0123456789\"",
+        "keys = [\"signing-key-0123456789\"]\ntoken_secret = \"hash-secret-0123456789\"\n",
+    ));
+    assert_eq!(limpet.admin("GET", "/stats", "", None).status, 401);
+    assert_eq!(limpet.admin("GET", "/stats", "", Some("wrong")).status, 401);
+    assert_eq!(
+        limpet
+            .admin("POST", "/servers/web/s0/drain", "", None)
+            .status,
+        401
+    );
+    let config = limpet.admin("GET", "/config", "", Some("admin-secret-0123456789"));
+    assert_eq!(config.status, 200);
+    let text = config.body_text();
+    assert!(text.contains("groups") && text.contains("s0"), "{text}");
+    for secret in ["admin-secret", "signing-key", "hash-secret"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(text.contains("<redacted>"));
+}
+
+#[test]
+fn reload_without_a_file_is_refused_and_changes_nothing() {
+    let (b0, b1) = pair();
+    let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let refused = limpet.admin("POST", "/reload", "", None);
+    assert_eq!(refused.status, 409);
+    assert!(refused.body_text().contains("nothing changed"));
+}
