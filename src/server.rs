@@ -18,8 +18,8 @@ use crate::worker::{self, DriverChoice, WorkerEvent, WorkerSpec};
 
 /// How long start-up waits for every worker to report in.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long stopping waits for workers to finish what is in flight.
-const STOP_TIMEOUT: Duration = Duration::from_secs(7);
+/// How much longer than `timeouts.shutdown` stopping waits for workers.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why limpet could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -320,7 +320,8 @@ impl Running {
             let _ = inbox.unbounded_send(WorkerMsg::Shutdown);
         }
         let mut left = self.threads.len();
-        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        let deadline =
+            std::time::Instant::now() + self.control_config.timeouts.shutdown + STOP_MARGIN;
         while left > 0 {
             let wait = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(wait) {

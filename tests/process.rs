@@ -418,3 +418,58 @@ fn sighup_reloads_a_good_file_and_refuses_a_bad_one() {
         == "b /b/1"));
     assert_eq!(Client::connect(process.addr).get("/x").body_text(), "a /x");
 }
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
+    let backend = Backend::respond(|_| {
+        thread::sleep(Duration::from_millis(800));
+        Some(ok("finished"))
+    });
+    let mut process = Process::start(&config_for(
+        &[backend.addr],
+        "[timeouts]\nshutdown = \"5s\"\n",
+    ));
+    let addr = process.addr;
+    let in_flight = thread::spawn(move || {
+        let mut client = Client::connect(addr);
+        let response = client.get("/slow");
+        (
+            response.status,
+            response.body_text(),
+            response.header("connection").map(str::to_owned),
+        )
+    });
+    thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(process.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let (status, body, connection) = in_flight.join().unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "finished"),
+        "the request in flight completed"
+    );
+    assert_eq!(
+        connection.as_deref(),
+        Some("close"),
+        "and its connection is closed after it"
+    );
+    let start = Instant::now();
+    loop {
+        if let Some(exit) = process.child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "limpet did not stop"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "nothing accepts after the stop"
+    );
+}

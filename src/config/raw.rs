@@ -36,6 +36,7 @@ pub(super) const CLIENT_BODY: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_CONNECT: Duration = Duration::from_secs(3);
 pub(super) const BACKEND_RESPONSE: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_IDLE: Duration = Duration::from_secs(30);
+pub(super) const SHUTDOWN: Duration = Duration::from_secs(10);
 
 pub(super) const BACKLOG: u32 = 1024;
 pub(super) const WEIGHT: u32 = 1;
@@ -95,6 +96,7 @@ pub(super) struct Timeouts {
     pub(super) backend_connect: Value<String>,
     pub(super) backend_response: Value<String>,
     pub(super) backend_idle: Value<String>,
+    pub(super) shutdown: Value<String>,
 }
 
 #[derive(Debug, Deserialize)]

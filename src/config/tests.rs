@@ -118,6 +118,7 @@ fn minimal_file_gets_every_default() {
             backend_connect: Duration::from_secs(3),
             backend_response: Duration::from_secs(30),
             backend_idle: Duration::from_secs(30),
+            shutdown: Duration::from_secs(10),
         },
         listeners: vec![Listener {
             name: "main".into(),

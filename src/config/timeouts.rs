@@ -22,6 +22,8 @@ pub struct Timeouts {
     pub backend_response: Duration,
     /// Pooled backend connections idle longer than this are closed.
     pub backend_idle: Duration,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish.
+    pub shutdown: Duration,
 }
 
 impl Default for Timeouts {
@@ -33,6 +35,7 @@ impl Default for Timeouts {
             backend_connect: raw::BACKEND_CONNECT,
             backend_response: raw::BACKEND_RESPONSE,
             backend_idle: raw::BACKEND_IDLE,
+            shutdown: raw::SHUTDOWN,
         }
     }
 }
@@ -80,6 +83,7 @@ impl Timeouts {
                 MIN_TIMEOUT,
                 "backend_idle",
             )?,
+            shutdown: timeout(&raw.shutdown, raw::SHUTDOWN, MIN_TIMEOUT, "shutdown")?,
         })
     }
 }

@@ -32,9 +32,6 @@ use crate::http;
 use crate::proxy::{self, UpstreamPool};
 use crate::sticky::{CookieFinder, InsertFinders};
 
-/// How long a stopping worker waits for requests in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// The persistence-cookie searchers of a group, built once per core
 /// (SIMD substring finders own their needle).
 pub enum Finders {
@@ -421,7 +418,7 @@ async fn run(spec: WorkerSpec) {
     for task in accepting {
         task.await;
     }
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let deadline = Instant::now() + worker.view().snapshot.config.timeouts.shutdown;
     while worker.stats.in_flight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
