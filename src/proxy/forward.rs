@@ -87,7 +87,7 @@ impl Drop for Outstanding<'_> {
 /// sessions (SPEC §6); else, in rewrite mode, the ring on the application's
 /// session value, so every core and node fail over alike (SPEC §4.4); else
 /// the group's balancer.
-fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) -> Option<ServerIdx> {
+pub(super) fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) -> Option<ServerIdx> {
     let group = &view.snapshot.groups[request.group];
     let servers = &group.servers;
     let fresh = |s: ServerIdx| !tried.contains(&s);
@@ -233,7 +233,7 @@ enum Exchanged {
 }
 
 /// What the response head said, kept after the head's borrow ends.
-struct Head {
+pub(super) struct Head {
     len: usize,
     status: u16,
     framing: ResponseFraming,
@@ -285,7 +285,7 @@ fn count_session(
     }
 }
 
-enum Parsed {
+pub(super) enum Parsed {
     Final(Head),
     /// A 1xx other than 101: its head length and status.
     Informational(usize, u16),
@@ -545,7 +545,7 @@ async fn exchange(
 /// Parses the response head at the start of `buf`; for a final response,
 /// writes the head to send to the client into `out`, with the persistence
 /// cookies the group's policy calls for.
-fn parse_head(
+pub(super) fn parse_head(
     view: &CoreView,
     request: &Request,
     chosen: ServerIdx,

@@ -10,6 +10,7 @@
 
 mod body;
 mod client;
+mod cycle;
 mod forward;
 mod io;
 mod pool;
@@ -29,6 +30,7 @@ use futures_util::FutureExt;
 use monoio::net::TcpStream;
 
 pub use body::Remaining;
+pub use cycle::InMemory;
 pub use pool::UpstreamPool;
 
 use crate::worker::{Stats, Worker};
