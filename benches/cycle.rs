@@ -41,7 +41,8 @@ fn bench(c: &mut Criterion) {
     let path = InMemory::new(config).expect("in-memory proxy");
     let (mut to_backend, mut to_client) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
     let new_session = REQUEST_HEAD.replace("{cookie}", "theme=dark").into_bytes();
-    path.cycle(&new_session, RESPONSE_HEAD, &mut to_backend, &mut to_client).expect("a cycle");
+    path.cycle(&new_session, RESPONSE_HEAD, &mut to_backend, &mut to_client)
+        .expect("a cycle");
     let cookie = String::from_utf8_lossy(&to_client)
         .lines()
         .find_map(|l| l.strip_prefix("Set-Cookie: "))
@@ -52,10 +53,24 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("cycle");
     group.bench_function("sticky_hit", |b| {
-        b.iter(|| path.cycle(black_box(&sticky), black_box(RESPONSE_HEAD), &mut to_backend, &mut to_client))
+        b.iter(|| {
+            path.cycle(
+                black_box(&sticky),
+                black_box(RESPONSE_HEAD),
+                &mut to_backend,
+                &mut to_client,
+            )
+        })
     });
     group.bench_function("new_session", |b| {
-        b.iter(|| path.cycle(black_box(&new_session), black_box(RESPONSE_HEAD), &mut to_backend, &mut to_client))
+        b.iter(|| {
+            path.cycle(
+                black_box(&new_session),
+                black_box(RESPONSE_HEAD),
+                &mut to_backend,
+                &mut to_client,
+            )
+        })
     });
     group.finish();
 }

@@ -33,13 +33,13 @@ fn head(c: &mut Criterion) {
     let mut group = c.benchmark_group("head");
     group.bench_function("parse_request", |b| {
         b.iter(|| {
-            let mut headers = [httparse::EMPTY_HEADER; 100];
+            let mut headers = [std::mem::MaybeUninit::uninit(); 100];
             let req = parse_request(black_box(BROWSER_REQUEST), &mut headers, &LIMITS);
             black_box(req.map(|r| r.map(|r| r.head_len))).ok();
         })
     });
 
-    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 100];
     let Ok(Some(req)) = parse_request(BROWSER_REQUEST, &mut headers, &LIMITS) else {
         return;
     };

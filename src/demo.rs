@@ -159,7 +159,7 @@ async fn hello(mut stream: TcpStream, name: &'static str) {
     loop {
         // Read a head.
         let (head_len, framing, keep_alive) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 100];
+            let mut headers = [std::mem::MaybeUninit::uninit(); 100];
             match http::parse_request(&buf, &mut headers, &limits) {
                 Ok(Some(req)) => break (req.head_len, req.body, req.keep_alive),
                 Ok(None) if buf.len() < buf.capacity() => {}

@@ -139,7 +139,7 @@ async fn read_call(stream: &mut TcpStream, token: Option<&str>) -> Result<Call, 
         if !matches!(read, Ok(n) if n > 0) {
             return Err(Answer::error(400, "closed before a full request"));
         }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut headers = [std::mem::MaybeUninit::uninit(); 64];
         let request = match http::parse_request(&buf, &mut headers, &limits) {
             Ok(Some(request)) => request,
             Ok(None) => continue,

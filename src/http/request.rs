@@ -21,6 +21,8 @@
 //!   framing and connection facts derived from them. When httparse refuses,
 //!   a cold-path diagnosis names the rule that was broken.
 
+use std::mem::MaybeUninit;
+
 use httparse::Header;
 use thiserror::Error;
 
@@ -175,7 +177,7 @@ impl Request<'_, '_> {
 /// at most `limits.max_headers` of it is used.
 pub fn parse_request<'b, 'h>(
     buf: &'b [u8],
-    headers: &'h mut [Header<'b>],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
     limits: &Limits,
 ) -> Result<Option<Request<'b, 'h>>, RequestError> {
     // The request-line limit is checked first so that a long line earns 414
@@ -186,8 +188,10 @@ pub fn parse_request<'b, 'h>(
     let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
     let slots = limits.max_headers.min(headers.len());
     let (storage, _) = headers.split_at_mut(slots);
-    let mut parsed = httparse::Request::new(storage);
-    let head_len = match parsed.parse(window) {
+    // Uninitialised storage: httparse writes only the headers there are,
+    // and nothing zeroes 256 slots per request.
+    let mut parsed = httparse::Request::new(&mut []);
+    let head_len = match parsed.parse_with_uninit_headers(window, storage) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
             return Err(RequestError::HeadTooLarge)

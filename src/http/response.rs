@@ -16,6 +16,8 @@
 //! not decode; such responses are refused rather than passed through, since
 //! the client could not find their end either once we re-frame them.
 
+use std::mem::MaybeUninit;
+
 use httparse::Header;
 use thiserror::Error;
 
@@ -131,15 +133,20 @@ impl Response<'_, '_> {
 /// and within limits. `request_method_is_head`: the response has no body.
 pub fn parse_response<'b, 'h>(
     buf: &'b [u8],
-    headers: &'h mut [Header<'b>],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
     limits: &Limits,
     request_method_is_head: bool,
 ) -> Result<Option<Response<'b, 'h>>, ResponseError> {
     let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
     let slots = limits.max_headers.min(headers.len());
     let (storage, _) = headers.split_at_mut(slots);
-    let mut parsed = httparse::Response::new(storage);
-    let head_len = match parsed.parse(window) {
+    // Uninitialised storage: see `parse_request`.
+    let mut parsed = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        window,
+        storage,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
             return Err(ResponseError::HeadTooLarge)
@@ -251,7 +258,7 @@ mod tests {
         buf: &[u8],
         head: bool,
     ) -> Result<Option<(ResponseFraming, bool, u16)>, ResponseError> {
-        let mut h = [httparse::EMPTY_HEADER; 64];
+        let mut h = [std::mem::MaybeUninit::uninit(); 64];
         parse_response(buf, &mut h, &LIMITS, head)
             .map(|r| r.map(|r| (r.body, r.keep_alive, r.status)))
     }
@@ -267,7 +274,7 @@ mod tests {
     #[test]
     fn accepted_framings() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        let mut h = [httparse::EMPTY_HEADER; 8];
+        let mut h = [std::mem::MaybeUninit::uninit(); 8];
         let resp = parse_response(r, &mut h, &LIMITS, false).unwrap().unwrap();
         assert_eq!(resp.head_len, r.len() - 5);
         assert_eq!(
@@ -332,12 +339,12 @@ mod tests {
 
     #[test]
     fn status_classes() {
-        let mut h = [httparse::EMPTY_HEADER; 8];
+        let mut h = [std::mem::MaybeUninit::uninit(); 8];
         let r = parse_response(b"HTTP/1.1 103 Early Hints\r\n\r\n", &mut h, &LIMITS, false)
             .unwrap()
             .unwrap();
         assert!(r.is_informational() && !r.is_switching_protocols());
-        let mut h = [httparse::EMPTY_HEADER; 8];
+        let mut h = [std::mem::MaybeUninit::uninit(); 8];
         let r = parse_response(b"HTTP/1.1 101 Switching\r\n\r\n", &mut h, &LIMITS, false)
             .unwrap()
             .unwrap();
@@ -351,7 +358,7 @@ mod tests {
             max_head_bytes: 20,
             ..LIMITS
         };
-        let mut h = [httparse::EMPTY_HEADER; 8];
+        let mut h = [std::mem::MaybeUninit::uninit(); 8];
         let big = b"HTTP/1.1 200 OK\r\nA: bbbbbbbbbbbb\r\n\r\n";
         assert_eq!(
             parse_response(big, &mut h, &small, false),
@@ -453,7 +460,7 @@ mod tests {
         let bytes = proptest::collection::vec(alphabet, 0..400);
         runner
             .run(&(bytes, any::<bool>()), |(input, head)| {
-                let mut h = [httparse::EMPTY_HEADER; 8];
+                let mut h = [std::mem::MaybeUninit::uninit(); 8];
                 let _ = parse_response(&input, &mut h, &LIMITS, head);
                 Ok(())
             })

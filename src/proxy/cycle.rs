@@ -42,11 +42,15 @@ impl InMemory {
         to_backend: &mut Vec<u8>,
         to_client: &mut Vec<u8>,
     ) -> Result<usize, ProxyError> {
-        let Some(request) = route::prepare(&self.worker, &self.view, 0, self.peer, request, to_backend)? else {
+        let Some(request) =
+            route::prepare(&self.worker, &self.view, 0, self.peer, request, to_backend)?
+        else {
             return Err(ProxyError::HeadTooLarge);
         };
         let chosen = forward::choose(&self.view, &request, &[]).ok_or(ProxyError::NoServer)?;
-        match forward::parse_head(&self.view, &request, chosen, true, false, response, to_client)? {
+        match forward::parse_head(
+            &self.view, &request, chosen, true, false, response, to_client,
+        )? {
             Parsed::Final(_) => Ok(chosen.get()),
             _ => Err(ProxyError::ResponseHeadTooLarge),
         }

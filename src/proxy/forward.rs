@@ -27,6 +27,10 @@ use crate::http::{self, BodyFraming, ResponseFraming};
 use crate::sticky::{policy, rewrite, set_cookie};
 use crate::worker::{CoreView, Stats, Worker};
 
+/// A request head at most this long fits an empty socket send buffer (the
+/// kernel's minimum is 4 KiB, the default 16 KiB), so writing it never waits.
+const SMALL_HEAD_BYTES: usize = 4096;
+
 /// What the client connection does after an exchange.
 pub enum Flow {
     /// Read the next request.
@@ -309,8 +313,15 @@ async fn exchange(
     let client_limit = timeouts.client_body;
     let backend_limit = timeouts.backend_response;
 
-    // The head.
-    let (result, back) = io::write_all(&mut conn, out, backend_limit).await;
+    // The head. At the start of an exchange the backend socket's send
+    // buffer is empty (a fresh connection, or a pooled one whose last
+    // exchange completed), so a head this small goes out at once: no timer.
+    // A larger head keeps the deadline.
+    let (result, back) = if out.len() <= SMALL_HEAD_BYTES {
+        io::write_all_at_once(&mut conn, out).await
+    } else {
+        io::write_all(&mut conn, out, backend_limit).await
+    };
     let Some(mut out) = back else {
         Stats::bump(&worker.stats.backend_timeouts);
         return Exchanged::Done(
@@ -554,7 +565,7 @@ pub(super) fn parse_head(
     buf: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Parsed, ProxyError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
     let limit = view.limits.max_headers.min(MAX_HEADERS);
     let Some(response) =
         http::parse_response(buf, &mut headers[..limit], &view.limits, request.is_head)?

@@ -50,6 +50,16 @@ pub async fn write_all<S: AsyncWriteRent, B: IoBuf>(
     }
 }
 
+/// Writes all of `buf` without a deadline: only for writes that cannot
+/// wait (small enough for an empty socket send buffer).
+pub async fn write_all_at_once<S: AsyncWriteRent, B: IoBuf>(
+    stream: &mut S,
+    buf: B,
+) -> (Result<(), IoFailure>, Option<B>) {
+    let (result, buf) = stream.write_all(buf).await;
+    (result.map(|_| ()).map_err(IoFailure::Failed), Some(buf))
+}
+
 /// Writes `buf[range]` of an owned vector; the vector comes back unless the
 /// deadline passed.
 pub async fn write_range<S: AsyncWriteRent>(

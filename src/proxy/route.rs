@@ -197,7 +197,7 @@ pub fn prepare(
     buf: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<Request>, ProxyError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
     let limit = view.limits.max_headers.min(MAX_HEADERS);
     let Some(req) = http::parse_request(buf, &mut headers[..limit], &view.limits)? else {
         return Ok(None);

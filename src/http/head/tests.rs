@@ -17,7 +17,7 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 /// Parses `input`, writes it with `fwd` and a cookie hook that drops the
 /// `lb=...` pair, and returns the output as text for readable diffs.
 fn forwarded(input: &[u8], fwd: &Forwarding<'_>) -> String {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
     let req = parse_request(input, &mut headers, &LIMITS)
         .unwrap()
         .unwrap();
@@ -150,11 +150,11 @@ fn hop_by_hop_and_connection_named_fields_are_removed() {
     let two = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-a\r\nX-A: 1\r\nX-B: 2\r\nConnection: X-B\r\n\r\n";
     let out = forwarded(two, &untrusted());
     assert!(!out.contains("X-A") && !out.contains("X-B"), "{out}");
-    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 8];
     let req = parse_request(two, &mut headers, &LIMITS).unwrap().unwrap();
     assert!(is_named_in_connection(req.headers, b"x-b"));
     assert!(!is_named_in_connection(req.headers, b"host"));
-    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 8];
     let req = parse_request(
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n",
         &mut headers,
@@ -201,7 +201,7 @@ fn upgrade_and_http10_connection_fields() {
 /// Parses a response and writes it with a hook that drops `Set-Cookie: lb=`
 /// and an `extra` that adds one cookie line.
 fn relayed(input: &[u8], head: bool, keep_alive: bool, version: Version) -> String {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
     let resp = parse_response(input, &mut headers, &LIMITS, head)
         .unwrap()
         .unwrap();
@@ -272,7 +272,7 @@ fn switching_protocols_and_interim_responses() {
         "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nSet-Cookie: lb=tok; Path=/\r\n\
          Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"
     );
-    let mut headers = [httparse::EMPTY_HEADER; 4];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 4];
     let interim = parse_response(
         b"HTTP/1.1 100 Continue\r\n\r\n",
         &mut headers,

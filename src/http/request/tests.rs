@@ -13,7 +13,7 @@ const LIMITS: Limits = Limits {
 
 /// Parses with roomy storage and hands the request to `check`.
 fn with_request(buf: &[u8], check: impl FnOnce(Request<'_, '_>)) {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
     match parse_request(buf, &mut headers, &LIMITS) {
         Ok(Some(req)) => check(req),
         other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
@@ -21,7 +21,7 @@ fn with_request(buf: &[u8], check: impl FnOnce(Request<'_, '_>)) {
 }
 
 fn refused_with(buf: &[u8], limits: &Limits) -> RequestError {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
     match parse_request(buf, &mut headers, limits) {
         Err(e) => e,
         other => panic!(
@@ -239,7 +239,7 @@ fn each_refusal_has_its_own_error_and_status() {
 fn incomplete_heads_ask_for_more() {
     let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     for cut in 0..full.len() {
-        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut headers = [std::mem::MaybeUninit::uninit(); 4];
         assert_eq!(
             parse_request(&full[..cut], &mut headers, &LIMITS),
             Ok(None),
@@ -276,7 +276,7 @@ fn long_request_line_is_414_first() {
     assert_eq!(RequestError::RequestLineTooLong.status(), 414);
     // A line of exactly the limit, CRLF included, is fine.
     let exact = b"GET /aaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
-    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 8];
     assert!(parse_request(exact, &mut headers, &limits)
         .unwrap()
         .is_some());
@@ -293,7 +293,7 @@ fn large_heads_and_many_fields_are_431() {
     };
     let exact = b"GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbb\r\n\r\n";
     assert_eq!(exact.len(), 48);
-    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut headers = [std::mem::MaybeUninit::uninit(); 8];
     assert_eq!(
         parse_request(exact, &mut headers, &limits)
             .unwrap()
@@ -317,7 +317,7 @@ fn large_heads_and_many_fields_are_431() {
         max_headers: 100,
         ..LIMITS
     };
-    let mut two = [httparse::EMPTY_HEADER; 2];
+    let mut two = [std::mem::MaybeUninit::uninit(); 2];
     assert_eq!(
         parse_request(three, &mut two, &roomy),
         Err(RequestError::TooManyHeaders)
@@ -351,7 +351,7 @@ fn arbitrary_bytes_never_panic() {
         runner()
             .run(&strategy, |bytes| {
                 for limits in [&LIMITS, &small] {
-                    let mut headers = [httparse::EMPTY_HEADER; 8];
+                    let mut headers = [std::mem::MaybeUninit::uninit(); 8];
                     let _ = parse_request(&bytes, &mut headers, limits);
                 }
                 Ok(())
@@ -402,12 +402,12 @@ fn valid_requests_parse_the_same_when_fed_in_two_pieces() {
         .run(
             &(valid_request(), any::<prop::sample::Index>()),
             |(buf, index)| {
-                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut headers = [std::mem::MaybeUninit::uninit(); 32];
                 let whole = parse_request(&buf, &mut headers, &LIMITS).unwrap().unwrap();
                 let cut = index.index(whole.head_len);
-                let mut first = [httparse::EMPTY_HEADER; 32];
+                let mut first = [std::mem::MaybeUninit::uninit(); 32];
                 prop_assert_eq!(parse_request(&buf[..cut], &mut first, &LIMITS), Ok(None));
-                let mut second = [httparse::EMPTY_HEADER; 32];
+                let mut second = [std::mem::MaybeUninit::uninit(); 32];
                 let again = parse_request(&buf[..whole.head_len], &mut second, &LIMITS)
                     .unwrap()
                     .unwrap();
