@@ -8,6 +8,7 @@
 //! code over bytes and indices, with no I/O, so they are unit-tested,
 //! benchmarked and fuzzed in isolation.
 
+pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod cli;

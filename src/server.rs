@@ -28,6 +28,8 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error(transparent)]
     Build(#[from] control::BuildError),
+    #[error(transparent)]
+    AccessLog(crate::access_log::OpenError),
     #[error("workers.cpus: CPU {cpu} is not one this process may run on (allowed: {allowed:?})")]
     CpuNotAllowed { cpu: usize, allowed: Vec<usize> },
     #[error("cannot tell which CPUs this process may run on")]
@@ -59,6 +61,8 @@ pub struct Running {
     control_config: Arc<Config>,
     /// Where the admin listener listens (port 0 resolved).
     admin_addr: Option<SocketAddr>,
+    /// The access log writer, ended and joined once the workers are gone.
+    access_writer: Option<crate::access_log::Writer>,
 }
 
 impl std::fmt::Debug for Running {
@@ -116,6 +120,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         crate::config::Driver::Auto => DriverChoice::Auto,
         crate::config::Driver::Epoll => DriverChoice::Legacy,
     };
+    let access_writer = crate::access_log::start(&config).map_err(StartError::AccessLog)?;
+    let access_log = access_writer.as_ref().map(|(tx, _)| tx.clone());
     for id in 0..count {
         let listeners = config
             .listeners
@@ -136,6 +142,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             snapshot: control.snapshot(),
             inbox,
             control: handle.clone(),
+            access_log: access_log.clone(),
         };
         threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
     }
@@ -160,6 +167,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         config_path: None,
         control_config: config.clone(),
         admin_addr,
+        access_writer,
     };
     let mut started = 0;
     while started < count {
@@ -336,6 +344,11 @@ impl Running {
         if left == 0 {
             for thread in self.threads.drain(..) {
                 let _ = thread.join();
+            }
+            // Every worker has handed over its last lines: end the writer.
+            if let Some((tx, writer)) = self.access_writer.take() {
+                let _ = tx.send((crate::access_log::END, Vec::new()));
+                let _ = writer.join();
             }
         }
         self.control.shutdown();

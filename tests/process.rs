@@ -473,3 +473,67 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
         "nothing accepts after the stop"
     );
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request() {
+    let backend = Backend::named("a", Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("access.log");
+    let json = dir.path().join("access.json");
+    let config = format!(
+        "[workers]\ncount = 1\n\n[[listeners]]\nname = \"text\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = \"{}\"\n\n\
+         [[listeners]]\nname = \"json\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = \"{}\"\naccess_log_format = \"json\"\n\n\
+         [groups.web.persistence]\nmode = \"insert\"\n[[groups.web.servers]]\nname = \"s0\"\naddress = \"{}\"\n",
+        text.display(),
+        json.display(),
+        backend.addr
+    );
+    let limpet = Limpet::start(&config);
+    let json_addr = limpet.running().listen_addrs()[1];
+    let first = limpet.client().get("/first");
+    let cookie = first
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut client = limpet.client();
+    client.send(format!("GET /again HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+    assert_eq!(client.read_response(false).unwrap().status, 200);
+    let mut bad = limpet.client();
+    bad.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(bad.read_response(false).unwrap().status, 400);
+    assert_eq!(Client::connect(json_addr).get("/j").status, 200);
+    drop(limpet); // stops: every buffered line is written
+
+    let lines = std::fs::read_to_string(&text).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].contains(" 127.0.0.1 \"GET /first\" 200 ")
+            && lines[0].ends_with("server=s0 session=new"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("\"GET /again\" 200 ") && lines[1].ends_with("server=s0 session=stuck"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(" \"-\" 400 ") && lines[2].ends_with("server=- session=none"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[0].starts_with("20") && lines[0].contains('T') && lines[0].contains("us server=")
+    );
+    let json = std::fs::read_to_string(&json).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["request"], "GET /j");
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["server"], "s0");
+    assert_eq!(entry["session"], "new");
+    assert!(entry["bytes"].as_u64().unwrap() > 0);
+}

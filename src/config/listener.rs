@@ -26,6 +26,25 @@ pub struct Listener {
     pub routes: Vec<Route>,
     /// Peers whose `X-Forwarded-For` is extended rather than replaced.
     pub trusted_proxies: Vec<IpNet>,
+    /// One line per request, appended to this file.
+    pub access_log: Option<AccessLog>,
+}
+
+/// `access_log = "/var/log/limpet/access.log"`, `access_log_format`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLog {
+    pub path: std::path::PathBuf,
+    pub format: LogFormat,
+}
+
+/// How an access log line is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-11-21T05:10:00.123Z 10.0.0.7 "GET /cart" 200 512B 830us server=ECS01 session=stuck`
+    #[default]
+    Text,
+    /// One JSON object per line, the same fields.
+    Json,
 }
 
 /// Matches when every condition it has matches; at least one is set.
@@ -92,6 +111,36 @@ impl Listener {
             .enumerate()
             .map(|(i, proxy)| net::proxy(src, proxy, &at.key("trusted_proxies").index(i)))
             .collect::<Result<_, _>>()?;
+        let format = match &raw.access_log_format {
+            None => LogFormat::Text,
+            Some(format) => match format.get_ref().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    let problem = format!("is `{other}`; expected \"text\" or \"json\"");
+                    return Err(src.at(format, at.key("access_log_format"), problem));
+                }
+            },
+        };
+        let access_log = match &raw.access_log {
+            Some(path) if path.get_ref().is_empty() => {
+                return Err(src.at(path, at.key("access_log"), "must be a file path"));
+            }
+            Some(path) => Some(AccessLog {
+                path: path.get_ref().into(),
+                format,
+            }),
+            None => {
+                if let Some(format) = &raw.access_log_format {
+                    return Err(src.at(
+                        format,
+                        at.key("access_log_format"),
+                        "applies only with access_log",
+                    ));
+                }
+                None
+            }
+        };
         Ok(Self {
             name,
             addr,
@@ -99,6 +148,7 @@ impl Listener {
             default_group,
             routes,
             trusted_proxies,
+            access_log,
         })
     }
 }

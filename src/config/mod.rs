@@ -34,7 +34,7 @@ pub use self::error::ConfigError;
 pub use self::group::{Balance, Group, HashKey, Server};
 pub use self::health::{ActiveCheck, Health, Passive};
 pub use self::limits::Limits;
-pub use self::listener::{HostMatch, Listener, Route};
+pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
 pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
 pub use self::timeouts::Timeouts;
 pub use self::workers::{Driver, Workers};

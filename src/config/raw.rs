@@ -117,6 +117,8 @@ pub(super) struct Listener {
     pub(super) routes: Vec<Route>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
+    pub(super) access_log: Value<String>,
+    pub(super) access_log_format: Value<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -127,6 +127,7 @@ fn minimal_file_gets_every_default() {
             default_group: Some(GroupIdx(0)),
             routes: vec![],
             trusted_proxies: vec![],
+            access_log: None,
         }],
         groups: vec![Group {
             name: "web".into(),

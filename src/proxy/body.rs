@@ -134,7 +134,9 @@ pub enum Relayed {
     Broken,
 }
 
-/// Relays the rest of a response body from the backend to the client.
+/// Relays the rest of a response body from the backend to the client,
+/// adding what reaches the client to `sent`.
+#[allow(clippy::too_many_arguments)] // each side's stream and deadline, the state, the count
 /// `buf` is an empty buffer to read into; it is given back to the pool.
 pub async fn relay_response_body(
     worker: &Worker,
@@ -144,6 +146,7 @@ pub async fn relay_response_body(
     mut remaining: Remaining,
     client_limit: Duration,
     backend_limit: Duration,
+    sent: &std::cell::Cell<u64>,
 ) -> Relayed {
     let outcome = loop {
         if remaining.is_done() {
@@ -175,6 +178,7 @@ pub async fn relay_response_body(
         if result.is_err() {
             break Relayed::Broken;
         }
+        sent.set(sent.get() + n as u64);
         if extra {
             break Relayed::Complete { extra: true };
         }

@@ -149,6 +149,21 @@ async fn refuse(worker: &Worker, view: &CoreView, client: &mut Client, err: &Pro
     let Some(status) = err.status() else {
         return;
     };
+    let listener = &view.snapshot.config.listeners[client.listener];
+    if let (true, Some(access_log)) = (worker.access.enabled(), &listener.access_log) {
+        let entry = crate::access_log::Entry {
+            started: std::time::Instant::now(),
+            client: client.peer.ip(),
+            request: "-".into(),
+            status,
+            bytes: http::error_response(status).len() as u64,
+            server: None,
+            session: "none",
+        };
+        worker
+            .access
+            .write(client.listener, access_log.format, &entry);
+    }
     log::debug!("refused a request from {}: {err}", client.peer);
     Stats::bump(&worker.stats.refused);
     worker.stats.response(status);

@@ -18,7 +18,7 @@ use monoio::net::TcpStream;
 use super::body::{self, Relayed, Remaining, SendError};
 use super::client::Client;
 use super::io::{self, IoFailure};
-use super::route::{Request, Session, MAX_HEADERS};
+use super::route::{Outcome, Request, Session, MAX_HEADERS};
 use crate::balance::{hash_key, ServerIdx};
 use crate::control::BackendId;
 use crate::control::Sticky;
@@ -132,7 +132,38 @@ pub async fn forward(
     worker: &Worker,
     view: &CoreView,
     client: &mut Client,
-    request: Request,
+    mut request: Request,
+    out: Vec<u8>,
+) -> Flow {
+    let log = request.log.take();
+    let flow = forward_to_backend(worker, view, client, &request, out).await;
+    if let Some(mut entry) = log {
+        let listener = &view.snapshot.config.listeners[client.listener];
+        if let Some(access_log) = &listener.access_log {
+            let outcome = &request.outcome;
+            entry.status = outcome.status.get();
+            entry.bytes = outcome.bytes.get();
+            entry.session = outcome.session.get();
+            entry.server = outcome.server.get().and_then(|s| {
+                let group = &view.snapshot.config.groups[request.group];
+                group
+                    .servers
+                    .get(s.get())
+                    .map(|server| server.name.as_str().into())
+            });
+            worker
+                .access
+                .write(client.listener, access_log.format, &entry);
+        }
+    }
+    flow
+}
+
+async fn forward_to_backend(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client,
+    request: &Request,
     out: Vec<u8>,
 ) -> Flow {
     io::consume(&mut client.buf, request.head_len);
@@ -145,11 +176,19 @@ pub async fn forward(
     let mut tried: Vec<ServerIdx> = Vec::new();
     let mut last_error = None;
     let mut fresh_only = false;
-    let mut server = choose(view, &request, &tried);
+    let mut server = choose(view, request, &tried);
     loop {
         let Some(chosen) = server else {
             let err = last_error.map_or(ProxyError::NoServer, ProxyError::Connect);
-            return answer_error(worker, client, &err, out, timeouts.client_body).await;
+            return answer_error(
+                worker,
+                client,
+                &request.outcome,
+                &err,
+                out,
+                timeouts.client_body,
+            )
+            .await;
         };
         let target = &group.servers[chosen.get()];
         let pooled = if fresh_only {
@@ -168,7 +207,7 @@ pub async fn forward(
                     worker.report_failure(view, request.group, chosen);
                     tried.push(chosen);
                     last_error = Some(err);
-                    server = choose(view, &request, &tried);
+                    server = choose(view, request, &tried);
                     if server.is_some() {
                         Stats::bump(&worker.stats.retries);
                     }
@@ -176,17 +215,18 @@ pub async fn forward(
                 }
             },
         };
-        let _load = Outstanding::new(&view.groups[request.group].outstanding, chosen);
+        let load = Outstanding::new(&view.groups[request.group].outstanding, chosen);
         match exchange(
             worker,
             view,
             client,
-            &request,
+            request,
             out,
             conn,
             reused,
             target.backend,
             chosen,
+            load,
         )
         .await
         {
@@ -201,6 +241,7 @@ pub async fn forward(
                 return answer_error(
                     worker,
                     client,
+                    &request.outcome,
                     &ProxyError::BackendClosed,
                     out,
                     timeouts.client_body,
@@ -216,6 +257,7 @@ pub async fn forward(
 async fn answer_error(
     worker: &Worker,
     client: &mut Client,
+    outcome: &Outcome,
     err: &ProxyError,
     out: Vec<u8>,
     limit: Duration,
@@ -224,6 +266,7 @@ async fn answer_error(
     if let Some(status) = err.status() {
         log::debug!("answering {status} to {}: {err}", client.peer);
         worker.stats.response(status);
+        outcome.status.set(status);
         let _ = io::write_all(&mut client.stream, http::error_response(status), limit).await;
     }
     Flow::Close
@@ -263,12 +306,14 @@ fn count_session(
     }
     match request.session.server() {
         Some(named) if named == chosen => {
+            request.outcome.session.set("stuck");
             Stats::bump(&stats.sticky_hits);
             if let Some(server) = server {
                 Stats::bump(&server.sticky_hits);
             }
         }
         Some(named) => {
+            request.outcome.session.set("moved");
             Stats::bump(&stats.sticky_moved);
             log::debug!(
                 "session moved from server {} to {} (group {})",
@@ -278,6 +323,10 @@ fn count_session(
             );
         }
         None if cookie_sent => {
+            // A refused token keeps its word: the log says why it is new.
+            if request.outcome.session.get() == "none" {
+                request.outcome.session.set("new");
+            }
             Stats::bump(&stats.sticky_new);
             log::debug!(
                 "new session on server {} (group {})",
@@ -307,6 +356,7 @@ async fn exchange(
     reused: bool,
     backend: BackendId,
     chosen: ServerIdx,
+    load: Outstanding<'_>,
 ) -> Exchanged {
     let config = &view.snapshot.config;
     let timeouts = &config.timeouts;
@@ -328,6 +378,7 @@ async fn exchange(
             answer_error(
                 worker,
                 client,
+                &request.outcome,
                 &ProxyError::BackendTimeout,
                 Vec::new(),
                 client_limit,
@@ -343,6 +394,7 @@ async fn exchange(
             answer_error(
                 worker,
                 client,
+                &request.outcome,
                 &ProxyError::BackendIo(err),
                 out,
                 client_limit,
@@ -378,7 +430,7 @@ async fn exchange(
             Err(SendError::Client(err)) => {
                 // The backend has half a request: that connection is done.
                 return Exchanged::Done(
-                    answer_error(worker, client, &err, out, client_limit).await,
+                    answer_error(worker, client, &request.outcome, &err, out, client_limit).await,
                 );
             }
             Err(SendError::Backend(failure)) => {
@@ -428,13 +480,15 @@ async fn exchange(
                     worker.buffers.give(buf);
                     let err = ProxyError::ResponseHeadTooLarge;
                     return Exchanged::Done(
-                        answer_error(worker, client, &err, out, client_limit).await,
+                        answer_error(worker, client, &request.outcome, &err, out, client_limit)
+                            .await,
                     );
                 }
                 Err(err) => {
                     worker.buffers.give(buf);
                     return Exchanged::Done(
-                        answer_error(worker, client, &err, out, client_limit).await,
+                        answer_error(worker, client, &request.outcome, &err, out, client_limit)
+                            .await,
                     );
                 }
             }
@@ -451,6 +505,7 @@ async fn exchange(
                 answer_error(
                     worker,
                     client,
+                    &request.outcome,
                     &ProxyError::BackendTimeout,
                     out,
                     client_limit,
@@ -472,7 +527,7 @@ async fn exchange(
                 };
                 worker.report_failure(view, request.group, chosen);
                 return Exchanged::Done(
-                    answer_error(worker, client, &err, out, client_limit).await,
+                    answer_error(worker, client, &request.outcome, &err, out, client_limit).await,
                 );
             }
         }
@@ -486,9 +541,16 @@ async fn exchange(
         Err(err) => {
             worker.buffers.give(buf);
             let err = ProxyError::BadResponseBody(err);
-            return Exchanged::Done(answer_error(worker, client, &err, out, client_limit).await);
+            return Exchanged::Done(
+                answer_error(worker, client, &request.outcome, &err, out, client_limit).await,
+            );
         }
     };
+    if remaining.is_done() {
+        // The backend's part is over: it counts as idle for the balancer
+        // while the response is still being written to the client.
+        drop(load);
+    }
     let mut extra = taken < available.len();
     if head.switching {
         // Bytes after a 101 head already belong to the new protocol.
@@ -499,6 +561,9 @@ async fn exchange(
     }
     worker.stats.response(head.status);
     count_session(worker, view, request, chosen, head.cookie_sent);
+    request.outcome.status.set(head.status);
+    request.outcome.server.set(Some(chosen));
+    request.outcome.bytes.set(out.len() as u64);
     let (result, back) = io::write_all(&mut client.stream, out, client_limit).await;
     if let Some(back) = back {
         worker.buffers.give(back);
@@ -534,6 +599,7 @@ async fn exchange(
             remaining,
             client_limit,
             backend_limit,
+            &request.outcome.bytes,
         )
         .await
     };

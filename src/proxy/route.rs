@@ -2,6 +2,7 @@
 //! synchronous step: the parsed head borrows the client's buffer, so
 //! everything that needs it happens here, before the first await.
 
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::balance::{hash_key, ServerIdx};
@@ -11,6 +12,29 @@ use crate::error::ProxyError;
 use crate::http::{self, BodyFraming, Forwarding, Version};
 use crate::sticky::{policy, rewrite, RewriteLookup, Sent};
 use crate::worker::{CoreGroup, CoreView, Finders, Stats, Worker};
+
+/// How a request ended, recorded as it goes, for the access log.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub status: Cell<u16>,
+    /// Response bytes sent to the client (head and body).
+    pub bytes: Cell<u64>,
+    pub server: Cell<Option<ServerIdx>>,
+    /// What happened to the session, in words.
+    pub session: Cell<&'static str>,
+}
+
+/// The access-log words for a refused token.
+pub fn refusal_words(reason: crate::sticky::Refusal) -> &'static str {
+    use crate::sticky::Refusal;
+    match reason {
+        Refusal::Garbled => "refused-garbled",
+        Refusal::Unknown => "refused-unknown",
+        Refusal::BadSignature => "refused-bad-signature",
+        Refusal::Expired => "refused-expired",
+        Refusal::Idle => "refused-idle",
+    }
+}
 
 /// What a request's persistence cookie said, kept past the head's borrow.
 #[derive(Debug, Clone)]
@@ -164,7 +188,7 @@ pub const MAX_HEADERS: usize = 256;
 
 /// What the rest of the pipeline needs to know of a request once its head
 /// has been parsed and rewritten.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Request {
     /// Bytes of the head in the client buffer.
     pub head_len: usize,
@@ -185,6 +209,10 @@ pub struct Request {
     pub session: Session,
     /// Unix seconds when the head arrived (cookie expiry, token ages).
     pub now: u64,
+    /// How it ended, as it goes.
+    pub outcome: Outcome,
+    /// The access log line's start, when the listener logs.
+    pub log: Option<Box<crate::access_log::Entry>>,
 }
 
 /// Parses the head at the start of `buf`; `Ok(None)` when it is not complete
@@ -262,10 +290,24 @@ pub fn prepare(
             Session::None
         }
     };
+    let outcome = Outcome::default();
+    outcome.session.set("none");
     if let Sent::Refused(reason) = session.sent() {
         Stats::bump(&worker.stats.sticky_refused[Stats::refusal_index(reason)]);
         log::debug!("session cookie from {peer} refused ({})", reason.label());
+        outcome.session.set(refusal_words(reason));
     }
+    let log = (worker.access.enabled() && listener_cfg.access_log.is_some()).then(|| {
+        Box::new(crate::access_log::Entry {
+            started: std::time::Instant::now(),
+            client: client_ip,
+            request: format!("{} {}", req.method, String::from_utf8_lossy(req.target)).into(),
+            status: 0,
+            bytes: 0,
+            server: None,
+            session: "none",
+        })
+    });
     Ok(Some(Request {
         head_len: req.head_len,
         body: req.body,
@@ -279,5 +321,7 @@ pub fn prepare(
         key_hash,
         session,
         now,
+        outcome,
+        log,
     }))
 }

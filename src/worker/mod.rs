@@ -159,6 +159,8 @@ pub struct Worker {
     pub conn_closed: LocalEvent,
     /// Deadlines of idle keep-alive connections.
     pub idle: IdleClock,
+    /// Access log lines not yet handed to the writer.
+    pub access: crate::access_log::Buffers,
     /// Where failures of real traffic are reported (passive health).
     control: Option<ControlHandle>,
     /// Set once when the worker begins to stop.
@@ -182,6 +184,7 @@ impl Worker {
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
             idle: IdleClock::default(),
+            access: crate::access_log::Buffers::new(None, 0),
             control: None,
             stopping: Cell::new(false),
             stop: LocalEvent::default(),
@@ -308,6 +311,8 @@ pub struct WorkerSpec {
     pub inbox: mpsc::UnboundedReceiver<WorkerMsg>,
     /// Where to report failures of real traffic.
     pub control: ControlHandle,
+    /// The access log writer, when a listener logs.
+    pub access_log: Option<std::sync::mpsc::Sender<(usize, Vec<u8>)>>,
 }
 
 /// What a worker thread tells the main thread.
@@ -389,10 +394,13 @@ async fn run(spec: WorkerSpec) {
         snapshot,
         mut inbox,
         control,
+        access_log,
         ..
     } = spec;
+    let listener_count = snapshot.config.listeners.len();
     let mut worker = Worker::new(id, snapshot, buffer_bytes, keep_buffers);
     worker.control = Some(control);
+    worker.access = crate::access_log::Buffers::new(access_log, listener_count);
     let worker = Rc::new(worker);
     let mut accepting = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -404,6 +412,15 @@ async fn run(spec: WorkerSpec) {
         }
     }
     monoio::spawn(proxy::sweep_idle_upstreams(worker.clone()));
+    if worker.access.enabled() {
+        let flusher = worker.clone();
+        monoio::spawn(async move {
+            while !flusher.stopping.get() {
+                monoio::time::sleep(crate::access_log::FLUSH_EVERY).await;
+                flusher.access.flush();
+            }
+        });
+    }
     let ticker = worker.clone();
     monoio::spawn(async move { idle::run_ticker(&ticker.idle, || ticker.stopping.get()).await });
     while let Some(message) = inbox.next().await {
@@ -422,6 +439,7 @@ async fn run(spec: WorkerSpec) {
     while worker.stats.in_flight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
+    worker.access.flush();
     log::debug!("worker {id}: stopped");
 }
 

@@ -1,0 +1,224 @@
+//! Access logs: one line per request, per listener that asks for one.
+//!
+//! Workers never touch a file. Each appends lines to a buffer of its own and
+//! hands the whole buffer to the writer thread every [`FLUSH_EVERY`] (or once
+//! it passes [`FLUSH_BYTES`]): one channel send per batch, not per request.
+//! The writer thread appends batches to the files, opened at start.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{Config, LogFormat};
+
+/// How often a worker hands its lines to the writer.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// A buffer this full is handed over at once.
+pub const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Lines of one listener, from one worker.
+type Batch = (usize, Vec<u8>);
+
+/// The listener index of the batch that ends the writer. Sent by the main
+/// thread once every worker has exited (their last lines are queued ahead
+/// of it): monoio does not drop a worker's parked tasks, so the writer
+/// cannot wait for every sender to go away.
+pub const END: usize = usize::MAX;
+
+/// A log file that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("access log {path}: {source}")]
+pub struct OpenError {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+fn open(path: &Path) -> Result<File, OpenError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| OpenError {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The writer's inbox and thread.
+pub type Writer = (mpsc::Sender<Batch>, std::thread::JoinHandle<()>);
+
+/// Opens every listener's log and starts the writer thread; `None` when no
+/// listener logs. The thread ends at the [`END`] batch, after writing what
+/// came before it.
+pub fn start(config: &Config) -> Result<Option<Writer>, OpenError> {
+    let files = config
+        .listeners
+        .iter()
+        .map(|l| l.access_log.as_ref().map(|log| open(&log.path)).transpose())
+        .collect::<Result<Vec<Option<File>>, _>>()?;
+    if files.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let (tx, rx) = mpsc::channel::<Batch>();
+    let mut files = files;
+    let spawned = std::thread::Builder::new()
+        .name("limpet-access-log".into())
+        .spawn(move || {
+            for (listener, lines) in rx {
+                if listener == END {
+                    return;
+                }
+                if let Some(Some(file)) = files.get_mut(listener) {
+                    if let Err(err) = file.write_all(&lines) {
+                        log::error!("access log of listener {listener}: {err}");
+                    }
+                }
+            }
+        });
+    spawned
+        .map(|thread| Some((tx, thread)))
+        .map_err(|source| OpenError {
+            path: "(writer thread)".into(),
+            source,
+        })
+}
+
+/// One request's line, filled in as the request goes.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub started: std::time::Instant,
+    pub client: IpAddr,
+    /// `METHOD target`, copied from the head.
+    pub request: Box<str>,
+    pub status: u16,
+    pub bytes: u64,
+    pub server: Option<Box<str>>,
+    /// What happened to the session, in words.
+    pub session: &'static str,
+}
+
+/// A worker's unsent lines, per listener.
+pub struct Buffers {
+    tx: Option<mpsc::Sender<Batch>>,
+    lines: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Buffers {
+    pub fn new(tx: Option<mpsc::Sender<Batch>>, listeners: usize) -> Self {
+        Buffers {
+            tx,
+            lines: RefCell::new(vec![Vec::new(); listeners]),
+        }
+    }
+
+    /// Whether any listener logs at all.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Appends `entry` to `listener`'s lines in `format`.
+    pub fn write(&self, listener: usize, format: LogFormat, entry: &Entry) {
+        let mut lines = self.lines.borrow_mut();
+        let Some(buf) = lines.get_mut(listener) else {
+            return;
+        };
+        let time = httpdate_rfc3339(SystemTime::now());
+        let micros = entry.started.elapsed().as_micros();
+        let server = entry.server.as_deref().unwrap_or("-");
+        let _ = match format {
+            LogFormat::Text => writeln!(
+                buf,
+                "{time} {} \"{}\" {} {}B {micros}us server={server} session={}",
+                entry.client, entry.request, entry.status, entry.bytes, entry.session
+            ),
+            LogFormat::Json => {
+                let line = serde_json::json!({
+                    "time": time,
+                    "client": entry.client.to_string(),
+                    "request": entry.request,
+                    "status": entry.status,
+                    "bytes": entry.bytes,
+                    "duration_us": micros,
+                    "server": server,
+                    "session": entry.session,
+                });
+                writeln!(buf, "{line}")
+            }
+        };
+        if buf.len() >= FLUSH_BYTES {
+            let full = std::mem::take(buf);
+            self.send(listener, full);
+        }
+    }
+
+    /// Hands every non-empty buffer to the writer.
+    pub fn flush(&self) {
+        let mut lines = self.lines.borrow_mut();
+        for (listener, buf) in lines.iter_mut().enumerate() {
+            if !buf.is_empty() {
+                let full = std::mem::take(buf);
+                self.send(listener, full);
+            }
+        }
+    }
+
+    fn send(&self, listener: usize, lines: Vec<u8>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((listener, lines));
+        }
+    }
+}
+
+/// `2026-11-21T05:10:00.123Z`.
+fn httpdate_rfc3339(at: SystemTime) -> String {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_237_800_123);
+        assert_eq!(httpdate_rfc3339(at), "2026-11-21T05:10:00.123Z");
+        assert_eq!(
+            httpdate_rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(httpdate_rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+}
