@@ -76,6 +76,22 @@ impl Drop for Process {
     }
 }
 
+/// Waits (at most 10 s) for `child` to exit, and checks it exited with 0.
+fn exits_cleanly(child: &mut Child) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "limpet did not stop"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -171,18 +187,7 @@ fn sigterm_stops_with_exit_code_zero() {
         nix::sys::signal::SIGTERM,
     )
     .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "limpet did not stop"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    exits_cleanly(&mut process.child);
 }
 
 const BIG: usize = 256 << 20;
@@ -321,18 +326,7 @@ fn demo_serves_both_backends_and_stops_on_sigterm() {
         nix::sys::signal::SIGTERM,
     )
     .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the demo did not stop"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    exits_cleanly(&mut child);
 }
 
 #[test]
@@ -456,18 +450,7 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
         Some("close"),
         "and its connection is closed after it"
     );
-    let start = Instant::now();
-    loop {
-        if let Some(exit) = process.child.try_wait().unwrap() {
-            assert!(exit.success(), "{exit}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "limpet did not stop"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    exits_cleanly(&mut process.child);
     assert!(
         TcpStream::connect(addr).is_err(),
         "nothing accepts after the stop"

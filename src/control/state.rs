@@ -15,6 +15,30 @@ use super::{ControlError, PassiveFailure};
 use crate::balance::Ring;
 use crate::config::Config;
 
+/// What each group needs that only changes with the configuration: its
+/// persistence (token table, cookie writer) and its ring.
+fn build_groups(config: &Config) -> Result<Vec<(Sticky, Arc<Ring>)>, BuildError> {
+    config
+        .groups
+        .iter()
+        .map(|group| {
+            Ok((
+                Sticky::build(group)?,
+                Arc::new(snapshot::build_ring(group)?),
+            ))
+        })
+        .collect()
+}
+
+/// Gives every server address not seen before the next backend id; ids of
+/// known addresses never change, so worker pools indexed by them survive.
+fn assign_backend_ids(config: &Config, backends: &mut HashMap<SocketAddr, BackendId>) {
+    for server in config.groups.iter().flat_map(|g| &g.servers) {
+        let next = BackendId(u32::try_from(backends.len()).unwrap_or(u32::MAX));
+        backends.entry(server.addr).or_insert(next);
+    }
+}
+
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -44,21 +68,9 @@ pub struct Control {
 impl Control {
     /// Builds the first snapshot from `config`.
     pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
-        let built = config
-            .groups
-            .iter()
-            .map(|group| {
-                Ok((
-                    Sticky::build(group)?,
-                    Arc::new(snapshot::build_ring(group)?),
-                ))
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
+        let built = build_groups(&config)?;
         let mut backends = HashMap::new();
-        for server in config.groups.iter().flat_map(|g| &g.servers) {
-            let next = BackendId(u32::try_from(backends.len()).unwrap_or(u32::MAX));
-            backends.entry(server.addr).or_insert(next);
-        }
+        assign_backend_ids(&config, &mut backends);
         let tracks = config
             .groups
             .iter()
@@ -111,16 +123,7 @@ impl Control {
         if old.workers != config.workers {
             return Err(ReloadError::Workers);
         }
-        let built = config
-            .groups
-            .iter()
-            .map(|group| {
-                Ok((
-                    Sticky::build(group)?,
-                    Arc::new(snapshot::build_ring(group)?),
-                ))
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
+        let built = build_groups(&config)?;
         let mut previous: HashMap<(&str, &str), (SocketAddr, &mut Track)> = HashMap::new();
         let mut tracks = std::mem::take(&mut self.tracks);
         for (group, group_tracks) in old.groups.iter().zip(tracks.iter_mut()) {
@@ -150,10 +153,7 @@ impl Control {
                     .collect()
             })
             .collect();
-        for server in config.groups.iter().flat_map(|g| &g.servers) {
-            let next = BackendId(u32::try_from(self.backends.len()).unwrap_or(u32::MAX));
-            self.backends.entry(server.addr).or_insert(next);
-        }
+        assign_backend_ids(&config, &mut self.backends);
         self.tracks = new_tracks;
         self.built = built;
         self.config = config;

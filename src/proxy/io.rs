@@ -83,29 +83,3 @@ pub fn consume(buf: &mut Vec<u8>, n: usize) {
         buf.drain(..n);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn future_sizes() {
-        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut s = monoio::net::TcpStream::connect(l.local_addr().unwrap())
-                .await
-                .unwrap();
-            let d = std::time::Duration::from_secs(1);
-            let f = super::read_more(&mut s, Vec::new(), d);
-            eprintln!("read_more: {}", std::mem::size_of_val(&f));
-            drop(f);
-            let f = monoio::time::timeout(d, s.readable(false));
-            eprintln!("timeout(readable): {}", std::mem::size_of_val(&f));
-            drop(f);
-            let f = monoio::time::sleep(d);
-            eprintln!("sleep: {}", std::mem::size_of_val(&f));
-        });
-    }
-}

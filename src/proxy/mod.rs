@@ -127,17 +127,26 @@ mod tests {
     use super::*;
     use crate::control::Control;
 
-    #[test]
-    fn a_panic_ends_one_connection_and_the_worker_goes_on() {
+    /// A worker for a one-server config, and an epoll event loop to run on.
+    fn worker_and_runtime() -> (
+        Rc<Worker>,
+        monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>>,
+    ) {
         let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
         let config = crate::config::parse(text, "t.toml").unwrap();
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let control = Control::new(Arc::new(config), vec![peer]).unwrap();
+        let control = Control::new(Arc::new(config), vec!["127.0.0.1:1".parse().unwrap()]).unwrap();
         let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
-        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .unwrap();
+        (worker, runtime)
+    }
+
+    #[test]
+    fn a_panic_ends_one_connection_and_the_worker_goes_on() {
+        let (worker, mut runtime) = worker_and_runtime();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         runtime.block_on(async {
             Isolated::new(worker.clone(), peer, async {
                 panic!("a bug reached by one connection")
@@ -155,27 +164,18 @@ mod tests {
         });
     }
 
+    /// What an idle keep-alive connection holds is this future (the boxed
+    /// per-request state is gone between requests): keep it small.
     #[test]
-    fn future_sizes() {
-        let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
-        let config = crate::config::parse(text, "t.toml").unwrap();
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let control = Control::new(Arc::new(config), vec![peer]).unwrap();
-        let worker = Rc::new(Worker::new(0, control.snapshot(), 4096, 4));
-        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
+    fn an_idle_connection_holds_under_a_kibibyte_of_state() {
+        let (worker, mut runtime) = worker_and_runtime();
         runtime.block_on(async {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            eprintln!("TcpStream: {} bytes", std::mem::size_of_val(&s));
-            let f = client::run(worker.clone(), 0, s, peer);
-            eprintln!("client::run future: {} bytes", std::mem::size_of_val(&f));
-            drop(f);
-            let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            let f = serve(worker.clone(), 0, s, peer);
-            eprintln!("serve future: {} bytes", std::mem::size_of_val(&f));
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let served = serve(worker.clone(), 0, stream, addr);
+            let size = std::mem::size_of_val(&served);
+            assert!(size <= 1024, "a connection's task state is {size} bytes");
         });
     }
 }
