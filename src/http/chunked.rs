@@ -78,7 +78,10 @@ enum State {
     Size,
     /// Whitespace after the size (BWS before `;`).
     SizeWs,
-    /// From `;` to the CR of the size line.
+    /// Just after a `;`: BWS, then an extension name must follow
+    /// (`2;` alone is malformed, RFC 9112 §7.1.1).
+    ExtensionStart,
+    /// From an extension's name to the CR of the size line.
     Extension,
     /// CR of the size line seen.
     SizeLf,
@@ -205,9 +208,25 @@ impl ChunkedDecoder {
                 None => self.after_size(b)?,
             },
             State::SizeWs => self.after_size(b)?,
+            State::ExtensionStart => match b {
+                b' ' | b'\t' => {
+                    self.count_extension()?;
+                    State::ExtensionStart
+                }
+                b'\n' => return Err(ChunkError::BareLf),
+                _ if is_tchar(b) => {
+                    self.count_extension()?;
+                    State::Extension
+                }
+                _ => return Err(ChunkError::BadExtension),
+            },
             State::Extension => match b {
                 b'\r' => State::SizeLf,
                 b'\n' => return Err(ChunkError::BareLf),
+                b';' => {
+                    self.count_extension()?;
+                    State::ExtensionStart
+                }
                 _ if is_value_byte(b) => {
                     self.count_extension()?;
                     State::Extension
@@ -293,7 +312,7 @@ impl ChunkedDecoder {
             }
             b';' => {
                 self.count_extension()?;
-                Ok(State::Extension)
+                Ok(State::ExtensionStart)
             }
             _ => Err(ChunkError::BadSize),
         }

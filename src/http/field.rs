@@ -20,6 +20,9 @@ pub(crate) enum FieldFault {
     BadValue,
     BadContentLength,
     ConflictingContentLength,
+    /// `Content_Length`, `Transfer---Encoding`…: a framing field in a
+    /// disguise that some servers see through and others do not.
+    DisguisedFraming,
 }
 
 /// What the `Transfer-Encoding` fields of a message amount to.
@@ -98,11 +101,31 @@ impl<'b> HeadFacts<'b> {
                         _ => TransferCoding::Other,
                     };
                 }
+                13..=32 if is_disguised_framing(name) => {
+                    return Err(FieldFault::DisguisedFraming);
+                }
                 _ => {}
             }
         }
         Ok(facts)
     }
+}
+
+/// A name that is not `Content-Length` or `Transfer-Encoding` but becomes
+/// one once `-` and `_` are dropped and case folded (the canonical names
+/// matched earlier, so reaching here means a disguise).
+fn is_disguised_framing(name: &[u8]) -> bool {
+    let mut folded = [0u8; 32];
+    let mut len = 0;
+    for &b in name.iter().filter(|&&b| b != b'-' && b != b'_') {
+        let Some(slot) = folded.get_mut(len) else {
+            return false;
+        };
+        *slot = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let folded = &folded[..len];
+    folded == b"contentlength" || folded == b"transferencoding"
 }
 
 /// Parses a `Content-Length` value: `1*DIGIT`, or a comma list of equal

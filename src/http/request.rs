@@ -102,6 +102,10 @@ pub enum RequestError {
     RepeatedHost,
     #[error("invalid Host value")]
     BadHost,
+    #[error("a framing field in disguise (Content_Length, Transfer---Encoding, …)")]
+    DisguisedFraming,
+    #[error("a body on a GET or HEAD request")]
+    BodyOnGetOrHead,
 }
 
 impl RequestError {
@@ -127,6 +131,7 @@ impl From<FieldFault> for RequestError {
             FieldFault::BadValue => RequestError::BadHeaderValue,
             FieldFault::BadContentLength => RequestError::BadContentLength,
             FieldFault::ConflictingContentLength => RequestError::ConflictingContentLength,
+            FieldFault::DisguisedFraming => RequestError::DisguisedFraming,
         }
     }
 }
@@ -217,6 +222,13 @@ pub fn parse_request<'b, 'h>(
     let facts = HeadFacts::collect(headers)?;
     let host = check_host(&facts, version)?;
     let body = framing(&facts, version)?;
+    // A body on GET or HEAD is ignored by some servers and read by others:
+    // a classic way to smuggle a second request (desync-guardian: Ambiguous).
+    if matches!(method, "GET" | "HEAD")
+        && !matches!(body, BodyFraming::None | BodyFraming::Length(0))
+    {
+        return Err(RequestError::BodyOnGetOrHead);
+    }
     let is_11 = version == Version::Http11;
     Ok(Some(Request {
         head_len,

@@ -60,6 +60,8 @@ pub enum ResponseError {
     UnsupportedTransferEncoding,
     #[error("Transfer-Encoding in an HTTP/1.0 response")]
     TransferEncodingOnHttp10,
+    #[error("a framing field in disguise (Content_Length, Transfer---Encoding, …)")]
+    DisguisedFraming,
 }
 
 impl ResponseError {
@@ -80,6 +82,7 @@ impl From<FieldFault> for ResponseError {
             FieldFault::BadValue => ResponseError::BadHeaderValue,
             FieldFault::BadContentLength => ResponseError::BadContentLength,
             FieldFault::ConflictingContentLength => ResponseError::ConflictingContentLength,
+            FieldFault::DisguisedFraming => ResponseError::DisguisedFraming,
         }
     }
 }

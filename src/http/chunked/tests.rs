@@ -138,6 +138,11 @@ fn invalid_bodies_fail_the_same_way_however_split() {
         (b"1;aaaaaaaaaaaaaaaaaaaa\r\n", ChunkError::ExtensionTooLong),
         (b"1;a\x00\r\n", ChunkError::BadExtension),
         (b"1;a\x7f\r\n", ChunkError::BadExtension),
+        // An extension needs a name (llhttp transfer-encoding.md:330).
+        (b"2;\r\naa\r\n0\r\n\r\n", ChunkError::BadExtension),
+        (b"2; \r\naa\r\n", ChunkError::BadExtension),
+        (b"2;a=1;\r\naa\r\n", ChunkError::BadExtension),
+        (b"2;=1\r\naa\r\n", ChunkError::BadExtension),
         (
             b"0\r\nA: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n",
             ChunkError::TrailersTooLarge,

@@ -370,8 +370,9 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
     let host = "[a-z0-9.-]{1,20}(:[0-9]{1,5})?";
     let field = ("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,40}")
         .prop_filter("framing fields are generated on purpose", |(n, _)| {
-            let n = n.to_ascii_lowercase();
-            !matches!(n.as_str(), "host" | "content-length" | "transfer-encoding")
+            // Nor in disguise (`Content--Length`): that is refused.
+            let n = n.to_ascii_lowercase().replace('-', "");
+            !matches!(n.as_str(), "host" | "contentlength" | "transferencoding")
         })
         .prop_map(|(n, v)| format!("{n}: {}\r\n", v.trim()));
     let fields = proptest::collection::vec(field, 0..12);
@@ -382,7 +383,10 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
     ]);
     (method, path, version, host, fields, framing, "[ -~]{0,20}").prop_map(
         |(method, path, version, host, fields, framing, body)| {
-            let framing = if version == "HTTP/1.0" && framing.starts_with("Transfer") {
+            // No chunked on HTTP/1.0, no body on GET or HEAD: both refused.
+            let bodiless = method == "GET" || method == "HEAD";
+            let framing = if bodiless || (version == "HTTP/1.0" && framing.starts_with("Transfer"))
+            {
                 ""
             } else {
                 framing
@@ -416,4 +420,43 @@ fn valid_requests_parse_the_same_when_fed_in_two_pieces() {
             },
         )
         .unwrap();
+}
+
+#[test]
+fn framing_fields_in_disguise_are_refused() {
+    for name in [
+        "Content_Length",
+        "Transfer_Encoding",
+        "Transfer---Encoding",
+        "transfer___encoding",
+        "CONTENT-_-LENGTH",
+    ] {
+        let head = format!("POST / HTTP/1.1\r\nHost: a\r\n{name}: 5\r\n\r\n");
+        assert_eq!(
+            refused(head.as_bytes()),
+            RequestError::DisguisedFraming,
+            "{name}"
+        );
+    }
+    with_request(
+        b"POST / HTTP/1.1\r\nHost: a\r\nX_Content_Type: 1\r\n\r\n",
+        |_| {},
+    );
+}
+
+#[test]
+fn a_body_on_get_or_head_is_refused() {
+    for head in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 22\r\n\r\n"[..],
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        assert_eq!(refused(head), RequestError::BodyOnGetOrHead);
+    }
+    with_request(
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        |r| {
+            assert_eq!(r.body, BodyFraming::Length(0));
+        },
+    );
 }
