@@ -10,6 +10,10 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+// The allocator limpet runs with: ring builds allocate 160k points.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use limpet::balance::{hash_key, BalanceFactor, Picker, Ring, ServerIdx};
 

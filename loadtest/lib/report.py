@@ -1,6 +1,9 @@
 """Writes RESULTS.md: the machine and the run, one table per body size
 (every metric, every contender, limpet's ratio to each peer), idle memory,
 notes, and the log of every timed run with its load average."""
+
+import os
+
 from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
@@ -55,9 +58,20 @@ def write(results, profile, facts, path):
     lines += _workers_table(results, profile)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
+    lines += _criterion(path)
     lines += _run_log(results)
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def _criterion(results_path):
+    """The criterion summary kept beside RESULTS.md (loadtest/criterion.md,
+    written from `cargo bench`), so that a load test run does not drop it."""
+    summary = os.path.join(os.path.dirname(results_path), "criterion.md")
+    if not os.path.exists(summary):
+        return []
+    with open(summary) as f:
+        return [f.read().rstrip(), ""]
 
 
 def _body_table(results, profile, body):
