@@ -520,3 +520,40 @@ fn the_access_log_has_a_line_per_request() {
     assert_eq!(entry["session"], "new");
     assert!(entry["bytes"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_cookie_minted_by_one_process_is_honoured_by_another() {
+    let log = || std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (a, b) = (Backend::named("s0", log()), Backend::named("s1", log()));
+    let config = config_with(
+        &[a.addr, b.addr],
+        "balance = \"round_robin\"",
+        "[groups.web.persistence]\nmode = \"insert\"\n",
+    );
+    let first = Process::start(&config);
+    let second = Process::start(&config);
+    let minted = Client::connect(first.addr).get("/");
+    let cookie = minted
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let server = minted.body_text()[..2].to_string();
+    for _ in 0..4 {
+        let mut client = Client::connect(second.addr);
+        client.send(format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+        let response = client.read_response(false).unwrap();
+        assert_eq!(
+            &response.body_text()[..2],
+            server,
+            "the other process sends it to the same server"
+        );
+        assert_eq!(
+            response.header("set-cookie"),
+            None,
+            "and sees a valid session"
+        );
+    }
+}
