@@ -1,14 +1,8 @@
-//! What can go wrong while serving one request, said so that the proxy knows
-//! which side failed, whether trying again is safe, and what to answer.
+//! What can go wrong while serving one request, and what to answer. Which
+//! failures may be retried is decided where the failure happens (see
+//! `proxy::forward`), since it depends on what was sent already.
 
 use std::io;
-
-/// Which end of the proxy a failure came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Backend,
-}
 
 /// A failure while serving one request.
 #[derive(Debug, thiserror::Error)]
@@ -46,20 +40,6 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Which side failed.
-    pub fn side(&self) -> Side {
-        match self {
-            ProxyError::BadRequest(_)
-            | ProxyError::HeadTooLarge
-            | ProxyError::BadRequestBody(_)
-            | ProxyError::NoRoute
-            | ProxyError::ClientClosed
-            | ProxyError::ClientTimeout
-            | ProxyError::ClientIo(_) => Side::Client,
-            _ => Side::Backend,
-        }
-    }
-
     /// The status limpet answers with, if the client can still be answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -78,10 +58,5 @@ impl ProxyError {
             | ProxyError::ResponseHeadTooLarge => Some(502),
             ProxyError::BackendTimeout => Some(504),
         }
-    }
-
-    /// Nothing reached the backend, so any request may go to another server.
-    pub fn nothing_sent(&self) -> bool {
-        matches!(self, ProxyError::Connect(_))
     }
 }

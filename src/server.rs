@@ -55,8 +55,6 @@ pub struct Running {
     events: mpsc::Receiver<WorkerEvent>,
     events_tx: mpsc::Sender<WorkerEvent>,
     signals: Option<signal_hook::iterator::Handle>,
-    /// The file SIGHUP reloads, if limpet was started from one.
-    config_path: Option<std::path::PathBuf>,
     /// The configuration limpet started with (for the start-up log).
     control_config: Arc<Config>,
     /// Where the admin listener listens (port 0 resolved).
@@ -164,7 +162,6 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         events,
         events_tx,
         signals: None,
-        config_path: None,
         control_config: config.clone(),
         admin_addr,
         access_writer,
@@ -211,9 +208,8 @@ impl Running {
     }
 
     /// Makes SIGHUP and `POST /reload` reload `path`.
-    pub fn reload_from(mut self, path: std::path::PathBuf) -> Self {
-        self.control.set_config_path(path.clone());
-        self.config_path = Some(path);
+    pub fn reload_from(self, path: std::path::PathBuf) -> Self {
+        self.control.set_config_path(path);
         self
     }
 
@@ -229,25 +225,12 @@ impl Running {
         self.control.reload_blocking(config)
     }
 
-    /// SIGHUP: validate the file first; a bad file changes nothing and says why.
+    /// SIGHUP: the control thread validates the file first, as for
+    /// `POST /reload`; a bad file changes nothing and the log says why.
     fn reload_file(&self) {
-        let Some(path) = &self.config_path else {
-            log::warn!("SIGHUP: limpet was not started from a file; nothing to reload");
-            return;
-        };
-        let config = match crate::config::load(path) {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("reload refused, nothing changed: {err}");
-                return;
-            }
-        };
-        match self.reload(config) {
-            Ok(generation) => log::info!("reloaded {} (snapshot {generation})", path.display()),
-            Err(err) => log::error!(
-                "reload of {} refused, nothing changed: {err}",
-                path.display()
-            ),
+        match self.control.reload_file_blocking() {
+            Ok(generation) => log::info!("SIGHUP: reloaded (snapshot {generation})"),
+            Err(err) => log::error!("SIGHUP: reload refused, nothing changed: {err}"),
         }
     }
 

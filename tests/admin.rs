@@ -106,13 +106,7 @@ fn drain_disable_and_enable_over_http() {
     let drained = json(&limpet.admin("POST", "/servers/web/s0/drain", "", None));
     assert_eq!(drained["admin"], "draining");
     let generation = drained["snapshot"].as_u64().unwrap();
-    assert!(eventually(std::time::Duration::from_secs(2), || {
-        limpet
-            .running()
-            .reports()
-            .iter()
-            .all(|r| r.snapshot_generation >= generation)
-    }));
+    assert!(limpet.snapshot_reached(generation));
     assert_eq!(
         get(&limpet, Some(&t0)).body_text(),
         "s0 /",
@@ -162,13 +156,7 @@ fn weights_change_without_a_restart() {
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
     let answer = json(&limpet.admin("PUT", "/servers/web/s1/weight", "3", None));
     let generation = answer["snapshot"].as_u64().unwrap();
-    assert!(eventually(std::time::Duration::from_secs(2), || {
-        limpet
-            .running()
-            .reports()
-            .iter()
-            .all(|r| r.snapshot_generation >= generation)
-    }));
+    assert!(limpet.snapshot_reached(generation));
     let order: String = (0..8)
         .map(|_| get(&limpet, None).body_text()[1..2].to_string())
         .collect();
@@ -242,4 +230,23 @@ fn reload_without_a_file_is_refused_and_changes_nothing() {
     let refused = limpet.admin("POST", "/reload", "", None);
     assert_eq!(refused.status, 409);
     assert!(refused.body_text().contains("nothing changed"));
+}
+
+#[test]
+fn the_admin_port_is_never_shared() {
+    let (b0, b1) = pair();
+    let first = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    let admin = first.running().admin_addr().unwrap();
+    let second = config(&[b0.addr, b1.addr], "", "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"{admin}\""),
+    );
+    let err = limpet::server::start(limpet::config::parse(&second, "second.toml").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already in use") && err.contains(&admin.to_string()),
+        "{err}"
+    );
+    assert_eq!(first.admin("GET", "/stats", "", None).status, 200);
 }

@@ -76,6 +76,16 @@ impl Drop for Process {
     }
 }
 
+/// `limpet COMMAND --config PATH`, run to completion.
+fn cli(command: &str, path: &std::path::Path) -> std::process::Output {
+    Command::new(LIMPET)
+        .arg(command)
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 /// Waits (at most 10 s) for `child` to exit, and checks it exited with 0.
 fn exits_cleanly(child: &mut Child) {
     let start = Instant::now();
@@ -105,24 +115,14 @@ fn check_names_the_file_line_and_key_of_a_mistake() {
         .replace("name = \"s1\"", "name = \"s1\"\nweight = 0");
     let line = text.lines().position(|l| l == "weight = 0").unwrap() + 1;
     let path = write_config(&dir, "bad.toml", &text);
-    let output = Command::new(LIMPET)
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = cli("check", &path);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!("bad.toml:{line}: groups.web.servers[1].weight must be at least 1");
     assert!(stderr.contains(&expected), "{stderr}");
 
     let good = write_config(&dir, "good.toml", &config_for(&[dead_address()], ""));
-    let output = Command::new(LIMPET)
-        .arg("check")
-        .arg("-c")
-        .arg(&good)
-        .output()
-        .unwrap();
+    let output = cli("check", &good);
     assert!(
         output.status.success(),
         "{}",
@@ -137,12 +137,7 @@ fn every_example_config_passes_check() {
     for entry in std::fs::read_dir(folder).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let output = Command::new(LIMPET)
-                .arg("check")
-                .arg("--config")
-                .arg(&path)
-                .output()
-                .unwrap();
+            let output = cli("check", &path);
             assert!(
                 output.status.success(),
                 "{}: {}",
@@ -162,12 +157,7 @@ fn a_second_process_on_a_taken_port_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let taken = config_for(&[backend.addr], "").replace("127.0.0.1:0", &first.addr.to_string());
     let path = write_config(&dir, "second.toml", &taken);
-    let output = Command::new(LIMPET)
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = cli("run", &path);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -272,13 +272,7 @@ fn backend_down_is_502_and_no_usable_server_is_503() {
     let limpet = Limpet::start(&config_for(&[backend.addr], ""));
     let control = limpet.running().control().clone();
     futures_executor::block_on(control.set_admin("web", "s0", AdminState::Disabled)).unwrap();
-    assert!(eventually(Duration::from_secs(2), || {
-        limpet
-            .running()
-            .reports()
-            .iter()
-            .all(|r| r.snapshot_generation >= 2)
-    }));
+    assert!(limpet.snapshot_reached(2));
     let started = Instant::now();
     let response = limpet.client().get("/");
     assert_eq!(response.status, 503);

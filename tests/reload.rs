@@ -62,12 +62,7 @@ fn reload_keeps_connections_admin_states_and_sessions() {
     let generation = running
         .reload(limpet::config::parse(&insert(&[b0.addr, b1.addr, b2.addr]), "new.toml").unwrap())
         .unwrap();
-    assert!(eventually(std::time::Duration::from_secs(2), || {
-        running
-            .reports()
-            .iter()
-            .all(|r| r.snapshot_generation >= generation)
-    }));
+    assert!(limpet.snapshot_reached(generation));
     // The same client connection, after the reload.
     let stuck = get(&mut client, Some(&t0));
     assert_eq!(

@@ -249,18 +249,9 @@ fn insert_disabled_server_fails_over_and_a_draining_one_keeps_its_sessions() {
     let pair = insert_pair("", "");
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
     let control = pair.limpet.running().control().clone();
-    let wait_generation = |g: u64| {
-        assert!(eventually(Duration::from_secs(2), || {
-            pair.limpet
-                .running()
-                .reports()
-                .iter()
-                .all(|r| r.snapshot_generation >= g)
-        }));
-    };
     let generation =
         futures_executor::block_on(control.set_admin("web", "s0", AdminState::Draining)).unwrap();
-    wait_generation(generation);
+    assert!(pair.limpet.snapshot_reached(generation));
     let mut client = pair.limpet.client();
     let stuck = get_with(&mut client, "/", Some(&format!("SERVERID={t0}")));
     assert_eq!(server_of(&stuck), "s0", "draining keeps stuck sessions");
@@ -274,7 +265,7 @@ fn insert_disabled_server_fails_over_and_a_draining_one_keeps_its_sessions() {
     }
     let generation =
         futures_executor::block_on(control.set_admin("web", "s0", AdminState::Disabled)).unwrap();
-    wait_generation(generation);
+    assert!(pair.limpet.snapshot_reached(generation));
     let moved = get_with(&mut client, "/", Some(&format!("SERVERID={t0}")));
     assert_eq!(server_of(&moved), "s1", "disabled: sessions fail over");
     assert_eq!(set_cookies(&moved).len(), 2);
@@ -647,4 +638,36 @@ fn rewrite_failover_reissues_and_stays_after_recovery() {
         l0_back.lock().unwrap().is_empty(),
         "nothing of the moved session went back to s0"
     );
+}
+
+#[test]
+fn rewrite_failover_goes_where_the_ring_says_so_every_node_agrees() {
+    use limpet::balance::{hash_key, Ring};
+    let names = ["s0", "s1", "s2", "s3"];
+    let backends: Vec<Backend> = names[1..]
+        .iter()
+        .map(|n| rewrite_backend(n, log()))
+        .collect();
+    let mut addrs = vec![dead_address()];
+    addrs.extend(backends.iter().map(|b| b.addr));
+    let limpet = Limpet::start(&rewrite_config(&addrs));
+    let ring = Ring::build(&names.map(|n| (n, std::num::NonZeroU32::MIN))).unwrap();
+    let t0 = token("web", 4, 0);
+    for value in ["abc123", "user-7", "zz", "session-42"] {
+        // The ring's first server for this value other than s0 (down).
+        let expected = ring.pick(hash_key(value.as_bytes()), |s| s.0 != 0).unwrap();
+        let response = get_with(
+            &mut limpet.client(),
+            "/page",
+            Some(&format!("BACKEND_SERVER={t0}.{value}")),
+        );
+        assert_eq!(server_of(&response), names[expected.get()], "value {value}");
+        let reissued = token("web", 4, expected.0);
+        assert_eq!(
+            set_cookies(&response),
+            [format!(
+                "BACKEND_SERVER={reissued}.{value}; Path=/; HttpOnly"
+            )]
+        );
+    }
 }

@@ -86,7 +86,7 @@ enum Command {
         state: AdminState,
         reply: oneshot::Sender<Result<u64, ControlError>>,
     },
-    Current(oneshot::Sender<Arc<Snapshot>>),
+    ReloadFile(std::sync::mpsc::Sender<Result<u64, String>>),
     Reload {
         config: Arc<crate::config::Config>,
         reply: std::sync::mpsc::Sender<Result<u64, ReloadError>>,
@@ -139,13 +139,16 @@ impl ControlHandle {
         rx.await.map_err(|_| ControlError::Stopped)?
     }
 
-    /// The snapshot the workers were last sent.
-    pub async fn current(&self) -> Result<Arc<Snapshot>, ControlError> {
-        let (reply, rx) = oneshot::channel();
+    /// Reloads the configuration file (as `POST /reload` does) and waits
+    /// for the answer; for SIGHUP on the main thread.
+    pub fn reload_file_blocking(&self) -> Result<u64, String> {
+        let (reply, answer) = std::sync::mpsc::channel();
         self.tx
-            .unbounded_send(Command::Current(reply))
-            .map_err(|_| ControlError::Stopped)?;
-        rx.await.map_err(|_| ControlError::Stopped)
+            .unbounded_send(Command::ReloadFile(reply))
+            .map_err(|_| ControlError::Stopped.to_string())?;
+        answer
+            .recv()
+            .map_err(|_| ControlError::Stopped.to_string())?
     }
 
     /// Switches to `config` (already validated) and waits for the answer;
@@ -356,8 +359,8 @@ fn run(
                 } => {
                     let _ = reply.send(shared.set_admin(&group, &server, state));
                 }
-                Command::Current(reply) => {
-                    let _ = reply.send(shared.snapshot());
+                Command::ReloadFile(reply) => {
+                    let _ = reply.send(shared.reload_file());
                 }
                 Command::Reload { config, reply } => {
                     let _ = reply.send(shared.reload(config));

@@ -25,11 +25,6 @@ impl BufferPool {
         }
     }
 
-    /// The capacity of every buffer this pool hands out.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// An empty buffer with capacity for `size()` bytes.
     pub fn take(&self) -> Vec<u8> {
         self.free

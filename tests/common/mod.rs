@@ -51,6 +51,17 @@ impl Limpet {
         client.read_response(false).expect("an admin answer")
     }
 
+    /// Waits (at most 2 s) until every worker routes with snapshot
+    /// `generation` or a later one; false if they do not.
+    pub fn snapshot_reached(&self, generation: u64) -> bool {
+        eventually(Duration::from_secs(2), || {
+            self.running()
+                .reports()
+                .iter()
+                .all(|r| r.snapshot_generation >= generation)
+        })
+    }
+
     pub fn running(&self) -> &limpet::server::Running {
         self.running.as_ref().unwrap()
     }
