@@ -14,20 +14,27 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, LogFormat};
+use crate::control::{ListenerId, ListenerView};
 
 /// How often a worker hands its lines to the writer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A buffer this full is handed over at once.
 pub const FLUSH_BYTES: usize = 64 * 1024;
 
-/// Lines of one listener, from one worker.
-type Batch = (usize, Vec<u8>);
-
-/// The listener index of the batch that ends the writer. Sent by the main
-/// thread once every worker has exited (their last lines are queued ahead
-/// of it): monoio does not drop a worker's parked tasks, so the writer
-/// cannot wait for every sender to go away.
-pub const END: usize = usize::MAX;
+/// What the writer thread is told.
+#[derive(Debug)]
+pub enum ToWriter {
+    /// Lines of one listener, from one worker.
+    Lines(ListenerId, Vec<u8>),
+    /// From now on, the files to write to (every other listener's lines
+    /// are dropped). Sent at every reload, which thereby also reopens the
+    /// files after log rotation.
+    Files(Vec<(ListenerId, File)>),
+    /// Sent by the main thread once every worker has exited (their last
+    /// lines are queued ahead of it): monoio does not drop a worker's parked
+    /// tasks, so the writer cannot wait for every sender to go away.
+    End,
+}
 
 /// A log file that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -49,39 +56,53 @@ fn open(path: &Path) -> Result<File, OpenError> {
         })
 }
 
-/// The writer's inbox and thread.
-pub type Writer = (mpsc::Sender<Batch>, std::thread::JoinHandle<()>);
-
-/// Opens every listener's log and starts the writer thread; `None` when no
-/// listener logs. The thread ends at the [`END`] batch, after writing what
-/// came before it.
-pub fn start(config: &Config) -> Result<Option<Writer>, OpenError> {
-    let files = config
+/// Opens the log of every listener of `config` that has one; `listeners`
+/// gives their ids, index for index with `config.listeners`.
+pub fn open_all(
+    config: &Config,
+    listeners: &[ListenerView],
+) -> Result<Vec<(ListenerId, File)>, OpenError> {
+    config
         .listeners
         .iter()
-        .map(|l| l.access_log.as_ref().map(|log| open(&log.path)).transpose())
-        .collect::<Result<Vec<Option<File>>, _>>()?;
-    if files.iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    let (tx, rx) = mpsc::channel::<Batch>();
+        .zip(listeners)
+        .filter_map(|(l, view)| {
+            let log = l.access_log.as_ref()?;
+            Some(open(&log.path).map(|file| (view.id, file)))
+        })
+        .collect()
+}
+
+/// The writer's inbox and thread.
+pub type Writer = (mpsc::Sender<ToWriter>, std::thread::JoinHandle<()>);
+
+/// Starts the writer thread with `files`. It runs even when no listener
+/// logs, since a reload may add one; it ends at [`ToWriter::End`], after
+/// writing what came before it.
+pub fn start(files: Vec<(ListenerId, File)>) -> Result<Writer, OpenError> {
+    let (tx, rx) = mpsc::channel::<ToWriter>();
     let mut files = files;
     let spawned = std::thread::Builder::new()
         .name("limpet-access-log".into())
         .spawn(move || {
-            for (listener, lines) in rx {
-                if listener == END {
-                    return;
-                }
-                if let Some(Some(file)) = files.get_mut(listener) {
-                    if let Err(err) = file.write_all(&lines) {
-                        log::error!("access log of listener {listener}: {err}");
+            for message in rx {
+                match message {
+                    ToWriter::Lines(listener, lines) => {
+                        let Some((_, file)) = files.iter_mut().find(|(id, _)| *id == listener)
+                        else {
+                            continue;
+                        };
+                        if let Err(err) = file.write_all(&lines) {
+                            log::error!("access log of listener {}: {err}", listener.0);
+                        }
                     }
+                    ToWriter::Files(new) => files = new,
+                    ToWriter::End => return,
                 }
             }
         });
     spawned
-        .map(|thread| Some((tx, thread)))
+        .map(|thread| (tx, thread))
         .map_err(|source| OpenError {
             path: "(writer thread)".into(),
             source,
@@ -102,31 +123,33 @@ pub struct Entry {
     pub session: &'static str,
 }
 
-/// A worker's unsent lines, per listener.
+/// A worker's unsent lines, per listener id.
 pub struct Buffers {
-    tx: Option<mpsc::Sender<Batch>>,
+    tx: Option<mpsc::Sender<ToWriter>>,
     lines: RefCell<Vec<Vec<u8>>>,
 }
 
 impl Buffers {
-    pub fn new(tx: Option<mpsc::Sender<Batch>>, listeners: usize) -> Self {
+    pub fn new(tx: Option<mpsc::Sender<ToWriter>>) -> Self {
         Buffers {
             tx,
-            lines: RefCell::new(vec![Vec::new(); listeners]),
+            lines: RefCell::new(Vec::new()),
         }
     }
 
-    /// Whether any listener logs at all.
+    /// Whether lines go anywhere at all.
     pub fn enabled(&self) -> bool {
         self.tx.is_some()
     }
 
     /// Appends `entry` to `listener`'s lines in `format`.
-    pub fn write(&self, listener: usize, format: LogFormat, entry: &Entry) {
+    pub fn write(&self, listener: ListenerId, format: LogFormat, entry: &Entry) {
         let mut lines = self.lines.borrow_mut();
-        let Some(buf) = lines.get_mut(listener) else {
-            return;
-        };
+        let slot = listener.0 as usize;
+        if lines.len() <= slot {
+            lines.resize_with(slot + 1, Vec::new);
+        }
+        let buf = &mut lines[slot];
         let time = httpdate_rfc3339(SystemTime::now());
         let micros = entry.started.elapsed().as_micros();
         let server = entry.server.as_deref().unwrap_or("-");
@@ -159,17 +182,17 @@ impl Buffers {
     /// Hands every non-empty buffer to the writer.
     pub fn flush(&self) {
         let mut lines = self.lines.borrow_mut();
-        for (listener, buf) in lines.iter_mut().enumerate() {
+        for (slot, buf) in (0..).zip(lines.iter_mut()) {
             if !buf.is_empty() {
                 let full = std::mem::take(buf);
-                self.send(listener, full);
+                self.send(ListenerId(slot), full);
             }
         }
     }
 
-    fn send(&self, listener: usize, lines: Vec<u8>) {
+    fn send(&self, listener: ListenerId, lines: Vec<u8>) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send((listener, lines));
+            let _ = tx.send(ToWriter::Lines(listener, lines));
         }
     }
 }

@@ -72,6 +72,20 @@ pub fn bind_shared(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Listen
     inner().map_err(|e| wrap(addr, e))
 }
 
+/// Opens a listener for `workers` workers: the probe, then one
+/// `SO_REUSEPORT` socket each. Returns the bound address (port 0 resolved).
+pub fn bind_listener(
+    addr: SocketAddr,
+    backlog: u32,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<TcpListener>), ListenError> {
+    let bound = probe(addr)?;
+    let sockets = (0..workers)
+        .map(|_| bind_shared(bound, backlog))
+        .collect::<Result<_, _>>()?;
+    Ok((bound, sockets))
+}
+
 /// Binds a listener that must never be shared (the admin listener).
 pub fn bind_exclusive(addr: SocketAddr, backlog: u32) -> Result<TcpListener, ListenError> {
     let inner = || -> io::Result<TcpListener> {

@@ -47,7 +47,6 @@ pub enum StartError {
 /// A started limpet: its workers, control thread and the addresses it
 /// listens on.
 pub struct Running {
-    listen_addrs: Vec<SocketAddr>,
     control: ControlHandle,
     control_thread: Option<JoinHandle<()>>,
     inboxes: Vec<WorkerInbox>,
@@ -66,7 +65,6 @@ pub struct Running {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("listen_addrs", &self.listen_addrs)
             .field("workers", &self.threads.len())
             .finish()
     }
@@ -118,15 +116,18 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         crate::config::Driver::Auto => DriverChoice::Auto,
         crate::config::Driver::Epoll => DriverChoice::Legacy,
     };
-    let access_writer = crate::access_log::start(&config).map_err(StartError::AccessLog)?;
-    let access_log = access_writer.as_ref().map(|(tx, _)| tx.clone());
+    let snapshot = control.snapshot();
+    let files =
+        crate::access_log::open_all(&config, &snapshot.listeners).map_err(StartError::AccessLog)?;
+    let access_writer = crate::access_log::start(files).map_err(StartError::AccessLog)?;
+    let access_log = access_writer.0.clone();
     for id in 0..count {
         let listeners = config
             .listeners
             .iter()
-            .zip(&listen_addrs)
-            .map(|(l, &addr)| net::bind_shared(addr, l.backlog))
-            .collect::<Result<Vec<_>, _>>()?;
+            .zip(&snapshot.listeners)
+            .map(|(l, view)| Ok((view.id, net::bind_shared(view.addr, l.backlog)?)))
+            .collect::<Result<Vec<_>, ListenError>>()?;
         let (tx, inbox) = futures_channel::mpsc::unbounded();
         inboxes.push(tx);
         let spec = WorkerSpec {
@@ -137,10 +138,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             buffer_bytes: config.workers.buffer_bytes,
             keep_buffers: config.workers.pool_buffers,
             listeners,
-            snapshot: control.snapshot(),
+            snapshot: snapshot.clone(),
             inbox,
             control: handle.clone(),
-            access_log: access_log.clone(),
+            access_log: Some(access_log.clone()),
         };
         threads.push(worker::spawn(spec, events_tx.clone()).map_err(StartError::Thread)?);
     }
@@ -151,10 +152,9 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         None => None,
     };
     let admin_addr = admin.as_ref().and_then(|(l, _)| l.local_addr().ok());
-    let control_thread = control::spawn(control, inboxes.clone(), control_inbox, admin)
+    let control_thread = control::spawn(control, inboxes.clone(), control_inbox, admin, access_log)
         .map_err(StartError::Thread)?;
     let mut running = Running {
-        listen_addrs,
         control: handle,
         control_thread: Some(control_thread),
         inboxes,
@@ -164,7 +164,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         signals: None,
         control_config: config.clone(),
         admin_addr,
-        access_writer,
+        access_writer: Some(access_writer),
     };
     let mut started = 0;
     while started < count {
@@ -197,9 +197,15 @@ pub fn start(config: Config) -> Result<Running, StartError> {
 }
 
 impl Running {
-    /// The address each listener is bound to, in configuration order.
-    pub fn listen_addrs(&self) -> &[SocketAddr] {
-        &self.listen_addrs
+    /// The address each listener is bound to, in the order of the
+    /// configuration running now (reloads add and remove listeners).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners().into_iter().map(|(_, addr)| addr).collect()
+    }
+
+    /// Each listener's name and bound address, as [`Running::listen_addrs`].
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.control.listeners_blocking()
     }
 
     /// A handle to the control thread (admin states, snapshots).
@@ -271,9 +277,8 @@ impl Running {
                 }
             })
             .map_err(StartError::Thread)?;
-        let config = self.control_config.clone();
-        for (listener, addr) in config.listeners.iter().zip(&self.listen_addrs) {
-            log::info!("listener {} listening on {addr}", listener.name);
+        for (name, addr) in self.listeners() {
+            log::info!("listener {name} listening on {addr}");
         }
         if let Some(addr) = self.admin_addr {
             log::info!("admin listening on {addr}");
@@ -330,7 +335,7 @@ impl Running {
             }
             // Every worker has handed over its last lines: end the writer.
             if let Some((tx, writer)) = self.access_writer.take() {
-                let _ = tx.send((crate::access_log::END, Vec::new()));
+                let _ = tx.send(crate::access_log::ToWriter::End);
                 let _ = writer.join();
             }
         }

@@ -13,6 +13,7 @@ mod state;
 mod track;
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,10 +23,11 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
 pub use snapshot::{
-    AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot, Sticky,
+    AdminState, BackendId, BuildError, GroupView, Health, ListenerId, ListenerView, ServerView,
+    Snapshot, Sticky,
 };
 
-pub use state::{Control, ReloadError};
+pub use state::{Control, ListenerPlan, ReloadError};
 
 use crate::config::Config;
 
@@ -40,6 +42,12 @@ pub enum WorkerMsg {
     /// Send this worker's counters; gathered only when asked, so counting
     /// costs the request path no shared write.
     Report(ReportTo),
+    /// Accept on this new listener (this worker's own `SO_REUSEPORT`
+    /// socket). Sent after the snapshot that names it.
+    Listen(ListenerId, std::net::TcpListener),
+    /// Stop accepting on this listener and close its socket. Connections
+    /// accepted on it close at their next request boundary.
+    Unlisten(ListenerId),
     /// Stop accepting, finish what is in flight, and return.
     Shutdown,
 }
@@ -93,6 +101,7 @@ enum Command {
     },
     ConfigPath(std::path::PathBuf),
     PassiveFailure(PassiveFailure),
+    Listeners(std::sync::mpsc::Sender<Vec<(String, SocketAddr)>>),
     Shutdown,
 }
 
@@ -153,6 +162,15 @@ impl ControlHandle {
 
     /// Switches to `config` (already validated) and waits for the answer;
     /// for callers outside an event loop (the main thread, tests).
+    /// Each open listener's name and bound address, in configuration order.
+    pub fn listeners_blocking(&self) -> Vec<(String, SocketAddr)> {
+        let (reply, rx) = std::sync::mpsc::channel();
+        if self.tx.unbounded_send(Command::Listeners(reply)).is_err() {
+            return Vec::new();
+        }
+        rx.recv().unwrap_or_default()
+    }
+
     pub fn reload_blocking(&self, config: crate::config::Config) -> Result<u64, ReloadError> {
         let (reply, answer) = std::sync::mpsc::channel();
         self.tx
@@ -192,17 +210,22 @@ pub fn channel() -> (ControlHandle, ControlInbox) {
 pub struct ControlInbox(mpsc::UnboundedReceiver<Command>);
 
 /// Starts the control thread; it sends every new snapshot to `workers`.
-/// `admin` is the admin listener, already bound, with its bearer token.
+/// `admin` is the admin listener, already bound, with its bearer token;
+/// `access_log` the access log writer, told of every reload's files.
 pub fn spawn(
     control: Control,
     workers: Vec<WorkerInbox>,
     inbox: ControlInbox,
     admin: Option<(std::net::TcpListener, Option<String>)>,
+    access_log: AccessLogTx,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("limpet-control".into())
-        .spawn(move || run(control, workers, inbox.0, admin))
+        .spawn(move || run(control, workers, inbox.0, admin, access_log))
 }
+
+/// The access log writer's inbox.
+pub type AccessLogTx = std::sync::mpsc::Sender<crate::access_log::ToWriter>;
 
 /// The control thread's state and the workers' inboxes, shared by its
 /// tasks (command loop, probers, ticker, admin listener). Every change goes
@@ -213,6 +236,7 @@ pub struct Shared {
     workers: Rc<Vec<WorkerInbox>>,
     /// The file `POST /reload` and SIGHUP read.
     config_path: Rc<RefCell<Option<std::path::PathBuf>>>,
+    access_log: AccessLogTx,
 }
 
 impl Shared {
@@ -238,11 +262,65 @@ impl Shared {
     }
 
     /// Switches to `config`; nothing changes when it fails.
+    ///
+    /// Listeners the new file adds are bound first (every worker gets its
+    /// own socket), and access logs opened, so that a port in use or a log
+    /// that cannot be opened refuses the reload. Workers get the snapshot,
+    /// then their new sockets; listeners the file dropped are closed.
     pub fn reload(&self, config: Arc<Config>) -> Result<u64, ReloadError> {
-        let generation = self.control.borrow_mut().reload(config)?;
+        let mut plan = self.control.borrow().plan_listeners(&config)?;
+        let mut sockets = Vec::with_capacity(plan.opened.len());
+        for &index in &plan.opened {
+            let listener = &config.listeners[index];
+            let (addr, bound) =
+                crate::net::bind_listener(listener.addr, listener.backlog, self.workers.len())
+                    .map_err(|source| ReloadError::Listen {
+                        name: listener.name.clone(),
+                        source,
+                    })?;
+            plan.listeners[index].addr = addr;
+            sockets.push((index, bound));
+        }
+        let files = crate::access_log::open_all(&config, &plan.listeners)?;
+        let generation = self
+            .control
+            .borrow_mut()
+            .reload(config.clone(), plan.listeners.clone())?;
+        let _ = self
+            .access_log
+            .send(crate::access_log::ToWriter::Files(files));
         self.publish();
+        for (view, name) in plan.closed {
+            log::info!("listener {name} on {} closed", view.addr);
+            for inbox in self.workers.iter() {
+                let _ = inbox.unbounded_send(WorkerMsg::Unlisten(view.id));
+            }
+        }
+        for (index, bound) in sockets {
+            let view = plan.listeners[index];
+            log::info!(
+                "listener {} listening on {}",
+                config.listeners[index].name,
+                view.addr
+            );
+            for (inbox, socket) in self.workers.iter().zip(bound) {
+                let _ = inbox.unbounded_send(WorkerMsg::Listen(view.id, socket));
+            }
+        }
         start_probes(self);
         Ok(generation)
+    }
+
+    /// Each open listener's name and bound address, in configuration order.
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        let control = self.control.borrow();
+        control
+            .config
+            .listeners
+            .iter()
+            .zip(control.listeners())
+            .map(|(l, v)| (l.name.clone(), v.addr))
+            .collect()
     }
 
     /// Reloads the file limpet was started from.
@@ -316,6 +394,7 @@ fn run(
     workers: Vec<WorkerInbox>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     admin: Option<(std::net::TcpListener, Option<String>)>,
+    access_log: AccessLogTx,
 ) {
     // The control thread is not on the request path: the portable driver is
     // plenty, and it leaves io_uring instances to the workers.
@@ -333,6 +412,7 @@ fn run(
         control: Rc::new(RefCell::new(control)),
         workers: Rc::new(workers),
         config_path: Rc::new(RefCell::new(None)),
+        access_log,
     };
     runtime.block_on(async move {
         start_probes(&shared);
@@ -373,6 +453,9 @@ fn run(
                     if ejected {
                         shared.publish();
                     }
+                }
+                Command::Listeners(reply) => {
+                    let _ = reply.send(shared.listeners());
                 }
                 Command::Shutdown => break,
             }

@@ -205,9 +205,38 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Index for index with `config.groups`.
     pub groups: Vec<GroupView>,
-    /// The address each listener is bound to (port 0 resolved), index for
-    /// index with `config.listeners`.
-    pub listen_addrs: Vec<SocketAddr>,
+    /// Each listener's id and bound address, index for index with
+    /// `config.listeners`.
+    pub listeners: Vec<ListenerView>,
+    /// From a [`ListenerId`] to its index in `config.listeners`; `None` for
+    /// a listener a reload closed.
+    pub listener_index: Vec<Option<u32>>,
     /// One more than the largest [`BackendId`] in use.
     pub backend_count: usize,
+}
+
+impl Snapshot {
+    /// The index in `config.listeners` of listener `id`, or `None` once a
+    /// reload has closed it (its connections close at their next request).
+    #[inline]
+    pub fn listener(&self, id: ListenerId) -> Option<usize> {
+        self.listener_index
+            .get(id.0 as usize)
+            .copied()
+            .flatten()
+            .map(|i| i as usize)
+    }
+}
+
+/// A listener's identity while its address stays the same, across reloads:
+/// connections accepted on it keep finding its current settings by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u32);
+
+/// An open listener: its id and the address its sockets are bound to (the
+/// configured one, with port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerView {
+    pub id: ListenerId,
+    pub addr: SocketAddr,
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::snapshot::{
-    self, AdminState, BackendId, BuildError, GroupView, ServerView, Snapshot, Sticky,
+    self, AdminState, BackendId, BuildError, GroupView, ListenerId, ListenerView, ServerView,
+    Snapshot, Sticky,
 };
 use super::track::Track;
 use super::{ControlError, PassiveFailure};
@@ -42,8 +43,14 @@ fn assign_backend_ids(config: &Config, backends: &mut HashMap<SocketAddr, Backen
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("listeners were added, removed or moved: that needs a restart")]
-    Listeners,
+    #[error("listener {name}: {source}")]
+    Listen {
+        name: String,
+        #[source]
+        source: crate::net::ListenError,
+    },
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::OpenError),
     #[error("[workers] changed: threads, CPUs and buffers are set at start; that needs a restart")]
     Workers,
     #[error(transparent)]
@@ -52,12 +59,29 @@ pub enum ReloadError {
     Stopped,
 }
 
+/// What a reload does to the open listeners. A listener is the same one
+/// when its address is: then it keeps its id and its sockets (closing a
+/// `SO_REUSEPORT` socket would reset the connections queued on it), whatever
+/// else about it changed, its name included.
+#[derive(Debug, Default)]
+pub struct ListenerPlan {
+    /// Index for index with the new `config.listeners`. A listener to open
+    /// has a new id and its configured address until it is bound.
+    pub listeners: Vec<ListenerView>,
+    /// Indices in `listeners` of those to bind.
+    pub opened: Vec<usize>,
+    /// Open listeners the new configuration no longer has, with their names.
+    pub closed: Vec<(ListenerView, String)>,
+}
+
 /// The server states and the rules that turn them into snapshots.
 pub struct Control {
     pub(super) config: Arc<Config>,
     /// Per group, what only changes with the configuration.
     built: Vec<(Sticky, Arc<Ring>)>,
-    listen_addrs: Vec<SocketAddr>,
+    /// Index for index with `config.listeners`.
+    listeners: Vec<ListenerView>,
+    next_listener: u32,
     /// Per group, per server: admin state and health.
     tracks: Vec<Vec<Track>>,
     backends: HashMap<SocketAddr, BackendId>,
@@ -66,7 +90,8 @@ pub struct Control {
 }
 
 impl Control {
-    /// Builds the first snapshot from `config`.
+    /// Builds the first snapshot from `config`, whose listeners are bound
+    /// to `listen_addrs` (index for index).
     pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
         let built = build_groups(&config)?;
         let mut backends = HashMap::new();
@@ -86,12 +111,21 @@ impl Control {
                 generation: 0,
                 config: config.clone(),
                 groups: Vec::new(),
-                listen_addrs: listen_addrs.clone(),
+                listeners: Vec::new(),
+                listener_index: Vec::new(),
                 backend_count: 0,
             }),
             config,
             built,
-            listen_addrs,
+            next_listener: u32::try_from(listen_addrs.len()).unwrap_or(u32::MAX),
+            listeners: listen_addrs
+                .into_iter()
+                .zip(0..)
+                .map(|(addr, id)| ListenerView {
+                    id: ListenerId(id),
+                    addr,
+                })
+                .collect(),
             tracks,
             backends,
             generation: 0,
@@ -100,29 +134,62 @@ impl Control {
         Ok(control)
     }
 
-    /// Switches to `config`, carrying every server's admin state and health
-    /// over by (group, server) name (SPEC §6, §8): sessions stay on their
-    /// servers, since tokens depend only on those names. Nothing changes
-    /// when it fails.
-    pub fn reload(&mut self, config: Arc<Config>) -> Result<u64, ReloadError> {
-        let old = &self.config;
-        // A listener written with port 0 stays the same when the new file
-        // names the port it was given.
-        let same_listeners = old.listeners.len() == config.listeners.len()
-            && old
-                .listeners
-                .iter()
-                .zip(&self.listen_addrs)
-                .zip(&config.listeners)
-                .all(|((was, bound), new)| {
-                    was.name == new.name && (was.addr == new.addr || *bound == new.addr)
-                });
-        if !same_listeners {
-            return Err(ReloadError::Listeners);
-        }
-        if old.workers != config.workers {
+    /// Which open listeners `config` keeps and which it closes (see
+    /// [`ListenerPlan`]). A listener written with port 0 is kept when the
+    /// new file names it the same way or names the port it was given; among
+    /// several candidates, one of the same name wins.
+    pub fn plan_listeners(&self, config: &Config) -> Result<ListenerPlan, ReloadError> {
+        if self.config.workers != config.workers {
             return Err(ReloadError::Workers);
         }
+        let old = &self.config.listeners;
+        let mut taken = vec![false; old.len()];
+        let mut plan = ListenerPlan::default();
+        let mut next = self.next_listener;
+        for (index, new) in config.listeners.iter().enumerate() {
+            let matches = |i: &usize| {
+                !taken[*i] && (old[*i].addr == new.addr || self.listeners[*i].addr == new.addr)
+            };
+            let found = (0..old.len())
+                .filter(matches)
+                .find(|&i| old[i].name == new.name)
+                .or_else(|| (0..old.len()).find(matches));
+            let view = match found {
+                Some(i) => {
+                    taken[i] = true;
+                    self.listeners[i]
+                }
+                None => {
+                    plan.opened.push(index);
+                    next = next.saturating_add(1);
+                    ListenerView {
+                        id: ListenerId(next - 1),
+                        addr: new.addr,
+                    }
+                }
+            };
+            plan.listeners.push(view);
+        }
+        plan.closed = (0..old.len())
+            .filter(|&i| !taken[i])
+            .map(|i| (self.listeners[i], old[i].name.clone()))
+            .collect();
+        Ok(plan)
+    }
+
+    /// Switches to `config`, carrying every server's admin state and health
+    /// over by (group, server) name (SPEC §6, §8): sessions stay on their
+    /// servers, since tokens depend only on those names. `plan` comes from
+    /// [`Control::plan_listeners`] for this `config`, and `bound` gives the
+    /// address of each listener it left to bind (by index in
+    /// `config.listeners`). Returns the new generation and the listeners
+    /// opened. Nothing changes when it fails.
+    pub fn reload(
+        &mut self,
+        config: Arc<Config>,
+        listeners: Vec<ListenerView>,
+    ) -> Result<u64, ReloadError> {
+        let old = &self.config;
         let built = build_groups(&config)?;
         let mut previous: HashMap<(&str, &str), (SocketAddr, &mut Track)> = HashMap::new();
         let mut tracks = std::mem::take(&mut self.tracks);
@@ -154,12 +221,21 @@ impl Control {
             })
             .collect();
         assign_backend_ids(&config, &mut self.backends);
+        if let Some(last) = listeners.iter().map(|v| v.id.0).max() {
+            self.next_listener = self.next_listener.max(last.saturating_add(1));
+        }
+        self.listeners = listeners;
         self.tracks = new_tracks;
         self.built = built;
         self.config = config;
         self.rebuild();
         log::info!("configuration reloaded (snapshot {})", self.generation);
         Ok(self.generation)
+    }
+
+    /// The open listeners, index for index with `config.listeners`.
+    pub fn listeners(&self) -> &[ListenerView] {
+        &self.listeners
     }
 
     /// The snapshot workers route with now.
@@ -201,9 +277,18 @@ impl Control {
             generation: self.generation,
             config: self.config.clone(),
             groups,
-            listen_addrs: self.listen_addrs.clone(),
+            listeners: self.listeners.clone(),
+            listener_index: self.listener_index(),
             backend_count: self.backends.len(),
         });
+    }
+
+    fn listener_index(&self) -> Vec<Option<u32>> {
+        let mut index = vec![None; self.next_listener as usize];
+        for (i, view) in self.listeners.iter().enumerate() {
+            index[view.id.0 as usize] = u32::try_from(i).ok();
+        }
+        index
     }
 
     fn server_name(&self, group: usize, server: usize) -> String {

@@ -12,6 +12,7 @@ use monoio::net::TcpStream;
 use super::forward::{self, Flow};
 use super::io::{self, IoFailure};
 use super::route::{self, Request};
+use crate::control::ListenerId;
 use crate::error::ProxyError;
 use crate::http;
 use crate::worker::{CoreView, Stats, Worker};
@@ -21,7 +22,8 @@ use crate::worker::{CoreView, Stats, Worker};
 pub struct Client {
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    pub listener: usize,
+    /// The listener it came in on; its settings are looked up per request.
+    pub listener: ListenerId,
     /// Received bytes start at 0. Capacity 0 while the connection is idle.
     pub buf: Vec<u8>,
 }
@@ -40,7 +42,7 @@ enum Stop {
 /// in one boxed future that ends with the exchange. An idle connection
 /// costs this loop's few hundred bytes (loadtest/idle.sh measures it); a
 /// request costs one allocation for the box.
-pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
+pub async fn run(worker: Rc<Worker>, listener: ListenerId, stream: TcpStream, peer: SocketAddr) {
     let worker = &*worker;
     let mut client = Client {
         stream,
@@ -86,9 +88,13 @@ pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: S
 /// forwards the request, and relays the response.
 async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) -> Flow {
     let view = worker.view();
+    let Some(listener) = view.snapshot.listener(client.listener) else {
+        // A reload closed the listener this connection came in on.
+        return Flow::Close;
+    };
     // Taken once a head has arrived: an idle connection holds no buffer.
     let mut out = Vec::new();
-    match read_request(worker, &view, client, &mut out, head_clock).await {
+    match read_request(worker, &view, client, listener, &mut out, head_clock).await {
         Ok(request) => {
             Stats::bump(&worker.stats.requests);
             forward::forward(worker, &view, client, request, out).await
@@ -111,6 +117,7 @@ async fn read_request(
     worker: &Worker,
     view: &CoreView,
     client: &mut Client,
+    listener: usize,
     out: &mut Vec<u8>,
     head_clock: Instant,
 ) -> Result<Request, Stop> {
@@ -123,7 +130,7 @@ async fn read_request(
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }
-            match route::prepare(worker, view, client.listener, client.peer, &client.buf, out) {
+            match route::prepare(worker, view, listener, client.peer, &client.buf, out) {
                 Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}
                 Err(err) => return Err(Stop::Refuse(err)),
@@ -149,8 +156,14 @@ async fn refuse(worker: &Worker, view: &CoreView, client: &mut Client, err: &Pro
     let Some(status) = err.status() else {
         return;
     };
-    let listener = &view.snapshot.config.listeners[client.listener];
-    if let (true, Some(access_log)) = (worker.access.enabled(), &listener.access_log) {
+    let listener = view
+        .snapshot
+        .listener(client.listener)
+        .map(|i| &view.snapshot.config.listeners[i]);
+    if let (true, Some(access_log)) = (
+        worker.access.enabled(),
+        listener.and_then(|l| l.access_log.as_ref()),
+    ) {
         let entry = crate::access_log::Entry {
             started: std::time::Instant::now(),
             client: client.peer.ip(),

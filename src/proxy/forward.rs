@@ -138,8 +138,11 @@ pub async fn forward(
     let log = request.log.take();
     let flow = forward_to_backend(worker, view, client, &request, out).await;
     if let Some(mut entry) = log {
-        let listener = &view.snapshot.config.listeners[client.listener];
-        if let Some(access_log) = &listener.access_log {
+        let listener = view
+            .snapshot
+            .listener(client.listener)
+            .map(|i| &view.snapshot.config.listeners[i]);
+        if let Some(access_log) = listener.and_then(|l| l.access_log.as_ref()) {
             let outcome = &request.outcome;
             entry.status = outcome.status.get();
             entry.bytes = outcome.bytes.get();

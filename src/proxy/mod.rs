@@ -40,7 +40,7 @@ use crate::worker::{Stats, Worker};
 /// goes on serving the others.
 pub fn serve(
     worker: Rc<Worker>,
-    listener: usize,
+    listener: crate::control::ListenerId,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Isolated<impl Future<Output = ()>> {
@@ -173,7 +173,7 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let stream = TcpStream::connect(addr).await.unwrap();
-            let served = serve(worker.clone(), 0, stream, addr);
+            let served = serve(worker.clone(), crate::control::ListenerId(0), stream, addr);
             let size = std::mem::size_of_val(&served);
             assert!(size <= 1024, "a connection's task state is {size} bytes");
         });

@@ -27,7 +27,7 @@ pub use stats::Stats;
 
 use crate::balance::{BalanceFactor, Picker};
 use crate::config::{Balance, HashKey, Persistence};
-use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg};
+use crate::control::{ControlHandle, ListenerId, PassiveFailure, Snapshot, WorkerMsg};
 use crate::http;
 use crate::proxy::{self, UpstreamPool};
 use crate::sticky::{CookieFinder, InsertFinders};
@@ -184,7 +184,7 @@ impl Worker {
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
             idle: IdleClock::default(),
-            access: crate::access_log::Buffers::new(None, 0),
+            access: crate::access_log::Buffers::new(None),
             control: None,
             stopping: Cell::new(false),
             stop: LocalEvent::default(),
@@ -304,15 +304,14 @@ pub struct WorkerSpec {
     pub uring_entries: u32,
     pub buffer_bytes: usize,
     pub keep_buffers: usize,
-    /// This worker's own `SO_REUSEPORT` sockets, index for index with
-    /// `snapshot.config.listeners`.
-    pub listeners: Vec<std::net::TcpListener>,
+    /// This worker's own `SO_REUSEPORT` socket of each listener.
+    pub listeners: Vec<(ListenerId, std::net::TcpListener)>,
     pub snapshot: Arc<Snapshot>,
     pub inbox: mpsc::UnboundedReceiver<WorkerMsg>,
     /// Where to report failures of real traffic.
     pub control: ControlHandle,
-    /// The access log writer, when a listener logs.
-    pub access_log: Option<std::sync::mpsc::Sender<(usize, Vec<u8>)>>,
+    /// The access log writer.
+    pub access_log: Option<std::sync::mpsc::Sender<crate::access_log::ToWriter>>,
 }
 
 /// What a worker thread tells the main thread.
@@ -385,6 +384,44 @@ pub fn spawn(
         })
 }
 
+/// One listener's accept loop on this worker, and how to end it.
+struct Acceptor {
+    id: ListenerId,
+    closing: Rc<Closing>,
+    task: monoio::task::JoinHandle<()>,
+}
+
+/// Set when a reload closes one listener.
+#[derive(Default)]
+struct Closing {
+    closed: Cell<bool>,
+    event: LocalEvent,
+}
+
+impl Acceptor {
+    fn start(worker: &Rc<Worker>, id: ListenerId, socket: std::net::TcpListener) -> Option<Self> {
+        match monoio::net::TcpListener::from_std(socket) {
+            Ok(listener) => {
+                let closing = Rc::new(Closing::default());
+                let task =
+                    monoio::spawn(accept_loop(worker.clone(), id, listener, closing.clone()));
+                Some(Acceptor { id, closing, task })
+            }
+            Err(err) => {
+                log::error!("worker {}: listener {} unusable: {err}", worker.id, id.0);
+                None
+            }
+        }
+    }
+
+    /// Stops accepting; the socket closes once the loop has returned.
+    fn close(self) -> monoio::task::JoinHandle<()> {
+        self.closing.closed.set(true);
+        self.closing.event.notify_all();
+        self.task
+    }
+}
+
 async fn run(spec: WorkerSpec) {
     let WorkerSpec {
         id,
@@ -397,20 +434,14 @@ async fn run(spec: WorkerSpec) {
         access_log,
         ..
     } = spec;
-    let listener_count = snapshot.config.listeners.len();
     let mut worker = Worker::new(id, snapshot, buffer_bytes, keep_buffers);
     worker.control = Some(control);
-    worker.access = crate::access_log::Buffers::new(access_log, listener_count);
+    worker.access = crate::access_log::Buffers::new(access_log);
     let worker = Rc::new(worker);
-    let mut accepting = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
-        match monoio::net::TcpListener::from_std(listener) {
-            Ok(listener) => {
-                accepting.push(monoio::spawn(accept_loop(worker.clone(), index, listener)))
-            }
-            Err(err) => log::error!("worker {id}: listener {index} unusable: {err}"),
-        }
-    }
+    let mut accepting: Vec<Acceptor> = listeners
+        .into_iter()
+        .filter_map(|(listener, socket)| Acceptor::start(&worker, listener, socket))
+        .collect();
     monoio::spawn(proxy::sweep_idle_upstreams(worker.clone()));
     if worker.access.enabled() {
         let flusher = worker.clone();
@@ -427,13 +458,24 @@ async fn run(spec: WorkerSpec) {
         match message {
             WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),
             WorkerMsg::Report(reply) => reply.send(worker.report()),
+            WorkerMsg::Listen(listener, socket) => {
+                if let Some(i) = accepting.iter().position(|a| a.id == listener) {
+                    accepting.swap_remove(i).close().await;
+                }
+                accepting.extend(Acceptor::start(&worker, listener, socket));
+            }
+            WorkerMsg::Unlisten(listener) => {
+                if let Some(i) = accepting.iter().position(|a| a.id == listener) {
+                    accepting.swap_remove(i).close().await;
+                }
+            }
             WorkerMsg::Shutdown => break,
         }
     }
     worker.stopping.set(true);
     worker.stop.notify_all();
-    for task in accepting {
-        task.await;
+    for acceptor in accepting {
+        acceptor.task.await;
     }
     let deadline = Instant::now() + worker.view().snapshot.config.timeouts.shutdown;
     while worker.stats.in_flight.get() > 0 && Instant::now() < deadline {
@@ -443,24 +485,30 @@ async fn run(spec: WorkerSpec) {
     log::debug!("worker {id}: stopped");
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener_idx: usize, listener: monoio::net::TcpListener) {
+async fn accept_loop(
+    worker: Rc<Worker>,
+    listener_id: ListenerId,
+    listener: monoio::net::TcpListener,
+    closing: Rc<Closing>,
+) {
+    let ended = || worker.stopping.get() || closing.closed.get();
     loop {
         let max = worker.view().snapshot.config.limits.max_connections as u64;
-        while worker.stats.active_connections.get() >= max && !worker.stopping.get() {
+        while worker.stats.active_connections.get() >= max && !ended() {
             // The next connection waits in the kernel's backlog.
             let slot = std::pin::pin!(worker.conn_closed.wait());
-            let stop = std::pin::pin!(worker.stop.wait());
+            let stop = std::pin::pin!(select(worker.stop.wait(), closing.event.wait()));
             select(slot, stop).await;
         }
-        if worker.stopping.get() {
+        if ended() {
             return;
         }
         let accept = std::pin::pin!(listener.accept());
-        let stop = std::pin::pin!(worker.stop.wait());
+        let stop = std::pin::pin!(select(worker.stop.wait(), closing.event.wait()));
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
                 Stats::bump(&worker.stats.accepted);
-                monoio::spawn(proxy::serve(worker.clone(), listener_idx, stream, peer));
+                monoio::spawn(proxy::serve(worker.clone(), listener_id, stream, peer));
             }
             Either::Left((Err(err), _)) => {
                 // EMFILE and friends: back off instead of spinning.
