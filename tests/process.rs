@@ -151,6 +151,51 @@ fn every_example_config_passes_check() {
 }
 
 #[test]
+fn the_systemd_unit_runs_commands_limpet_understands() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/limpet.service"
+    ))
+    .unwrap();
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the unit sets {key}"))
+            .to_owned()
+    };
+    for key in ["ExecStartPre", "ExecStart"] {
+        let line = value(key);
+        let mut words = line.split_whitespace().map(str::to_owned);
+        assert_eq!(words.next().as_deref(), Some("/usr/local/bin/limpet"));
+        let command = limpet::cli::parse(words).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            matches!(
+                command,
+                limpet::cli::Command::Run { .. } | limpet::cli::Command::Check { .. }
+            ),
+            "{key}: {command:?}"
+        );
+    }
+    assert_eq!(
+        value("ExecReload"),
+        "/bin/kill -HUP $MAINPID",
+        "reload is SIGHUP"
+    );
+    assert_eq!(
+        value("KillSignal"),
+        "SIGTERM",
+        "stop is the graceful SIGTERM"
+    );
+    let nofile: u64 = value("LimitNOFILE").parse().unwrap();
+    assert!(nofile >= 20_000, "LimitNOFILE={nofile}");
+    let stop: u64 = value("TimeoutStopSec").parse().unwrap();
+    assert!(
+        stop > 12,
+        "TimeoutStopSec={stop} leaves timeouts.shutdown (10 s) and its margin time"
+    );
+}
+
+#[test]
 fn a_second_process_on_a_taken_port_fails_clearly() {
     let backend = Backend::named("a", Default::default());
     let first = Process::start(&config_for(&[backend.addr], ""));
