@@ -233,6 +233,50 @@ fn reload_without_a_file_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn reload_over_http_reads_the_file_and_keeps_a_drain() {
+    let (b0, b1) = pair();
+    let b2 = Backend::named("s2", Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limpet.toml");
+    std::fs::write(&path, config(&[b0.addr, b1.addr], "", "")).unwrap();
+    let mut limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
+    limpet.running = limpet.running.take().map(|r| r.reload_from(path.clone()));
+    let t0 = json(&limpet.admin("GET", "/sticky/web/s0", "", None))["cookie"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json(&limpet.admin("POST", "/servers/web/s0/drain", "", None));
+
+    std::fs::write(&path, config(&[b0.addr, b1.addr, b2.addr], "", "")).unwrap();
+    let reloaded = json(&limpet.admin("POST", "/reload", "", None));
+    assert_eq!(reloaded["reloaded"], true);
+    assert!(limpet.snapshot_reached(reloaded["snapshot"].as_u64().unwrap()));
+    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let servers = &stats["groups"][0]["servers"];
+    assert_eq!(
+        servers[0]["admin"], "draining",
+        "the drain survived: {stats}"
+    );
+    assert_eq!(servers.as_array().unwrap().len(), 3);
+    assert_eq!(get(&limpet, Some(&t0)).body_text(), "s0 /");
+    let fresh: std::collections::BTreeSet<String> =
+        (0..4).map(|_| get(&limpet, None).body_text()).collect();
+    assert_eq!(fresh, ["s1 /".to_string(), "s2 /".to_string()].into());
+
+    // A bad file: 409 naming the mistake, and the running config stays.
+    std::fs::write(&path, "[[listeners]]\nname = 7\n").unwrap();
+    let refused = limpet.admin("POST", "/reload", "", None);
+    assert_eq!(refused.status, 409);
+    let why = refused.body_text();
+    assert!(
+        why.contains("limpet.toml:2") && why.contains("name"),
+        "the answer names file, line and key: {why}"
+    );
+    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    assert_eq!(stats["groups"][0]["servers"].as_array().unwrap().len(), 3);
+}
+
+#[test]
 fn the_admin_port_is_never_shared() {
     let (b0, b1) = pair();
     let first = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
