@@ -62,7 +62,7 @@ pub async fn run(worker: Rc<Worker>, listener: ListenerId, stream: TcpStream, pe
                 timeouts.client_idle
             };
             let readable = std::pin::pin!(client.stream.readable(false));
-            let deadline = std::pin::pin!(worker.idle.after(idle));
+            let deadline = crate::worker::deadline::after(idle);
             match select(readable, deadline).await {
                 Either::Left((Ok(()), _)) => {}
                 Either::Left((Err(_), _)) | Either::Right(_) => break,

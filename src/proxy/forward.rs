@@ -114,7 +114,7 @@ pub(super) fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) ->
 }
 
 async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream> {
-    match monoio::time::timeout(limit, TcpStream::connect_addr(addr)).await {
+    match crate::worker::deadline::timeout(limit, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => {
             stream.set_nodelay(true)?;
             Ok(stream)

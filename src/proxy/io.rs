@@ -11,6 +11,8 @@ use std::time::Duration;
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
+use crate::worker::deadline::timeout;
+
 /// How a read or write with a deadline failed.
 #[derive(Debug)]
 pub enum IoFailure {
@@ -30,7 +32,7 @@ pub async fn read_more<S: AsyncReadRent>(
 ) -> (Result<usize, IoFailure>, Option<Vec<u8>>) {
     let start = buf.len();
     let end = buf.capacity();
-    match monoio::time::timeout(limit, stream.read(buf.slice_mut(start..end))).await {
+    match timeout(limit, stream.read(buf.slice_mut(start..end))).await {
         Ok((Ok(n), slice)) => (Ok(n), Some(slice.into_inner())),
         Ok((Err(err), slice)) => (Err(IoFailure::Failed(err)), Some(slice.into_inner())),
         Err(_) => (Err(IoFailure::TimedOut), None),
@@ -43,7 +45,7 @@ pub async fn write_all<S: AsyncWriteRent, B: IoBuf>(
     buf: B,
     limit: Duration,
 ) -> (Result<(), IoFailure>, Option<B>) {
-    match monoio::time::timeout(limit, stream.write_all(buf)).await {
+    match timeout(limit, stream.write_all(buf)).await {
         Ok((Ok(_), buf)) => (Ok(()), Some(buf)),
         Ok((Err(err), buf)) => (Err(IoFailure::Failed(err)), Some(buf)),
         Err(_) => (Err(IoFailure::TimedOut), None),

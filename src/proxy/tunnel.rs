@@ -61,7 +61,7 @@ async fn pump(
     let mut buf = worker.buffers.take();
     let end = loop {
         buf.clear();
-        let read = monoio::time::timeout(idle, from.read(buf)).await;
+        let read = crate::worker::deadline::timeout(idle, from.read(buf)).await;
         let (result, back) = match read {
             Ok(done) => done,
             Err(_) => {

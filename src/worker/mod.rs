@@ -4,9 +4,9 @@
 //! changes through their inbox, between requests.
 
 mod buffers;
+pub mod deadline;
 mod driver;
 mod event;
-mod idle;
 mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +22,6 @@ use futures_util::StreamExt;
 pub use buffers::BufferPool;
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
-pub use idle::{IdleClock, IdleDeadline};
 pub use stats::Stats;
 
 use crate::balance::{BalanceFactor, Picker};
@@ -157,8 +156,6 @@ pub struct Worker {
     pub stats: Stats,
     /// Signalled when a connection closes (a slot under `max_connections`).
     pub conn_closed: LocalEvent,
-    /// Deadlines of idle keep-alive connections.
-    pub idle: IdleClock,
     /// Access log lines not yet handed to the writer.
     pub access: crate::access_log::Buffers,
     /// Where failures of real traffic are reported (passive health).
@@ -183,7 +180,6 @@ impl Worker {
             upstreams,
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
-            idle: IdleClock::default(),
             access: crate::access_log::Buffers::new(None),
             control: None,
             stopping: Cell::new(false),
@@ -452,8 +448,6 @@ async fn run(spec: WorkerSpec) {
             }
         });
     }
-    let ticker = worker.clone();
-    monoio::spawn(async move { idle::run_ticker(&ticker.idle, || ticker.stopping.get()).await });
     while let Some(message) = inbox.next().await {
         match message {
             WorkerMsg::Snapshot(snapshot) => worker.install(snapshot),
