@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod dns;
 pub mod error;
 pub mod http;
 pub mod net;

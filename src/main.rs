@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use limpet::cli::{self, Command};
+use limpet::dns::SystemResolver;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,13 +28,17 @@ fn main() -> ExitCode {
             println!("limpet {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Check { config } => limpet::config::load(&config)
+        // Both resolve server names: a name that does not resolve is a
+        // configuration error, at `check` time too.
+        Command::Check { config } => limpet::config::load_resolved(&config, &SystemResolver)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(anyhow::Error::from),
-        Command::Run { config: path } => limpet::config::load(&path)
+        Command::Run { config: path } => limpet::config::load_resolved(&path, &SystemResolver)
             .map_err(anyhow::Error::from)
-            .and_then(|cfg| {
-                let running = limpet::server::start(cfg)?.reload_from(path);
+            .and_then(|(cfg, resolved)| {
+                let resolver = std::sync::Arc::new(SystemResolver);
+                let running =
+                    limpet::server::start_with(cfg, resolver, Some(resolved))?.reload_from(path);
                 Ok(running.watch_signals()?.wait()?)
             }),
         Command::Demo { listen, admin } => limpet::demo::run(listen, admin),

@@ -93,7 +93,19 @@ fn worker_cpus(config: &Config) -> Result<Vec<usize>, StartError> {
 }
 
 /// Starts limpet with `config` and returns once every worker accepts.
+/// Server names are resolved with the system resolver.
 pub fn start(config: Config) -> Result<Running, StartError> {
+    start_with(config, Arc::new(crate::dns::SystemResolver), None)
+}
+
+/// `start` with `resolver` for server names, at start and on every
+/// re-resolution; `resolved` when the caller has resolved them already
+/// (`config::load_resolved`), else they are resolved here.
+pub fn start_with(
+    config: Config,
+    resolver: Arc<dyn crate::dns::Resolve>,
+    resolved: Option<crate::dns::Resolved>,
+) -> Result<Running, StartError> {
     match net::raise_open_files_limit() {
         Ok(limit) => log::debug!("open files limit: {limit}"),
         Err(err) => log::warn!("cannot raise the open files limit: {err}"),
@@ -107,7 +119,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .map(|l| net::probe(l.addr))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let control = Control::new(config.clone(), listen_addrs.clone())?;
+    let control = match resolved {
+        Some(resolved) => {
+            Control::resolved(config.clone(), listen_addrs.clone(), resolver, &resolved)?
+        }
+        None => Control::with_resolver(config.clone(), listen_addrs.clone(), resolver)?,
+    };
     let (handle, control_inbox) = control::channel();
     let (events_tx, events) = mpsc::channel();
     let mut inboxes = Vec::with_capacity(count);

@@ -8,7 +8,7 @@
 //! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state |
 //! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256) |
 //! | `POST /reload` | reload the configuration file |
-//! | `GET /config` | the running configuration, secrets redacted |
+//! | `GET /config` | the running configuration, secrets redacted, and what server names resolve to |
 //! | `GET /sticky/{group}/{server}` | the cookie that pins a client to that server |
 //! | `GET /sticky/{group}?token=T` | which server a token names, and whether it is valid |
 //!
@@ -238,7 +238,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
                 Err(err) => Answer::error(404, err),
             }
         }
-        ("POST", ["reload"]) => match shared.reload_file() {
+        ("POST", ["reload"]) => match shared.reload_file().await {
             Ok(generation) => {
                 Answer::json(200, json!({ "reloaded": true, "snapshot": generation }))
             }
@@ -247,7 +247,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
         ("GET", ["config"]) => Answer {
             status: 200,
             content_type: "text/plain",
-            body: format!("{:#?}\n", shared.snapshot().config),
+            body: report::config_text(&shared.snapshot()),
         },
         ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server),
         ("GET", ["sticky", group]) => {

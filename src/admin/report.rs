@@ -47,6 +47,29 @@ fn server_sum(
         .sum()
 }
 
+/// `GET /config`: the configuration, then the address each server that is
+/// written as a host name resolves to now.
+pub fn config_text(snapshot: &Snapshot) -> String {
+    let mut text = format!("{:#?}\n", snapshot.config);
+    let mut first = true;
+    for (group, view) in snapshot.config.groups.iter().zip(&snapshot.groups) {
+        for (server, state) in group.servers.iter().zip(&view.servers) {
+            if server.address.ip().is_some() {
+                continue;
+            }
+            if first {
+                text.push_str("\n# server names resolve to\n");
+                first = false;
+            }
+            text.push_str(&format!(
+                "{}/{}: {} -> {}\n",
+                group.name, server.name, server.address, state.addr
+            ));
+        }
+    }
+    text
+}
+
 /// `GET /stats`.
 pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
     let config = &snapshot.config;
@@ -64,7 +87,10 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 .map(|(s, (server, state))| {
                     json!({
                         "name": server.name,
-                        "address": server.addr.to_string(),
+                        // Where it is reached now; `configured` as written
+                        // (a host name is resolved again every `[dns] interval`).
+                        "address": state.addr.to_string(),
+                        "configured": server.address.to_string(),
                         "weight": server.weight.get(),
                         "admin": admin_name(state.admin),
                         "health": health_name(state.health),

@@ -2,14 +2,13 @@
 //! and how sessions stick to them. Validation only; it never builds a
 //! balancer or a token.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Range;
 
 use super::cookie_name::{is_tchar, CookieName, COOKIE_NAME_RULE};
 use super::error::ConfigError;
 use super::health::Health;
-use super::net::{self, Port};
+use super::net::{self, Address};
 use super::persistence::Persistence;
 use super::raw;
 use super::source::{KeyPath, Source};
@@ -21,7 +20,7 @@ const MAX_WEIGHT: i64 = 256;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {
     pub name: String,
-    /// File order, never empty; names and addresses are unique.
+    /// File order, never empty; names and addresses (as written) are unique.
     pub servers: Vec<Server>,
     pub balance: Balance,
     pub persistence: Persistence,
@@ -33,7 +32,10 @@ pub struct Group {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Server {
     pub name: String,
-    pub addr: SocketAddr,
+    /// As written. A name is resolved by `crate::dns` at load and again
+    /// every `[dns] interval`; the server's name (which its sessions'
+    /// tokens depend on) stays whatever address it resolves to.
+    pub address: Address,
     pub weight: NonZeroU32,
 }
 
@@ -89,8 +91,8 @@ impl Group {
                     problem,
                 ));
             }
-            if let Some(j) = servers.iter().position(|s| s.addr == server.addr) {
-                let problem = format!("{} is already used by {at}.servers[{j}]", server.addr);
+            if let Some(j) = servers.iter().position(|s| s.address == server.address) {
+                let problem = format!("{} is already used by {at}.servers[{j}]", server.address);
                 let path = at.key("servers").index(i).key("address");
                 return Err(src.at(&raw_server.address, path, problem));
             }
@@ -115,7 +117,7 @@ impl Group {
 impl Server {
     fn build(src: &Source<'_>, raw: &raw::Server, at: &KeyPath) -> Result<Self, ConfigError> {
         let name = src.name(raw.name.get_ref(), Some(raw.name.span()), &at.key("name"))?;
-        let addr = net::socket_addr(src, &raw.address, Port::Required, &at.key("address"))?;
+        let address = net::server_address(src, &raw.address, &at.key("address"))?;
         let weight: u32 = src.int(
             raw.weight.as_ref(),
             raw::WEIGHT,
@@ -130,7 +132,11 @@ impl Server {
                 "must be at least 1",
             )
         })?;
-        Ok(Self { name, addr, weight })
+        Ok(Self {
+            name,
+            address,
+            weight,
+        })
     }
 }
 

@@ -4,12 +4,15 @@
 //! other files each validate one part into the types the rest of limpet
 //! uses, so nothing downstream ever re-checks a value or meets a zero
 //! weight, an unknown group or a malformed cookie name. Every refusal is a
-//! `ConfigError` naming the file, the line and the key path. This module
-//! reads the file it is given and nothing else: it never resolves names,
-//! binds sockets or looks at the machine.
+//! `ConfigError` naming the file, the line and the key path. `parse` and
+//! `load` read the text they are given and nothing else: they never resolve
+//! names, bind sockets or look at the machine. `parse_resolved` and
+//! `load_resolved` also resolve server names (through `crate::dns`), so that
+//! a name that does not resolve is refused like any other mistake.
 
 mod admin;
 mod cookie_name;
+mod dns;
 mod duration;
 mod error;
 mod group;
@@ -30,11 +33,13 @@ use std::path::Path;
 
 pub use self::admin::Admin;
 pub use self::cookie_name::CookieName;
+pub use self::dns::Dns;
 pub use self::error::ConfigError;
 pub use self::group::{Balance, Group, HashKey, Server};
 pub use self::health::{ActiveCheck, Health, Passive};
 pub use self::limits::Limits;
 pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
+pub use self::net::Address;
 pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
 pub use self::timeouts::Timeouts;
 pub use self::workers::{Driver, Workers};
@@ -46,6 +51,7 @@ pub struct Config {
     pub workers: Workers,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub dns: Dns,
     /// Never empty; names and addresses are unique.
     pub listeners: Vec<Listener>,
     /// Never empty, sorted by name (TOML tables have no order), so a
@@ -86,11 +92,49 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 
 /// Reads and validates the file at `path`, named as given in messages.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    parse(&read(path)?, &path.display().to_string())
+}
+
+/// Validates `text` and resolves its server names; a name that does not
+/// resolve is an error at the line that wrote it. Blocks while resolving.
+pub fn parse_resolved(
+    text: &str,
+    origin: &str,
+    resolver: &dyn crate::dns::Resolve,
+) -> Result<(Config, crate::dns::Resolved), ConfigError> {
+    let config = parse(text, origin)?;
+    match crate::dns::resolve(&config, resolver) {
+        Ok(resolved) => Ok((config, resolved)),
+        Err(err) => Err(unresolved(&Source::new(origin, text), &err)),
+    }
+}
+
+/// `load`, then resolves the server names as `parse_resolved` does.
+pub fn load_resolved(
+    path: &Path,
+    resolver: &dyn crate::dns::Resolve,
+) -> Result<(Config, crate::dns::Resolved), ConfigError> {
+    parse_resolved(&read(path)?, &path.display().to_string(), resolver)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(&text, &path.display().to_string())
+    })
+}
+
+/// A resolution failure as a configuration error, pointing at the address.
+fn unresolved(src: &Source<'_>, err: &crate::dns::ResolveError) -> ConfigError {
+    // The text parsed once already; if it somehow did not, only the line is lost.
+    let raw: Option<raw::Config> = toml::from_str(src.text()).ok();
+    let span = raw
+        .as_ref()
+        .and_then(|raw| raw.groups.get(&err.group))
+        .and_then(|group| group.servers.get(err.server))
+        .map(|server| server.address.span());
+    let problem = format!("{:?} does not resolve: {}", err.address, err.source);
+    src.invalid(span, &err.path, problem)
 }
 
 fn build(
@@ -101,6 +145,7 @@ fn build(
     let workers = Workers::build(src, &raw.workers)?;
     let limits = Limits::build(src, &raw.limits, &workers, &raw.workers)?;
     let timeouts = Timeouts::build(src, &raw.timeouts)?;
+    let dns = Dns::build(src, &raw.dns)?;
     if raw.groups.is_empty() {
         return Err(src.invalid(
             None,
@@ -156,6 +201,7 @@ fn build(
         workers,
         limits,
         timeouts,
+        dns,
         listeners,
         groups,
         admin,

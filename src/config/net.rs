@@ -1,7 +1,9 @@
-//! Addresses as the file writes them: `ip:port` socket addresses, trusted
-//! proxy ranges, and host names (for routes and cookie domains). Parsing
-//! only; it never resolves a name (DNS is the control thread's job, later).
+//! Addresses as the file writes them: `ip:port` socket addresses, server
+//! addresses (`ip:port` or `host:port`), trusted proxy ranges, and host
+//! names (for routes and cookie domains). Parsing only; it never resolves a
+//! name (`crate::dns` does, at load and on the control thread's timer).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -17,8 +19,64 @@ pub(super) enum Port {
     Required,
 }
 
+/// A server's address as written: an IP address, or a host name resolved
+/// at load and again on a timer (`[dns] interval`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    Ip(SocketAddr),
+    /// `host` is stored lowercase (DNS names are case-insensitive).
+    Name {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Address {
+    /// The address itself when no name needs resolving.
+    pub fn ip(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Ip(addr) => Some(*addr),
+            Address::Name { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(addr) => addr.fmt(f),
+            Address::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// A server's `ip:port` or `host:port`; the port must not be 0.
+pub(super) fn server_address(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    path: &KeyPath,
+) -> Result<Address, ConfigError> {
+    let text = value.get_ref();
+    if text.parse::<SocketAddr>().is_ok() || !looks_like_host_and_port(text) {
+        return socket_addr(src, value, Port::Required, path).map(Address::Ip);
+    }
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
+    match port.parse::<u16>() {
+        Ok(0) => Err(src.at(
+            value,
+            path,
+            format_args!("{text:?} needs a port other than 0"),
+        )),
+        Ok(port) => Ok(Address::Name {
+            host: host.to_ascii_lowercase(),
+            port,
+        }),
+        Err(_) => Err(src.at(value, path, format_args!("{text:?} has a port above 65535"))),
+    }
+}
+
 /// `ip:port`, IPv6 in brackets. Host names get their own message because
-/// they are the likely mistake and are not supported yet.
+/// they are the likely mistake (listening addresses are never resolved).
 pub(super) fn socket_addr(
     src: &Source<'_>,
     value: &Spanned<String>,
@@ -29,8 +87,8 @@ pub(super) fn socket_addr(
     let Ok(addr) = text.parse::<SocketAddr>() else {
         let problem = if looks_like_host_and_port(text) {
             format!(
-                "{text:?} names a host; only an IP address and port such as \
-                 \"127.0.0.1:8080\" is supported for now"
+                "{text:?} names a host; a listening address must be an IP address \
+                 and port such as \"127.0.0.1:8080\" (only server addresses may be names)"
             )
         } else {
             format!(

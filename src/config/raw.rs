@@ -38,6 +38,8 @@ pub(super) const BACKEND_RESPONSE: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_IDLE: Duration = Duration::from_secs(30);
 pub(super) const SHUTDOWN: Duration = Duration::from_secs(10);
 
+pub(super) const DNS_INTERVAL: Duration = Duration::from_secs(30);
+
 pub(super) const BACKLOG: u32 = 1024;
 pub(super) const WEIGHT: u32 = 1;
 pub(super) const POOL_MAX_IDLE_PER_SERVER: usize = 64;
@@ -59,11 +61,19 @@ pub(super) struct Config {
     pub(super) limits: Limits,
     #[serde(default)]
     pub(super) timeouts: Timeouts,
+    #[serde(default)]
+    pub(super) dns: Dns,
     pub(super) admin: Option<Admin>,
     #[serde(default)]
     pub(super) listeners: Vec<Listener>,
     #[serde(default)]
     pub(super) groups: BTreeMap<String, Group>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Dns {
+    pub(super) interval: Value<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -29,6 +29,11 @@ impl<'a> Source<'a> {
         Self { origin, text }
     }
 
+    /// The text being validated.
+    pub(super) fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// 1-based line of a byte offset. Counting bytes (not chars) cannot
     /// panic whatever offset the parser reports.
     pub(super) fn line(&self, span: &Range<usize>) -> usize {

@@ -120,6 +120,9 @@ fn minimal_file_gets_every_default() {
             backend_idle: Duration::from_secs(30),
             shutdown: Duration::from_secs(10),
         },
+        dns: Dns {
+            interval: Duration::from_secs(30),
+        },
         listeners: vec![Listener {
             name: "main".into(),
             addr: addr("127.0.0.1:8080"),
@@ -133,7 +136,7 @@ fn minimal_file_gets_every_default() {
             name: "web".into(),
             servers: vec![Server {
                 name: "a".into(),
-                addr: addr("127.0.0.1:9001"),
+                address: Address::Ip(addr("127.0.0.1:9001")),
                 weight: NonZeroU32::MIN,
             }],
             balance: Balance::LeastOutstanding,
@@ -193,7 +196,10 @@ fn full_example_reads_as_documented() {
             balance_factor: Some(1.25),
         }
     );
-    assert_eq!(config.groups[0].servers[1].addr, addr("[::1]:9102"));
+    assert_eq!(
+        config.groups[0].servers[1].address,
+        Address::Ip(addr("[::1]:9102"))
+    );
     let Persistence::Insert(insert) = &config.groups[2].persistence else {
         panic!("web is insert mode");
     };
@@ -395,7 +401,7 @@ fn syntax_and_shape_errors_keep_path_and_line() {
         ),
         (
             "# a comment\n[worker]\ncount = 1\n",
-            "limpet.toml:2: worker: unknown field `worker`, expected one of `workers`, `limits`, `timeouts`, `admin`, `listeners`, `groups`",
+            "limpet.toml:2: worker: unknown field `worker`, expected one of `workers`, `limits`, `timeouts`, `dns`, `admin`, `listeners`, `groups`",
         ),
         ("[workers]\ncount = \"4\"\n", "limpet.toml:2: workers.count: invalid type: string \"4\", expected i64"),
         ("[workers]\ncpus = [1, \"2\"]\n", "limpet.toml:2: workers.cpus[1]: invalid type: string \"2\", expected i64"),
@@ -530,6 +536,9 @@ fn timeout_rules() {
             "limpet.toml:2: timeouts.client_idle \"30\" is not a duration such as \"10s\", \"1m30s\" or \"500ms\" (time unit needed, for example 30sec or 30ms)",
         ),
         ("[timeouts]\nbackend_connect = \"0s\"\n", "limpet.toml:2: timeouts.backend_connect must be at least 1ms"),
+        ("[dns]\ninterval = \"50ms\"\n", "limpet.toml:2: dns.interval must be at least 100ms"),
+        ("[dns]\ninterval = \"2years\"\n", "limpet.toml:2: dns.interval must be at most 1year"),
+        ("[dns]\nevery = \"1s\"\n", "limpet.toml:2: dns.every: unknown field `every`, expected `interval`"),
         ("[timeouts]\nbackend_response = \"2years\"\n", "limpet.toml:2: timeouts.backend_response must be at most 1year"),
         ("[timeouts]\nclient_idle = \"-1s\"\n", "limpet.toml:2: timeouts.client_idle \"-1s\" is not a duration such as \"10s\", \"1m30s\" or \"500ms\" (expected number at 0)"),
     ]);
@@ -538,7 +547,7 @@ fn timeout_rules() {
 #[test]
 fn admin_rules() {
     assert_prefixed_errors(&[
-        ("[admin]\nlisten = \"localhost:9901\"\n", "limpet.toml:2: admin.listen \"localhost:9901\" names a host; only an IP address and port such as \"127.0.0.1:8080\" is supported for now"),
+        ("[admin]\nlisten = \"localhost:9901\"\n", "limpet.toml:2: admin.listen \"localhost:9901\" names a host; a listening address must be an IP address and port such as \"127.0.0.1:8080\" (only server addresses may be names)"),
         ("[admin]\nlisten = \"9901\"\n", "limpet.toml:2: admin.listen \"9901\" is not an IP address and port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
         ("[admin]\nlisten = \"0.0.0.0:9901\"\n", "limpet.toml:2: admin.listen 0.0.0.0:9901 is not a loopback address; set admin.token to listen there"),
         ("[admin]\nlisten = \"0.0.0.0:9901\"\ntoken = \"short\"\n", "limpet.toml:3: admin.token must be at least 16 bytes long"),
@@ -555,7 +564,7 @@ fn listener_rules() {
     let cases = [
         (listener("name = \"main\"\nlisten = \"127.0.0.1:80\""), "limpet.toml:2: listeners[0] needs a default_group or at least one [[listeners.routes]]"),
         (listener("name = \"my listener\"\nlisten = \"127.0.0.1:80\""), "limpet.toml:2: listeners[0].name \"my listener\" is not a valid name (1 to 64 of A-Z a-z 0-9 _ . -)"),
-        (listener("name = \"main\"\nlisten = \"example.com:80\""), "limpet.toml:3: listeners[0].listen \"example.com:80\" names a host; only an IP address and port such as \"127.0.0.1:8080\" is supported for now"),
+        (listener("name = \"main\"\nlisten = \"example.com:80\""), "limpet.toml:3: listeners[0].listen \"example.com:80\" names a host; a listening address must be an IP address and port such as \"127.0.0.1:8080\" (only server addresses may be names)"),
         (listener("name = \"main\"\nlisten = \"::1:80\""), "limpet.toml:3: listeners[0].listen \"::1:80\" is not an IP address and port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
         (listener("name = \"m\"\nlisten = \"127.0.0.1:80\"\nbacklog = 0"), "limpet.toml:4: listeners[0].backlog must be at least 1"),
         (listener("name = \"m\"\nlisten = \"127.0.0.1:80\"\ndefault_group = \"wbe\""), "limpet.toml:4: listeners[0].default_group \"wbe\" is not a group; groups: web"),
@@ -645,9 +654,13 @@ fn group_and_server_rules() {
         ),
         ("[[groups.web.servers]]\nname = \"\"\naddress = \"127.0.0.1:9001\"", "limpet.toml:6: groups.web.servers[0].name \"\" is not a valid name (1 to 64 of A-Z a-z 0-9 _ . -)"),
         ("[[groups.web.servers]]\nname = \"a\"\naddress = \"127.0.0.1:0\"", "limpet.toml:7: groups.web.servers[0].address \"127.0.0.1:0\" needs a port other than 0"),
+        ("[[groups.web.servers]]\nname = \"a\"\naddress = \"backend.internal:0\"", "limpet.toml:7: groups.web.servers[0].address \"backend.internal:0\" needs a port other than 0"),
+        ("[[groups.web.servers]]\nname = \"a\"\naddress = \"backend.internal:65536\"", "limpet.toml:7: groups.web.servers[0].address \"backend.internal:65536\" has a port above 65535"),
+        ("[[groups.web.servers]]\nname = \"a\"\naddress = \"backend.internal\"", "limpet.toml:7: groups.web.servers[0].address \"backend.internal\" is not an IP address and port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
+        ("[[groups.web.servers]]\nname = \"a\"\naddress = \"bad host:80\"", "limpet.toml:7: groups.web.servers[0].address \"bad host:80\" is not an IP address and port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
         (
-            "[[groups.web.servers]]\nname = \"a\"\naddress = \"backend.internal:8000\"",
-            "limpet.toml:7: groups.web.servers[0].address \"backend.internal:8000\" names a host; only an IP address and port such as \"127.0.0.1:8080\" is supported for now",
+            "[groups.web]\nservers = [\n  { name = \"a\", address = \"api.internal:80\" },\n  { name = \"b\", address = \"API.internal:80\" },\n]",
+            "limpet.toml:8: groups.web.servers[1].address api.internal:80 is already used by groups.web.servers[0]",
         ),
         ("[[groups.web.servers]]\nname = \"a\"\naddress = \"127.0.0.1\"", "limpet.toml:7: groups.web.servers[0].address \"127.0.0.1\" is not an IP address and port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
         ("[[groups.web.servers]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nweight = 0", "limpet.toml:8: groups.web.servers[0].weight must be at least 1"),
@@ -773,4 +786,63 @@ fn persistence_rules() {
         .map(|(case, msg)| (case.as_str(), *msg))
         .collect();
     assert_group_errors(&borrowed);
+}
+
+/// Answers for a few names; `.invalid` names never resolve (RFC 6761).
+struct FakeDns;
+
+impl crate::dns::Resolve for FakeDns {
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match host {
+            "api.internal" => Ok(vec![
+                SocketAddr::new([10, 0, 0, 7].into(), port),
+                SocketAddr::new([10, 0, 0, 8].into(), port),
+            ]),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "Name or service not known",
+            )),
+        }
+    }
+}
+
+#[test]
+fn server_addresses_may_be_host_names() {
+    let case = with_listener(
+        "[dns]\ninterval = \"100ms\"\n[groups.web]\nservers = [\n  { name = \"a\", address = \"API.internal:8080\" },\n  { name = \"b\", address = \"10.0.0.7:8080\" },\n]",
+    );
+    let config = ok(&case);
+    assert_eq!(config.dns.interval, Duration::from_millis(100));
+    let a = &config.groups[0].servers[0].address;
+    assert_eq!(
+        *a,
+        Address::Name {
+            host: "api.internal".into(),
+            port: 8080
+        }
+    );
+    assert_eq!(a.to_string(), "api.internal:8080");
+    assert_eq!(a.ip(), None);
+    // A name and an IP address it resolves to are different servers as written.
+    let (_, resolved) = parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap();
+    assert_eq!(
+        resolved.server(0, 0),
+        [addr("10.0.0.7:8080"), addr("10.0.0.8:8080")]
+    );
+    assert_eq!(resolved.server(0, 1), [addr("10.0.0.7:8080")]);
+}
+
+#[test]
+fn a_server_name_that_does_not_resolve_is_a_config_error() {
+    let case = with_listener(
+        "[[groups.web.servers]]\nname = \"a\"\naddress = \"api.internal:80\"\n[[groups.web.servers]]\nname = \"b\"\naddress = \"gone.invalid:80\"",
+    );
+    // Parsing alone never resolves.
+    assert!(parse(text(&case), "limpet.toml").is_ok());
+    let err = parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "limpet.toml:10: groups.web.servers[1].address \"gone.invalid:80\" does not resolve: Name or service not known"
+    );
+    assert_eq!(err.line(), Some(10));
 }

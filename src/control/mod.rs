@@ -5,7 +5,8 @@
 //! each worker's inbox (a channel whose sender wakes the worker's event loop).
 //! Workers swap a new snapshot in between requests. Health probes, the admin
 //! listener and reloads run here, off the request path; nothing here is ever
-//! awaited by a request.
+//! awaited by a request. Server names are resolved on a thread of their own
+//! (`limpet-dns`: resolving blocks), at reload and every `[dns] interval`.
 
 mod probe;
 mod snapshot;
@@ -13,6 +14,7 @@ mod state;
 mod track;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -30,6 +32,13 @@ pub use snapshot::{
 pub use state::{Control, ListenerPlan, ReloadError};
 
 use crate::config::Config;
+use crate::dns::{self, Resolve, Resolved};
+
+/// Work for the resolver thread.
+type DnsJob = Box<dyn FnOnce(&dyn Resolve) + Send>;
+
+/// One round of re-resolution: each name's addresses or why it failed.
+type Answers = HashMap<(String, u16), Result<Vec<SocketAddr>, String>>;
 
 /// How often the control thread ends ejections and drains whose time is up.
 const TICK: Duration = Duration::from_millis(100);
@@ -237,6 +246,8 @@ pub struct Shared {
     /// The file `POST /reload` and SIGHUP read.
     config_path: Rc<RefCell<Option<std::path::PathBuf>>>,
     access_log: AccessLogTx,
+    /// The resolver thread's queue.
+    dns: std::sync::mpsc::Sender<DnsJob>,
 }
 
 impl Shared {
@@ -261,13 +272,40 @@ impl Shared {
         Ok(generation)
     }
 
-    /// Switches to `config`; nothing changes when it fails.
+    /// Runs `job` on the resolver thread (it may block) and waits for its
+    /// answer without blocking this thread; `None` if that thread is gone.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&dyn Resolve) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: DnsJob = Box::new(move |resolver| {
+            let _ = tx.send(job(resolver));
+        });
+        self.dns.send(job).ok()?;
+        rx.await.ok()
+    }
+
+    /// Switches to `config`, resolving its server names first (off this
+    /// thread); nothing changes when it fails. Every reload goes through
+    /// the resolver thread's queue, even one with nothing to resolve, so
+    /// that reloads apply in the order they were asked for.
+    pub async fn reload(&self, config: Arc<Config>) -> Result<u64, ReloadError> {
+        let names = config.clone();
+        let resolved = self
+            .off_thread(move |resolver| dns::resolve(&names, resolver))
+            .await
+            .ok_or(ReloadError::Stopped)??;
+        self.apply(config, &resolved)
+    }
+
+    /// Switches to `config`, whose names resolve as `resolved` says.
     ///
     /// Listeners the new file adds are bound first (every worker gets its
     /// own socket), and access logs opened, so that a port in use or a log
     /// that cannot be opened refuses the reload. Workers get the snapshot,
     /// then their new sockets; listeners the file dropped are closed.
-    pub fn reload(&self, config: Arc<Config>) -> Result<u64, ReloadError> {
+    fn apply(&self, config: Arc<Config>, resolved: &Resolved) -> Result<u64, ReloadError> {
         let mut plan = self.control.borrow().plan_listeners(&config)?;
         let mut sockets = Vec::with_capacity(plan.opened.len());
         for &index in &plan.opened {
@@ -282,10 +320,10 @@ impl Shared {
             sockets.push((index, bound));
         }
         let files = crate::access_log::open_all(&config, &plan.listeners)?;
-        let generation = self
-            .control
-            .borrow_mut()
-            .reload(config.clone(), plan.listeners.clone())?;
+        let generation =
+            self.control
+                .borrow_mut()
+                .reload(config.clone(), resolved, plan.listeners.clone())?;
         let _ = self
             .access_log
             .send(crate::access_log::ToWriter::Files(files));
@@ -323,12 +361,46 @@ impl Shared {
             .collect()
     }
 
-    /// Reloads the file limpet was started from.
-    pub fn reload_file(&self) -> Result<u64, String> {
+    /// Reloads the file limpet was started from; the file is read and its
+    /// names resolved off this thread.
+    pub async fn reload_file(&self) -> Result<u64, String> {
         let path = self.config_path.borrow().clone();
         let path = path.ok_or("limpet was not started from a file")?;
-        let config = crate::config::load(&path).map_err(|e| e.to_string())?;
-        self.reload(Arc::new(config)).map_err(|e| e.to_string())
+        let (config, resolved) = self
+            .off_thread(move |resolver| crate::config::load_resolved(&path, resolver))
+            .await
+            .ok_or_else(|| ControlError::Stopped.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.apply(Arc::new(config), &resolved)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Resolves every server name again (off this thread) and moves the
+    /// servers whose name no longer has their address; false once the
+    /// resolver thread is gone.
+    async fn re_resolve(&self) -> bool {
+        let names = dns::names(&self.control.borrow().config);
+        if names.is_empty() {
+            return true;
+        }
+        let answers = self
+            .off_thread(move |resolver| {
+                names
+                    .into_iter()
+                    .map(|(host, port)| {
+                        let answer = dns::lookup(resolver, &host, port).map_err(|e| e.to_string());
+                        ((host, port), answer)
+                    })
+                    .collect::<Answers>()
+            })
+            .await;
+        let Some(answers) = answers else {
+            return false;
+        };
+        if self.control.borrow_mut().re_resolved(&answers) {
+            self.publish();
+        }
+        true
     }
 
     /// Changes a server's weight: a reload of the same configuration with
@@ -357,7 +429,10 @@ impl Shared {
                 .to_string()
             })?;
         s.weight = weight;
-        self.reload(Arc::new(config)).map_err(|e| e.to_string())
+        // Same servers, same names: they stay where they are.
+        let resolved = self.control.borrow().current_resolved();
+        self.apply(Arc::new(config), &resolved)
+            .map_err(|e| e.to_string())
     }
 
     /// Every worker's counters, gathered without blocking this thread.
@@ -408,11 +483,19 @@ fn run(
             return;
         }
     };
+    let dns = match spawn_resolver(control.resolver.clone()) {
+        Ok(dns) => dns,
+        Err(err) => {
+            log::error!("control thread: cannot start the resolver thread: {err}");
+            return;
+        }
+    };
     let shared = Shared {
         control: Rc::new(RefCell::new(control)),
         workers: Rc::new(workers),
         config_path: Rc::new(RefCell::new(None)),
         access_log,
+        dns,
     };
     runtime.block_on(async move {
         start_probes(&shared);
@@ -429,6 +512,23 @@ fn run(
                 }
             }
         });
+        let resolving = shared.clone();
+        monoio::spawn(async move {
+            // The interval runs from the end of one round to the start of
+            // the next, so a slow resolver never has two rounds queued.
+            let mut last = Instant::now();
+            loop {
+                monoio::time::sleep(TICK).await;
+                let interval = resolving.control.borrow().config.dns.interval;
+                if last.elapsed() < interval {
+                    continue;
+                }
+                if !resolving.re_resolve().await {
+                    return;
+                }
+                last = Instant::now();
+            }
+        });
         while let Some(command) = rx.next().await {
             match command {
                 Command::SetAdmin {
@@ -440,10 +540,16 @@ fn run(
                     let _ = reply.send(shared.set_admin(&group, &server, state));
                 }
                 Command::ReloadFile(reply) => {
-                    let _ = reply.send(shared.reload_file());
+                    let shared = shared.clone();
+                    monoio::spawn(async move {
+                        let _ = reply.send(shared.reload_file().await);
+                    });
                 }
                 Command::Reload { config, reply } => {
-                    let _ = reply.send(shared.reload(config));
+                    let shared = shared.clone();
+                    monoio::spawn(async move {
+                        let _ = reply.send(shared.reload(config).await);
+                    });
                 }
                 Command::ConfigPath(path) => {
                     *shared.config_path.borrow_mut() = Some(path);
@@ -472,9 +578,8 @@ fn start_probes(shared: &Shared) {
         let Some(rules) = group.health.active.clone() else {
             continue;
         };
-        for (s, server) in group.servers.iter().enumerate() {
-            let (shared, rules, addr, config) =
-                (shared.clone(), rules.clone(), server.addr, config.clone());
+        for s in 0..group.servers.len() {
+            let (shared, rules, config) = (shared.clone(), rules.clone(), config.clone());
             monoio::spawn(async move {
                 let current =
                     |shared: &Shared| Arc::ptr_eq(&shared.control.borrow().config, &config);
@@ -483,6 +588,10 @@ fn start_probes(shared: &Shared) {
                     if !current(&shared) {
                         return;
                     }
+                    // Where the server is now: its name may have moved.
+                    let Some(addr) = shared.control.borrow().server_addr(g, s) else {
+                        return;
+                    };
                     let result = probe::check(addr, &rules).await;
                     if !current(&shared) {
                         return;
@@ -495,6 +604,20 @@ fn start_probes(shared: &Shared) {
             });
         }
     }
+}
+
+/// Starts the thread that runs resolutions (they block) for the control
+/// thread; it ends when the control thread drops the queue.
+fn spawn_resolver(resolver: Arc<dyn Resolve>) -> std::io::Result<std::sync::mpsc::Sender<DnsJob>> {
+    let (tx, rx) = std::sync::mpsc::channel::<DnsJob>();
+    std::thread::Builder::new()
+        .name("limpet-dns".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job(&*resolver);
+            }
+        })?;
+    Ok(tx)
 }
 
 fn broadcast(workers: &[WorkerInbox], snapshot: &Arc<Snapshot>) {

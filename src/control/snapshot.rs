@@ -44,6 +44,7 @@ pub enum Health {
 #[derive(Debug, Clone)]
 pub struct ServerView {
     pub backend: BackendId,
+    /// Where it is reached now: its address, or what its name resolves to.
     pub addr: SocketAddr,
     pub admin: AdminState,
     pub health: Health,
@@ -118,6 +119,10 @@ pub enum BuildError {
         #[source]
         source: RingError,
     },
+    #[error(transparent)]
+    Resolve(#[from] crate::dns::ResolveError),
+    #[error("group {group}: server {server}: no address (its name was not resolved)")]
+    Unresolved { group: String, server: String },
 }
 
 fn token_table(

@@ -14,7 +14,8 @@ use super::snapshot::{
 use super::track::Track;
 use super::{ControlError, PassiveFailure};
 use crate::balance::Ring;
-use crate::config::Config;
+use crate::config::{Address, Config};
+use crate::dns::{self, Resolve, Resolved, SystemResolver};
 
 /// What each group needs that only changes with the configuration: its
 /// persistence (token table, cookie writer) and its ring.
@@ -32,12 +33,59 @@ fn build_groups(config: &Config) -> Result<Vec<(Sticky, Arc<Ring>)>, BuildError>
 }
 
 /// Gives every server address not seen before the next backend id; ids of
-/// known addresses never change, so worker pools indexed by them survive.
-fn assign_backend_ids(config: &Config, backends: &mut HashMap<SocketAddr, BackendId>) {
-    for server in config.groups.iter().flat_map(|g| &g.servers) {
+/// known addresses never change, so worker pools indexed by them survive,
+/// and a server whose name moves to a new address gets a new id, so no
+/// worker reuses a pooled connection to the old one.
+fn assign_backend_ids(endpoints: &[Vec<Endpoint>], backends: &mut HashMap<SocketAddr, BackendId>) {
+    for endpoint in endpoints.iter().flatten() {
         let next = BackendId(u32::try_from(backends.len()).unwrap_or(u32::MAX));
-        backends.entry(server.addr).or_insert(next);
+        backends.entry(endpoint.addr).or_insert(next);
     }
+}
+
+/// Where a server is now: its address as written, or what its name
+/// resolved to last.
+#[derive(Clone, Copy, Debug)]
+struct Endpoint {
+    addr: SocketAddr,
+    /// The last re-resolution of its name failed (warned once per streak).
+    failing: bool,
+}
+
+/// The first candidate of every server.
+fn first_endpoints(config: &Config, resolved: &Resolved) -> Result<Vec<Vec<Endpoint>>, BuildError> {
+    config
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| {
+            (0..group.servers.len())
+                .map(|s| endpoint(config, resolved, g, s, None))
+                .collect()
+        })
+        .collect()
+}
+
+/// Server `s` of group `g` at `current` if the name still has it, else at
+/// its first candidate.
+fn endpoint(
+    config: &Config,
+    resolved: &Resolved,
+    g: usize,
+    s: usize,
+    current: Option<SocketAddr>,
+) -> Result<Endpoint, BuildError> {
+    let addr = dns::choose(current, resolved.server(g, s)).ok_or_else(|| {
+        let group = &config.groups[g];
+        BuildError::Unresolved {
+            group: group.name.clone(),
+            server: group.servers[s].name.clone(),
+        }
+    })?;
+    Ok(Endpoint {
+        addr,
+        failing: false,
+    })
 }
 
 /// Why a reload changed nothing.
@@ -55,6 +103,8 @@ pub enum ReloadError {
     Workers,
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    Resolve(#[from] dns::ResolveError),
     #[error("the control thread has stopped")]
     Stopped,
 }
@@ -84,18 +134,44 @@ pub struct Control {
     next_listener: u32,
     /// Per group, per server: admin state and health.
     tracks: Vec<Vec<Track>>,
+    /// Per group, per server: the address in use.
+    endpoints: Vec<Vec<Endpoint>>,
+    /// Resolves server names (on the control thread's resolver thread).
+    pub(super) resolver: Arc<dyn Resolve>,
     backends: HashMap<SocketAddr, BackendId>,
     generation: u64,
     current: Arc<Snapshot>,
 }
 
 impl Control {
-    /// Builds the first snapshot from `config`, whose listeners are bound
-    /// to `listen_addrs` (index for index).
+    /// Builds the first snapshot from `config`, resolving its server names
+    /// with the system resolver (blocking).
     pub fn new(config: Arc<Config>, listen_addrs: Vec<SocketAddr>) -> Result<Self, BuildError> {
+        Self::with_resolver(config, listen_addrs, Arc::new(SystemResolver))
+    }
+
+    /// `new` with `resolver` for server names, now and on every
+    /// re-resolution.
+    pub fn with_resolver(
+        config: Arc<Config>,
+        listen_addrs: Vec<SocketAddr>,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Self, BuildError> {
+        let resolved = dns::resolve(&config, &*resolver)?;
+        Self::resolved(config, listen_addrs, resolver, &resolved)
+    }
+
+    /// `with_resolver` with the names of `config` already resolved.
+    pub fn resolved(
+        config: Arc<Config>,
+        listen_addrs: Vec<SocketAddr>,
+        resolver: Arc<dyn Resolve>,
+        resolved: &Resolved,
+    ) -> Result<Self, BuildError> {
         let built = build_groups(&config)?;
+        let endpoints = first_endpoints(&config, resolved)?;
         let mut backends = HashMap::new();
-        assign_backend_ids(&config, &mut backends);
+        assign_backend_ids(&endpoints, &mut backends);
         let tracks = config
             .groups
             .iter()
@@ -127,6 +203,8 @@ impl Control {
                 })
                 .collect(),
             tracks,
+            endpoints,
+            resolver,
             backends,
             generation: 0,
         };
@@ -179,53 +257,92 @@ impl Control {
 
     /// Switches to `config`, carrying every server's admin state and health
     /// over by (group, server) name (SPEC §6, §8): sessions stay on their
-    /// servers, since tokens depend only on those names. `plan` comes from
-    /// [`Control::plan_listeners`] for this `config`, and `bound` gives the
-    /// address of each listener it left to bind (by index in
-    /// `config.listeners`). Returns the new generation and the listeners
-    /// opened. Nothing changes when it fails.
+    /// servers, since tokens depend only on those names. `resolved` gives
+    /// the new configuration's addresses; a server whose name still
+    /// resolves to the address in use stays there. `listeners` comes from
+    /// [`Control::plan_listeners`] for this `config`, with the new ones
+    /// bound. Nothing changes when it fails.
     pub fn reload(
         &mut self,
         config: Arc<Config>,
+        resolved: &Resolved,
         listeners: Vec<ListenerView>,
     ) -> Result<u64, ReloadError> {
         let old = &self.config;
         let built = build_groups(&config)?;
-        let mut previous: HashMap<(&str, &str), (SocketAddr, &mut Track)> = HashMap::new();
+        // Where each server was, by (group, server) name.
+        let mut was: HashMap<(&str, &str), (&Address, SocketAddr)> = HashMap::new();
+        for (group, endpoints) in old.groups.iter().zip(&self.endpoints) {
+            for (server, endpoint) in group.servers.iter().zip(endpoints) {
+                was.insert(
+                    (&group.name, &server.name),
+                    (&server.address, endpoint.addr),
+                );
+            }
+        }
+        // Addresses first: this can fail, and nothing has changed yet.
+        let new_endpoints = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                (0..group.servers.len())
+                    .map(|s| {
+                        let server = &group.servers[s];
+                        // The same name keeps its address while it still resolves to it.
+                        let current = was
+                            .get(&(group.name.as_str(), server.name.as_str()))
+                            .filter(|(written, _)| **written == server.address)
+                            .map(|&(_, addr)| addr);
+                        endpoint(&config, resolved, g, s, current)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut previous: HashMap<(&str, &str), &mut Track> = HashMap::new();
         let mut tracks = std::mem::take(&mut self.tracks);
         for (group, group_tracks) in old.groups.iter().zip(tracks.iter_mut()) {
             for (server, track) in group.servers.iter().zip(group_tracks.iter_mut()) {
-                previous.insert((&group.name, &server.name), (server.addr, track));
+                previous.insert((&group.name, &server.name), track);
             }
         }
         let new_tracks: Vec<Vec<Track>> = config
             .groups
             .iter()
-            .map(|group| {
+            .zip(&new_endpoints)
+            .map(|(group, endpoints)| {
                 group
                     .servers
                     .iter()
-                    .map(|server| {
-                        match previous.remove(&(group.name.as_str(), server.name.as_str())) {
+                    .zip(endpoints)
+                    .map(|(server, endpoint)| {
+                        let key = (group.name.as_str(), server.name.as_str());
+                        let same = was.get(&key).is_some_and(|&(written, addr)| {
+                            *written == server.address || addr == endpoint.addr
+                        });
+                        match previous.remove(&key) {
                             // Same server: its state and health go on.
-                            Some((addr, track)) if addr == server.addr => {
+                            Some(track) if same => {
                                 std::mem::replace(track, Track::new(AdminState::Enabled))
                             }
                             // Moved to a new address: the operator's word stands,
                             // health starts afresh.
-                            Some((_, track)) => Track::new(track.admin),
+                            Some(track) => Track::new(track.admin),
                             None => Track::new(AdminState::Enabled),
                         }
                     })
                     .collect()
             })
             .collect();
-        assign_backend_ids(&config, &mut self.backends);
+        drop(previous);
+        drop(was);
+        assign_backend_ids(&new_endpoints, &mut self.backends);
         if let Some(last) = listeners.iter().map(|v| v.id.0).max() {
             self.next_listener = self.next_listener.max(last.saturating_add(1));
         }
         self.listeners = listeners;
         self.tracks = new_tracks;
+        self.endpoints = new_endpoints;
         self.built = built;
         self.config = config;
         self.rebuild();
@@ -252,20 +369,22 @@ impl Control {
             .iter()
             .zip(&self.built)
             .zip(&self.tracks)
-            .map(|((group, (sticky, ring)), tracks)| GroupView {
+            .zip(&self.endpoints)
+            .map(|(((group, (sticky, ring)), tracks), endpoints)| GroupView {
                 sticky: sticky.clone(),
                 ring: ring.clone(),
                 servers: group
                     .servers
                     .iter()
                     .zip(tracks)
-                    .map(|(server, track)| ServerView {
+                    .zip(endpoints)
+                    .map(|((_, track), endpoint)| ServerView {
                         backend: self
                             .backends
-                            .get(&server.addr)
+                            .get(&endpoint.addr)
                             .copied()
                             .unwrap_or(BackendId(0)),
-                        addr: server.addr,
+                        addr: endpoint.addr,
                         admin: track.admin,
                         health: track.health,
                         drain_expired: track.drain_expired(group.health.drain_timeout, now),
@@ -281,6 +400,83 @@ impl Control {
             listener_index: self.listener_index(),
             backend_count: self.backends.len(),
         });
+    }
+
+    /// The address server `server` of group `group` is reached at now.
+    pub fn server_addr(&self, group: usize, server: usize) -> Option<SocketAddr> {
+        let endpoint = self.endpoints.get(group)?.get(server)?;
+        Some(endpoint.addr)
+    }
+
+    /// The addresses in use, as a resolution of the current configuration
+    /// (for a reload that changes no address).
+    pub fn current_resolved(&self) -> Resolved {
+        let addrs: Vec<Vec<SocketAddr>> = self
+            .endpoints
+            .iter()
+            .map(|group| group.iter().map(|e| e.addr).collect())
+            .collect();
+        Resolved::from_addrs(&addrs)
+    }
+
+    /// Applies a re-resolution of server names: `answers` maps
+    /// `(host, port)` to its addresses or why it failed. A server whose
+    /// address is no longer among its name's moves to the first; one whose
+    /// name failed keeps its address. True when an address changed (the
+    /// snapshot is then rebuilt).
+    pub fn re_resolved(
+        &mut self,
+        answers: &HashMap<(String, u16), Result<Vec<SocketAddr>, String>>,
+    ) -> bool {
+        let mut changed = false;
+        for (g, group) in self.config.groups.iter().enumerate() {
+            for (s, server) in group.servers.iter().enumerate() {
+                let Address::Name { host, port } = &server.address else {
+                    continue;
+                };
+                let Some(answer) = answers.get(&(host.clone(), *port)) else {
+                    continue;
+                };
+                let Some(endpoint) = self.endpoints.get_mut(g).and_then(|e| e.get_mut(s)) else {
+                    continue;
+                };
+                let name = format!("{}/{}", group.name, server.name);
+                match answer {
+                    Err(why) => {
+                        if !endpoint.failing {
+                            log::warn!(
+                                "server {name}: cannot resolve {host}:{port} ({why}); \
+                                 keeping {} until it resolves",
+                                endpoint.addr
+                            );
+                        }
+                        endpoint.failing = true;
+                    }
+                    Ok(candidates) => {
+                        if endpoint.failing {
+                            log::info!("server {name}: {host}:{port} resolves again");
+                            endpoint.failing = false;
+                        }
+                        let Some(addr) = dns::choose(Some(endpoint.addr), candidates) else {
+                            continue;
+                        };
+                        if addr != endpoint.addr {
+                            log::info!(
+                                "server {name}: {host}:{port} moved from {} to {addr}",
+                                endpoint.addr
+                            );
+                            endpoint.addr = addr;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if changed {
+            assign_backend_ids(&self.endpoints, &mut self.backends);
+            self.rebuild();
+        }
+        changed
     }
 
     fn listener_index(&self) -> Vec<Option<u32>> {
@@ -412,5 +608,111 @@ impl Control {
             self.rebuild();
         }
         changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every name with these addresses.
+    struct Fixed(Vec<SocketAddr>);
+
+    impl Resolve for Fixed {
+        fn resolve(&self, _: &str, _: u16) -> std::io::Result<Vec<SocketAddr>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    const TEXT: &str =
+        "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n\
+        [[groups.g.servers]]\nname = \"a\"\naddress = \"app.test:80\"\n\
+        [[groups.g.servers]]\nname = \"b\"\naddress = \"127.0.0.1:9\"\n";
+
+    type Answers = HashMap<(String, u16), Result<Vec<SocketAddr>, String>>;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn addrs(texts: &[&str]) -> Vec<SocketAddr> {
+        texts.iter().map(|a| addr(a)).collect()
+    }
+
+    fn config() -> Arc<Config> {
+        Arc::new(crate::config::parse(TEXT, "t.toml").unwrap())
+    }
+
+    fn control(first: &[&str]) -> Control {
+        let resolver = Arc::new(Fixed(addrs(first)));
+        Control::with_resolver(config(), vec![addr("127.0.0.1:1")], resolver).unwrap()
+    }
+
+    fn answer(result: Result<Vec<SocketAddr>, String>) -> Answers {
+        HashMap::from([(("app.test".to_owned(), 80), result)])
+    }
+
+    fn view(control: &Control) -> (SocketAddr, BackendId) {
+        let server = &control.snapshot().groups[0].servers[0];
+        (server.addr, server.backend)
+    }
+
+    #[test]
+    fn a_moved_name_gets_a_new_backend_and_keeps_its_state() {
+        let mut control = control(&["10.0.0.1:80", "10.0.0.2:80"]);
+        let (was, old_id) = view(&control);
+        assert_eq!(was, addr("10.0.0.1:80"));
+        control.set_admin("g", "a", AdminState::Draining).unwrap();
+        let generation = control.snapshot().generation;
+
+        // The current address among others, in any order: nothing moves.
+        let both = addrs(&["10.0.0.2:80", "10.0.0.1:80"]);
+        assert!(!control.re_resolved(&answer(Ok(both))));
+        assert_eq!(control.snapshot().generation, generation);
+
+        // Moved: a new backend id, a new snapshot, same admin state.
+        assert!(control.re_resolved(&answer(Ok(addrs(&["10.0.0.3:80", "10.0.0.4:80"])))));
+        let (now, new_id) = view(&control);
+        assert_eq!(now, addr("10.0.0.3:80"));
+        assert_ne!(new_id, old_id);
+        assert_eq!(control.snapshot().generation, generation + 1);
+        let server = &control.snapshot().groups[0].servers[0];
+        assert_eq!(server.admin, AdminState::Draining);
+        // The IP-addressed server is where it was.
+        assert_eq!(control.server_addr(0, 1), Some(addr("127.0.0.1:9")));
+
+        // Failures keep the last address; the streak is remembered (one warning).
+        assert!(!control.re_resolved(&answer(Err("timeout".into()))));
+        assert!(control.endpoints[0][0].failing);
+        assert!(!control.re_resolved(&answer(Err("timeout".into()))));
+        assert_eq!(view(&control).0, addr("10.0.0.3:80"));
+        assert!(!control.re_resolved(&answer(Ok(addrs(&["10.0.0.3:80"])))));
+        assert!(!control.endpoints[0][0].failing);
+
+        // Back to an address seen before: its id again.
+        assert!(control.re_resolved(&answer(Ok(addrs(&["10.0.0.1:80"])))));
+        assert_eq!(view(&control), (addr("10.0.0.1:80"), old_id));
+    }
+
+    #[test]
+    fn reload_keeps_the_current_address_while_the_name_has_it() {
+        let mut control = control(&["10.0.0.1:80"]);
+        let reordered = dns::resolve(&config(), &Fixed(addrs(&["10.0.0.2:80", "10.0.0.1:80"])));
+        let listeners = control.plan_listeners(&config()).unwrap().listeners;
+        control
+            .reload(config(), &reordered.unwrap(), listeners)
+            .unwrap();
+        assert_eq!(view(&control).0, addr("10.0.0.1:80"));
+        let moved = dns::resolve(&config(), &Fixed(addrs(&["10.0.0.2:80", "10.0.0.3:80"])));
+        let listeners = control.plan_listeners(&config()).unwrap().listeners;
+        control
+            .reload(config(), &moved.unwrap(), listeners)
+            .unwrap();
+        assert_eq!(view(&control).0, addr("10.0.0.2:80"));
+        // Health and admin state stay with the name across the move.
+        assert_eq!(
+            control.snapshot().groups[0].servers[0].admin,
+            AdminState::Enabled
+        );
     }
 }
