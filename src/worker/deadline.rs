@@ -21,6 +21,16 @@ use std::time::{Duration, Instant};
 
 /// The wheel's resolution.
 pub const TICK: Duration = Duration::from_millis(10);
+const TICK_NANOS: u64 = TICK.as_nanos() as u64;
+const TICKS_PER_SECOND: u64 = 1_000_000_000 / TICK_NANOS;
+
+/// Whole ticks in `elapsed` (64-bit arithmetic by constants only).
+fn ticks(elapsed: Duration) -> u64 {
+    elapsed
+        .as_secs()
+        .saturating_mul(TICKS_PER_SECOND)
+        .saturating_add(u64::from(elapsed.subsec_nanos()) / TICK_NANOS)
+}
 /// Slots per turn of the wheel (2.56 s); later deadlines stay in their slot
 /// for more turns.
 const SLOTS: usize = 256;
@@ -70,17 +80,27 @@ impl Wheel {
         let Some(epoch) = self.epoch.get() else {
             return 0;
         };
-        let elapsed = at.saturating_duration_since(epoch);
-        u64::try_from(elapsed.as_nanos() / TICK.as_nanos()).unwrap_or(u64::MAX)
+        ticks(at.saturating_duration_since(epoch))
     }
 
     /// The first tick at which a deadline of `limit` from `now` has passed
-    /// for certain. The first deadline of the thread starts its clock.
+    /// for certain: the tick `now + limit` falls in, plus one. The first
+    /// deadline of the thread starts its clock.
     fn due_tick(&self, now: Instant, limit: Duration) -> u64 {
         if self.epoch.get().is_none() {
             self.epoch.set(Some(now));
         }
-        self.tick_of(now + limit).saturating_add(1)
+        let Some(epoch) = self.epoch.get() else {
+            return 0;
+        };
+        let elapsed = now.saturating_duration_since(epoch);
+        // (elapsed + limit) / TICK without an `Instant` sum or a 128-bit
+        // division: whole seconds and nanoseconds apart.
+        let secs = elapsed.as_secs().saturating_add(limit.as_secs());
+        let nanos = u64::from(elapsed.subsec_nanos()) + u64::from(limit.subsec_nanos());
+        secs.saturating_mul(TICKS_PER_SECOND)
+            .saturating_add(nanos / TICK_NANOS)
+            .saturating_add(1)
     }
 
     fn insert(&self, due: u64, waker: Waker) -> (u32, u32) {
@@ -365,6 +385,27 @@ mod tests {
         let (again, _) = wheel.insert(wheel.due_tick(start, TICK), waker());
         assert!(again <= 2);
         assert_eq!(wheel.entries.borrow().len(), 3);
+    }
+
+    #[test]
+    fn tick_arithmetic_matches_durations() {
+        assert_eq!(
+            TICKS_PER_SECOND * TICK_NANOS,
+            1_000_000_000,
+            "TICK divides a second"
+        );
+        assert_eq!(ticks(Duration::from_millis(1234)), 123);
+        assert_eq!(
+            ticks(Duration::from_secs(3) + TICK - Duration::from_nanos(1)),
+            300
+        );
+        let wheel = Wheel::new();
+        let start = Instant::now();
+        assert_eq!(wheel.due_tick(start, Duration::ZERO), 1);
+        let later = start + Duration::from_millis(995);
+        // 995 ms + 1.01 s = 2.005 s: tick 200, due at 201.
+        assert_eq!(wheel.due_tick(later, Duration::from_millis(1010)), 201);
+        assert_eq!(wheel.tick_of(later + Duration::from_millis(1010)), 200);
     }
 
     #[test]
