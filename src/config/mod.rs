@@ -5,8 +5,9 @@
 //! uses, so nothing downstream ever re-checks a value or meets a zero
 //! weight, an unknown group or a malformed cookie name. Every refusal is a
 //! `ConfigError` naming the file, the line and the key path. This module
-//! reads the file it is given and nothing else: it never resolves names,
-//! binds sockets or looks at the machine.
+//! reads the file it is given and the certificate files it names (relative
+//! to its directory) and nothing else: it never resolves names, binds
+//! sockets or looks at the machine.
 
 mod admin;
 mod cookie_name;
@@ -21,6 +22,7 @@ mod persistence;
 mod raw;
 mod source;
 mod timeouts;
+mod tls;
 mod workers;
 
 #[cfg(test)]
@@ -37,6 +39,7 @@ pub use self::limits::Limits;
 pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
 pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
 pub use self::timeouts::Timeouts;
+pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_HTTP1};
 pub use self::workers::{Driver, Workers};
 
 use self::source::{KeyPath, Source};
@@ -74,8 +77,15 @@ impl Config {
 }
 
 /// Validates `text`; `origin` names it in messages (usually the file name).
+/// Relative file paths in it (certificates) are taken from the working
+/// directory.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let src = Source::new(origin, text);
+    parse_in(text, origin, Path::new(""))
+}
+
+/// Validates `text`, resolving relative file paths against `base`.
+pub fn parse_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+    let src = Source::new(origin, text, base);
     let raw: raw::Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
         .map_err(|err| src.toml_error(err))?;
     // Cannot fail once the first pass succeeded; if it somehow did, only
@@ -90,7 +100,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    let base = path.parent().unwrap_or(Path::new(""));
+    parse_in(&text, &path.display().to_string(), base)
 }
 
 fn build(

@@ -7,19 +7,19 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use futures_util::future::{select, Either};
-use monoio::net::TcpStream;
 
 use super::forward::{self, Flow};
 use super::io::{self, IoFailure};
 use super::route::{self, Request};
+use super::stream::ClientStream;
 use crate::error::ProxyError;
 use crate::http;
 use crate::worker::{CoreView, Stats, Worker};
 
 /// A client connection and the bytes received from it but not yet used
 /// (the rest of a head, a body, or pipelined requests).
-pub struct Client {
-    pub stream: TcpStream,
+pub struct Client<S> {
+    pub stream: S,
     pub peer: SocketAddr,
     pub listener: usize,
     /// Received bytes start at 0. Capacity 0 while the connection is idle.
@@ -40,7 +40,12 @@ enum Stop {
 /// in one boxed future that ends with the exchange. An idle connection
 /// costs this loop's few hundred bytes (loadtest/idle.sh measures it); a
 /// request costs one allocation for the box.
-pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: SocketAddr) {
+pub async fn run<S: ClientStream>(
+    worker: Rc<Worker>,
+    listener: usize,
+    stream: S,
+    peer: SocketAddr,
+) {
     let worker = &*worker;
     let mut client = Client {
         stream,
@@ -59,7 +64,8 @@ pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: S
             } else {
                 timeouts.client_idle
             };
-            let readable = std::pin::pin!(client.stream.readable(false));
+            // TLS: rustls may already hold decrypted bytes; `readable` says so.
+            let readable = std::pin::pin!(client.stream.readable());
             let deadline = std::pin::pin!(worker.idle.after(idle));
             match select(readable, deadline).await {
                 Either::Left((Ok(()), _)) => {}
@@ -74,7 +80,7 @@ pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: S
             Flow::Tunnel(backend) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
                 let idle = worker.view().snapshot.config.timeouts.client_idle;
-                Box::pin(super::tunnel::run(worker, client.stream, backend, idle)).await;
+                Box::pin(client.stream.tunnel(worker, backend, idle)).await;
                 return;
             }
         }
@@ -84,7 +90,11 @@ pub async fn run(worker: Rc<Worker>, listener: usize, stream: TcpStream, peer: S
 
 /// Reads one request head (its deadline running from `head_clock`),
 /// forwards the request, and relays the response.
-async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) -> Flow {
+async fn serve_one<S: ClientStream>(
+    worker: &Worker,
+    client: &mut Client<S>,
+    head_clock: Instant,
+) -> Flow {
     let view = worker.view();
     // Taken once a head has arrived: an idle connection holds no buffer.
     let mut out = Vec::new();
@@ -107,10 +117,10 @@ async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) ->
 
 /// Reads the next request head into `client.buf` until it parses, the
 /// head deadline passes, or the client leaves.
-async fn read_request(
+async fn read_request<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
-    client: &mut Client,
+    client: &mut Client<S>,
     out: &mut Vec<u8>,
     head_clock: Instant,
 ) -> Result<Request, Stop> {
@@ -123,7 +133,13 @@ async fn read_request(
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }
-            match route::prepare(worker, view, client.listener, client.peer, &client.buf, out) {
+            let conn = route::Conn {
+                listener: client.listener,
+                peer: client.peer,
+                https: client.stream.is_tls(),
+                sni: client.stream.sni(),
+            };
+            match route::prepare(worker, view, &conn, &client.buf, out) {
                 Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}
                 Err(err) => return Err(Stop::Refuse(err)),
@@ -145,7 +161,12 @@ async fn read_request(
 }
 
 /// Answers a request limpet will not forward, then the caller closes.
-async fn refuse(worker: &Worker, view: &CoreView, client: &mut Client, err: &ProxyError) {
+async fn refuse<S: ClientStream>(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client<S>,
+    err: &ProxyError,
+) {
     let Some(status) = err.status() else {
         return;
     };

@@ -15,6 +15,8 @@ mod forward;
 mod io;
 mod pool;
 mod route;
+mod stream;
+mod tls;
 mod tunnel;
 
 use std::net::SocketAddr;
@@ -49,6 +51,27 @@ pub fn serve(
         peer,
         client::run(worker, listener, stream, peer),
     )
+}
+
+/// Serves one connection accepted on an HTTPS listener: the handshake
+/// under `timeout`, then requests as on any connection. A failed handshake
+/// (plain HTTP on this port, garbage, a timeout) is counted and closes the
+/// connection; it is logged at debug level only.
+pub fn serve_tls(
+    worker: Rc<Worker>,
+    listener: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    timeout: Duration,
+) -> Isolated<impl Future<Output = ()>> {
+    let work_worker = worker.clone();
+    Isolated::new(worker, peer, async move {
+        let Some(stream) = tls::accept(&work_worker, stream, peer, config, timeout).await else {
+            return;
+        };
+        client::run(work_worker, listener, stream, peer).await;
+    })
 }
 
 pin_project_lite::pin_project! {
