@@ -207,10 +207,15 @@ async fn forward_to_backend<S: ClientStream>(
             .await;
         };
         let target = &group.servers[chosen.get()];
+        let wants_tls = config.groups[request.group].tls.is_some();
         let pooled = if fresh_only {
             None
         } else {
-            worker.upstreams.take(target.backend, timeouts.backend_idle)
+            // A reload may have switched the group to or from TLS.
+            worker
+                .upstreams
+                .take(target.backend, timeouts.backend_idle)
+                .filter(|conn| matches!(conn, Upstream::Tls(_)) == wants_tls)
         };
         let reused = pooled.is_some();
         let conn = match pooled {
