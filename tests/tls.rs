@@ -796,3 +796,66 @@ fn bad_certificate_files_are_clear_config_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn an_upgrade_over_https_is_tunnelled_both_ways() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("a", &["a.test"]);
+    let backend = Backend::spawn(move |mut conn| {
+        let request = conn.read_request().unwrap();
+        assert_eq!(request.header("x-forwarded-proto"), Some("https"));
+        conn.stream
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
+            .unwrap();
+        for _ in 0..3 {
+            let ping = conn.read_exact(5).unwrap();
+            conn.stream
+                .write_all(&[b"echo:".as_slice(), &ping].concat())
+                .unwrap();
+        }
+        // A large frame the other way, over several TLS records.
+        conn.stream.write_all(&vec![b'z'; 50_000]).unwrap();
+        let rest = conn.read_to_end();
+        conn.stream.write_all(&rest).ok();
+    });
+    let limpet = Limpet::start(&https_config(&[backend.addr], &[&leaf], "", ""));
+    let mut client = Tls::connect(limpet.addr, Some("a.test"), pki.client(BOTH));
+    client.send(b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: x\r\n\r\n");
+    let switched = client.read_answer().unwrap();
+    assert_eq!(switched.status, 101);
+    let mut read_exact = |client: &mut Tls, n: usize| {
+        while client.pending.len() < n {
+            assert!(client.fill(), "tunnel closed early");
+        }
+        client.pending.drain(..n).collect::<Vec<u8>>()
+    };
+    assert_eq!(read_exact(&mut client, 5), b"hello");
+    for ping in [b"ping1", b"ping2", b"ping3"] {
+        client.send(ping);
+        assert_eq!(
+            read_exact(&mut client, 10),
+            [b"echo:".as_slice(), ping].concat()
+        );
+    }
+    assert_eq!(read_exact(&mut client, 50_000), vec![b'z'; 50_000]);
+}
+
+#[test]
+fn health_checks_reach_tls_backends_over_tls() {
+    let pki = Pki::new();
+    let (addr, names) = tls_backend(&pki, &["api.internal"]);
+    let ca = pki.path("ca.pem");
+    let group = format!(
+        "[groups.web.tls]\nca = {ca:?}\nsni = \"api.internal\"\n\n[groups.web.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n"
+    );
+    let _limpet = Limpet::start(&config_with(&[addr], "", &group));
+    assert!(
+        eventually(Duration::from_secs(5), || names.lock().unwrap().len() >= 2),
+        "the checks arrive over TLS with the SNI name"
+    );
+    assert!(names
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|n| n.as_deref() == Some("api.internal")));
+}

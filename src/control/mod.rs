@@ -400,7 +400,8 @@ fn start_probes(shared: &Shared) {
                     if !current(&shared) {
                         return;
                     }
-                    let result = probe::check(addr, &rules).await;
+                    let tls = config.groups[g].tls.as_ref();
+                    let result = probe::check(addr, &rules, tls).await;
                     if !current(&shared) {
                         return;
                     }

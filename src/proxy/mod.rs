@@ -34,6 +34,8 @@ use monoio::net::TcpStream;
 pub use body::Remaining;
 pub use cycle::InMemory;
 pub use pool::UpstreamPool;
+pub use stream::{Stream, Upstream};
+pub use tls::TlsStream;
 
 use crate::worker::{Stats, Worker};
 
