@@ -823,7 +823,7 @@ fn an_upgrade_over_https_is_tunnelled_both_ways() {
     client.send(b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: x\r\n\r\n");
     let switched = client.read_answer().unwrap();
     assert_eq!(switched.status, 101);
-    let mut read_exact = |client: &mut Tls, n: usize| {
+    let read_exact = |client: &mut Tls, n: usize| {
         while client.pending.len() < n {
             assert!(client.fill(), "tunnel closed early");
         }
