@@ -86,6 +86,7 @@ pub async fn run<S: ClientStream>(
         }
     }
     worker.buffers.give(std::mem::take(&mut client.buf));
+    client.stream.finish().await;
 }
 
 /// Reads one request head (its deadline running from `head_clock`),

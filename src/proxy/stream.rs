@@ -85,6 +85,10 @@ pub trait ClientStream: Stream + Sized {
     /// Whether requests arrived over TLS (`X-Forwarded-Proto: https`).
     fn is_tls(&self) -> bool;
 
+    /// Before limpet closes the connection: TLS says `close_notify` (within
+    /// a second); plain TCP has nothing to say.
+    fn finish(&mut self) -> impl Future<Output = ()>;
+
     /// Relays bytes both ways with `backend` after a protocol switch.
     fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration)
         -> impl Future<Output = ()>;
@@ -98,6 +102,8 @@ impl ClientStream for TcpStream {
     fn is_tls(&self) -> bool {
         false
     }
+
+    async fn finish(&mut self) {}
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {
         match backend {
@@ -114,6 +120,10 @@ impl ClientStream for TlsStream {
 
     fn is_tls(&self) -> bool {
         true
+    }
+
+    async fn finish(&mut self) {
+        let _ = monoio::time::timeout(Duration::from_secs(1), self.close_notify()).await;
     }
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {

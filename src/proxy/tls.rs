@@ -186,6 +186,12 @@ impl TlsStream {
         Some(Ok(n))
     }
 
+    /// Sends a `close_notify` alert (the peer learns the close was meant).
+    pub async fn close_notify(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.flush().await
+    }
+
     /// Encrypts and sends `bytes`.
     async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut rest = bytes;
