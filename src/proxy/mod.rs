@@ -203,4 +203,39 @@ mod tests {
             assert!(size <= 1024, "a connection's task state is {size} bytes");
         });
     }
+
+    /// The same for an HTTPS connection: the rustls connection is boxed,
+    /// the handshake and the closing alert (each with a large timer) are
+    /// boxed for the moment they run, and no I/O buffer is held.
+    #[test]
+    fn an_idle_tls_connection_holds_little_task_state() {
+        let (worker, mut runtime) = worker_and_runtime();
+        runtime.block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(std::sync::Arc::new(
+                rustls::server::ResolvesServerCertUsingSni::new(),
+            ));
+            let served = serve_tls(
+                worker.clone(),
+                0,
+                stream,
+                addr,
+                std::sync::Arc::new(config),
+                Duration::from_secs(1),
+            );
+            let size = std::mem::size_of_val(&served);
+            assert!(
+                size <= 1024,
+                "a TLS connection's task state is {size} bytes"
+            );
+        });
+    }
 }

@@ -123,7 +123,12 @@ impl ClientStream for TlsStream {
     }
 
     async fn finish(&mut self) {
-        let _ = monoio::time::timeout(Duration::from_secs(1), self.close_notify()).await;
+        // Boxed: a timer is large, and this runs once per connection.
+        let _ = Box::pin(monoio::time::timeout(
+            Duration::from_secs(1),
+            self.close_notify(),
+        ))
+        .await;
     }
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {

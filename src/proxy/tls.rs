@@ -38,7 +38,9 @@ pub async fn accept(
         }
     };
     let mut stream = TlsStream::server(tcp, conn);
-    match monoio::time::timeout(timeout, stream.handshake()).await {
+    // Boxed: the handshake's state (and its timer) is freed with it rather
+    // than sized into every connection's task for its whole life.
+    match Box::pin(monoio::time::timeout(timeout, stream.handshake())).await {
         Ok(Ok(())) => {
             Stats::bump(&stats.tls_handshakes);
             if stream.resumed() {
