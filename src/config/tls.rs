@@ -523,4 +523,109 @@ mod tests {
         assert!(Arc::ptr_eq(&resolver.pick(Some("b.test")), &a));
         assert!(Arc::ptr_eq(&resolver.pick(None), &a));
     }
+
+    /// A self-signed certificate and key for `names`, written to `dir`.
+    fn write_pair(dir: &Path, file: &str, names: &[&str]) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    }
+
+    const GROUP: &str = "[[groups.g.servers]]\nname = \"s\"\naddress = \"127.0.0.1:9\"\n";
+
+    #[test]
+    fn the_table_form_and_relative_paths_from_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "a", &["a.test", "*.A.test"]);
+        write_pair(dir.path(), "b", &["b.test"]);
+        let text = format!(
+            "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n\
+             [listeners.tls]\nhandshake_timeout = \"2s\"\n\
+             [[listeners.tls.certs]]\ncert = \"a.pem\"\nkey = \"a.key\"\n\
+             [[listeners.tls.certs]]\ncert = \"b.pem\"\nkey = \"b.key\"\n{GROUP}"
+        );
+        let config = crate::config::parse_in(&text, "t.toml", dir.path()).unwrap();
+        let tls = config.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(tls.certs.len(), 2);
+        assert_eq!(tls.certs[0].cert, dir.path().join("a.pem"));
+        assert_eq!(tls.certs[0].names, ["a.test", "*.a.test"]);
+        assert_eq!(tls.certs[1].names, ["b.test"]);
+        assert_eq!(tls.server.alpn_protocols, [b"http/1.1".to_vec()]);
+        // The same text from elsewhere: the relative path is named as resolved.
+        let err = crate::config::parse_in(&text, "t.toml", Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "t.toml:8: listeners[0].tls.certs[0].cert /nonexistent/a.pem: cannot be read"
+            ),
+            "{err}"
+        );
+        let bad = text.replace("\"2s\"", "\"soon\"");
+        let err = crate::config::parse_in(&bad, "t.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "t.toml:6: listeners[0].tls.handshake_timeout \"soon\" is not a duration"
+            ),
+            "{err}"
+        );
+        let err =
+            crate::config::parse_in(&text.replace("key = \"b.key\"\n", ""), "t.toml", dir.path())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("listeners[1]") || err.contains("missing field `key`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_group_table_turns_backend_tls_on() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "ca", &["ca.test"]);
+        let listener =
+            "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\n";
+        let text =
+            format!("{listener}{GROUP}[groups.g.tls]\nca = \"ca.pem\"\nsni = \"api.internal\"\n");
+        let config = crate::config::parse_in(&text, "t.toml", dir.path()).unwrap();
+        let tls = config.groups[0].tls.as_ref().unwrap();
+        assert_eq!(tls.sni.as_deref(), Some("api.internal"));
+        let addr = "10.0.0.1:443".parse().unwrap();
+        assert_eq!(
+            tls.server_name(addr),
+            ServerName::try_from("api.internal").unwrap()
+        );
+        let text = format!("{listener}{GROUP}[groups.g.tls]\nca = \"ca.pem\"\n");
+        let config = crate::config::parse_in(&text, "t.toml", dir.path()).unwrap();
+        let tls = config.groups[0].tls.as_ref().unwrap();
+        assert_eq!(
+            tls.server_name(addr),
+            ServerName::IpAddress(addr.ip().into())
+        );
+        let text =
+            format!("{listener}{GROUP}[groups.g.tls]\nca = \"ca.pem\"\nsni = \"not a name\"\n");
+        let err = crate::config::parse_in(&text, "t.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.toml:10: groups.g.tls.sni \"not a name\" is not a DNS name or an IP address"
+        );
+        let text = format!("{listener}[groups.g]\ntls = true\n{GROUP}");
+        let err = crate::config::parse_in(&text, "t.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:6: groups.g.tls: invalid type: boolean `true`"),
+            "{err}"
+        );
+    }
 }
