@@ -859,3 +859,84 @@ fn health_checks_reach_tls_backends_over_tls() {
         .iter()
         .all(|n| n.as_deref() == Some("api.internal")));
 }
+
+/// limpet as a child process reading `config`; killed when dropped.
+struct Child {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Child {
+    fn start(config: &Path) -> Child {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_limpet"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("LIMPET_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        Child { child, addr }
+    }
+
+    fn hup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGHUP).unwrap();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sighup_reloads_certificates_and_refuses_a_mismatched_key() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("a", &["a.test"]);
+    let backend = Backend::respond(|_| Some(ok("hi")));
+    let config_path = pki.path("limpet.toml");
+    let text = https_config(&[backend.addr], &[&leaf], "", "")
+        .replace(&format!("{:?}", leaf.cert), "\"a.pem\"")
+        .replace(&format!("{:?}", leaf.key), "\"a.key\"");
+    std::fs::write(&config_path, &text).unwrap();
+    let limpet = Child::start(&config_path);
+    let client = pki.client(BOTH);
+    let mut open = Tls::connect(limpet.addr, Some("a.test"), client.clone());
+    assert_eq!(open.get("/", "a.test", "").status, 200);
+    let cert_now = || Tls::connect(limpet.addr, Some("a.test"), pki.client(BOTH)).peer_cert();
+    assert_eq!(cert_now(), leaf.der);
+
+    let renewed = pki.leaf("a", &["a.test"]);
+    limpet.hup();
+    assert!(eventually(Duration::from_secs(5), || cert_now() == renewed.der));
+    assert_eq!(
+        open.get("/", "a.test", "").status,
+        200,
+        "open connections go on"
+    );
+
+    // A key that does not match: the reload is refused, nothing changes.
+    let other = pki.leaf("other", &["a.test"]);
+    std::fs::copy(&other.key, pki.path("a.key")).unwrap();
+    limpet.hup();
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(cert_now(), renewed.der);
+    assert_eq!(open.get("/", "a.test", "").status, 200);
+}
