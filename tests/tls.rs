@@ -521,12 +521,18 @@ fn a_session_ticket_from_one_worker_resumes_on_another() {
             let first = landed(&before);
             drop(issuer);
             let before = accepted(&limpet);
+            let resumed_before: Vec<u64> = resumed(&limpet);
             let mut again = Tls::connect(limpet.addr, Some("a.test"), client);
             assert_eq!(again.get("/", "a.test", "").status, 200);
             let second = landed(&before);
             assert!(
                 again.resumed(),
                 "every second connection resumes ({versions:?})"
+            );
+            assert_eq!(
+                resumed(&limpet)[second],
+                resumed_before[second] + 1,
+                "the worker it landed on counts a resumed handshake"
             );
             if first != second {
                 crossed = true;
@@ -535,8 +541,15 @@ fn a_session_ticket_from_one_worker_resumes_on_another() {
         }
         assert!(crossed, "no pair of connections landed on two workers");
     }
-    let reports = limpet.running().reports();
-    assert!(reports.iter().all(|r| r.tls_resumed > 0), "{reports:?}");
+}
+
+fn resumed(limpet: &Limpet) -> Vec<u64> {
+    limpet
+        .running()
+        .reports()
+        .iter()
+        .map(|r| r.tls_resumed)
+        .collect()
 }
 
 #[test]
