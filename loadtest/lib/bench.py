@@ -308,3 +308,31 @@ def https(context):
     finally:
         for server in running.values():
             server.stop()
+    _https_idle_memory(context, cert, key, combined)
+
+
+def _https_idle_memory(context, cert, key, combined):
+    """User memory per idle HTTPS keep-alive connection (full TLS 1.3
+    handshake and one request each), limpet and HAProxy restarted with THP
+    off, as in idle_memory."""
+    no_thp = ["python3", os.path.join(LOADTEST, "no_thp.py")]
+    idle_clients = os.path.join(LOADTEST, "idle_clients.py")
+    count = context.profile.idle_connections
+    backends = context.origin.ports
+    for name in (LIMPET, HAPROXY):
+        print(f"  https idle memory: {name}, {count} connections", flush=True)
+        if name == LIMPET:
+            server = servers.limpet(context.tmp, context.limpet_binary, backends, 1, label="limpet-https-idle", tls=(cert, key))
+        else:
+            server = servers.haproxy(context.tmp, backends, label="haproxy-https-idle", tls=combined)
+        server.start(no_thp)
+        try:
+            output = processes.run(
+                ["python3", idle_clients, str(server.pid), f"127.0.0.1:{server.port}", str(count), "--tls", "bench.test"],
+                client.CLIENT_CPU,
+            )
+        finally:
+            server.stop()
+        for metric, field in (("idle_anon_bytes", "RssAnon"), ("idle_rss_bytes", "VmRSS")):
+            match = re.search(rf"{field}:.*\((-?\d+) bytes per connection\)", output)
+            context.results.add(metric, name, None, TLS_KEEPALIVE, int(match.group(1)))

@@ -93,6 +93,15 @@ def https_section(results, profile, facts):
                 continue
             ratio = _ratio(results.median(metric, LIMPET, body, variant), results.median(metric, HAPROXY, body, variant))
             lines.append(f"| {variant}: {label} | " + " | ".join(cells) + f" | {ratio} |")
+    for metric, label in (("idle_anon_bytes", "RssAnon"), ("idle_rss_bytes", "VmRSS")):
+        cells = [_cell(results.summary(metric, name, None, TLS_KEEPALIVE), 0) for name in (LIMPET, HAPROXY)]
+        if not any(cells):
+            continue
+        ratio = _ratio(results.median(metric, LIMPET, None, TLS_KEEPALIVE), results.median(metric, HAPROXY, None, TLS_KEEPALIVE))
+        lines.append(
+            f"| idle HTTPS keep-alive connection: {label} growth, bytes / connection "
+            f"({profile.idle_connections:,} connections, THP off) | " + " | ".join(cells) + f" | {ratio} |"
+        )
     return lines + ["", HTTPS_END, ""]
 
 
