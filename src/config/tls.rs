@@ -321,16 +321,29 @@ fn load_pair(
     ))
 }
 
+/// The most a certificate, key or CA file may hold: a chain of a few
+/// certificates is a few KiB; this stops `/dev/zero` and friends.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 fn read(
     src: &Source<'_>,
     value: &Spanned<String>,
     at: &KeyPath,
     path: &Path,
 ) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|err| {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes));
+    if let Err(err) = read {
         let problem = format!("{}: cannot be read: {err}", path.display());
-        src.at(value, at, problem)
-    })
+        return Err(src.at(value, at, problem));
+    }
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        let problem = format!("{}: larger than 1 MiB: not a PEM file", path.display());
+        return Err(src.at(value, at, problem));
+    }
+    Ok(bytes)
 }
 
 /// The DNS names (lowercased) of a certificate's subjectAltName.
@@ -584,6 +597,18 @@ mod tests {
         assert!(
             err.contains("listeners[1]") || err.contains("missing field `key`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn endless_files_are_refused() {
+        let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"g\"\ntls = { certs = [{ cert = \"/dev/zero\", key = \"/dev/zero\" }] }\n";
+        let err = crate::config::parse(&format!("{text}{GROUP}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.toml:5: listeners[0].tls.certs[0].cert /dev/zero: larger than 1 MiB: not a PEM file"
         );
     }
 
