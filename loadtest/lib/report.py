@@ -102,7 +102,11 @@ def https_section(results, profile, facts):
             f"| idle HTTPS keep-alive connection: {label} growth, bytes / connection "
             f"({profile.idle_connections:,} connections, THP off) | " + " | ".join(cells) + f" | {ratio} |"
         )
-    return lines + ["", HTTPS_END, ""]
+    plain = results.summary("idle_anon_bytes", LIMPET, None, PLAIN)
+    if plain:
+        lines.append(f"| idle plain-HTTP keep-alive connection (above): RssAnon growth | {_cell(plain, 0)} | | |")
+    notes = [f"- {note}" for note in results.notes if note.startswith("HTTPS")]
+    return lines + [""] + (notes + [""] if notes else []) + [HTTPS_END, ""]
 
 
 def _https_kept(results, profile, facts, results_path):
