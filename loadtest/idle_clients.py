@@ -3,10 +3,14 @@
 the response, and keeps them all idle; reports limpet's memory per idle
 connection from /proc/PID/status before and after.
 
-usage: idle_clients.py PID HOST:PORT [N]
+usage: idle_clients.py PID HOST:PORT [N] [--tls SERVER_NAME]
+
+With --tls, each connection makes a full TLS handshake (certificate not
+verified: limpet's test certificate) before its request.
 """
 import resource
 import socket
+import ssl
 import sys
 import time
 
@@ -38,22 +42,41 @@ def one_request(sock):
 
 
 def main():
-    pid, addr = int(sys.argv[1]), sys.argv[2]
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
+    args = sys.argv[1:]
+    server_name = None
+    if "--tls" in args:
+        i = args.index("--tls")
+        server_name = args[i + 1]
+        del args[i : i + 2]
+    pid, addr = int(args[0]), args[1]
+    count = int(args[2]) if len(args) > 2 else 5000
     host, port = addr.rsplit(":", 1)
+    context = None
+    if server_name:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["http/1.1"])
+
+    def connect():
+        s = socket.create_connection((host, int(port)))
+        if context:
+            s = context.wrap_socket(s, server_hostname=server_name)
+        return s
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 100), hard))
 
     # Warm up: buffers in the pool, backend connections pooled.
     for _ in range(50):
-        with socket.create_connection((host, int(port))) as s:
+        with connect() as s:
             one_request(s)
     time.sleep(0.5)
     rss0, anon0 = status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:")
 
     socks = []
     for _ in range(count):
-        s = socket.create_connection((host, int(port)))
+        s = connect()
         one_request(s)
         socks.append(s)
     time.sleep(1.0)
@@ -67,7 +90,8 @@ def main():
 
     per_rss = (rss1 - rss0) * 1024 / count
     per_anon = (anon1 - anon0) * 1024 / count
-    print(f"idle keep-alive connections: {count}")
+    kind = f"HTTPS (TLS, SNI {server_name})" if server_name else "plain HTTP"
+    print(f"idle keep-alive connections: {count}, {kind}")
     print(f"limpet VmRSS:   {rss0} KiB -> {rss1} KiB ({per_rss:.0f} bytes per connection)")
     print(f"limpet RssAnon: {anon0} KiB -> {anon1} KiB ({per_anon:.0f} bytes per connection)")
 

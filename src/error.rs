@@ -15,6 +15,8 @@ pub enum ProxyError {
     BadRequestBody(#[source] crate::http::ChunkError),
     #[error("no route for this request")]
     NoRoute,
+    #[error("the Host header names a host served elsewhere than the TLS server name")]
+    Misdirected,
     #[error("the client closed the connection")]
     ClientClosed,
     #[error("the client was too slow")]
@@ -47,6 +49,7 @@ impl ProxyError {
             ProxyError::HeadTooLarge => Some(431),
             ProxyError::BadRequestBody(_) => Some(400),
             ProxyError::NoRoute => Some(404),
+            ProxyError::Misdirected => Some(421),
             ProxyError::ClientTimeout => Some(408),
             ProxyError::ClientClosed | ProxyError::ClientIo(_) => None,
             ProxyError::NoServer => Some(503),

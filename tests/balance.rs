@@ -115,7 +115,9 @@ fn no_matching_route_and_no_default_is_404() {
 }
 
 /// One backend answering after 200 ms and one at once; 200 requests from
-/// 20 concurrent clients. Returns how many the fast one served.
+/// 20 concurrent clients, which take the next request from a shared count
+/// (a client held by the slow server does not hold back requests the others
+/// could send). Returns how many the fast one served.
 fn fast_share(balance: &str) -> usize {
     let fast_count = Arc::new(AtomicUsize::new(0));
     let counted = fast_count.clone();
@@ -134,11 +136,17 @@ fn fast_share(balance: &str) -> usize {
     );
     let limpet = Limpet::start(&config);
     let addr = limpet.addr;
+    let issued = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..20)
         .map(|_| {
+            let issued = issued.clone();
             thread::spawn(move || {
                 let mut client = Client::connect(addr);
-                for i in 0..10 {
+                loop {
+                    let i = issued.fetch_add(1, Ordering::SeqCst);
+                    if i >= 200 {
+                        return;
+                    }
                     assert_eq!(client.get(&format!("/{i}")).status, 200);
                 }
             })

@@ -6,7 +6,9 @@ its Results:
 - latency: p50/p99 at a fixed rate, half of HAProxy's maximum;
 - syscalls: per request, under strace;
 - instructions: user-space, per request, under callgrind;
-- idle_memory: user memory per idle keep-alive connection."""
+- idle_memory: user memory per idle keep-alive connection;
+- https: limpet and HAProxy terminating TLS on the same certificate,
+  keep-alive and a new handshake per request."""
 import os
 import re
 import time
@@ -21,6 +23,8 @@ import servers
 DIRECT, LIMPET, LIMPET_2W, HAPROXY, NGINX = "direct", "limpet", "limpet 2 workers", "HAProxy", "nginx"
 PROXIES = (LIMPET, HAPROXY, NGINX)
 PLAIN, STICKY = "no cookie", "sticky cookie"
+TLS_KEEPALIVE, TLS_HANDSHAKE = "HTTPS keep-alive", "HTTPS, new handshake per request"
+HANDSHAKE_SECONDS = {"quick": 5, "full": 10}
 LOAD_LIMIT = 1.5
 LOAD_WAIT_SECONDS = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -251,3 +255,84 @@ def idle_memory(context):
 def _percentile(sorted_values, percent):
     index = min(len(sorted_values) - 1, int(len(sorted_values) * percent / 100))
     return sorted_values[index]
+
+
+def https(context):
+    """limpet (1 worker) and HAProxy (1 thread) terminating TLS with the
+    same ECDSA P-256 certificate, alternating: keep-alive (h2load, 50
+    connections, TLS 1.3) and a new connection and full handshake per
+    request (wrk with `Connection: close`, 50 connections). Requests/s and
+    the proxy's CPU per request."""
+    profile, results = context.profile, context.results
+    cert, key, combined = servers.tls_certificate(context.tmp)
+    backends = context.origin.ports
+    contenders = {
+        LIMPET: servers.limpet(context.tmp, context.limpet_binary, backends, 1, label="limpet-https", tls=(cert, key)),
+        HAPROXY: servers.haproxy(context.tmp, backends, label="haproxy-https", tls=combined),
+    }
+    body = profile.bodies[0]
+    path = servers.body_path(body)
+    seconds = HANDSHAKE_SECONDS.get(profile.name, 5)
+    running = {}
+    try:
+        for name, server in contenders.items():
+            running[name] = server.start()
+        for round_number in range(1, profile.alternations + 1):
+            print(f"  https: round {round_number}/{profile.alternations}", flush=True)
+            for name, server in running.items():
+                load, run_it = _wait_for_quiet(context)
+                if not run_it:
+                    results.log_run(name, body, TLS_KEEPALIVE, None, load, skipped=True)
+                    continue
+                proxy0, machine0 = machine.process_cpu_ns(server.pid), machine.machine_busy_ns()
+                rps = client.fixed_count(server.port, path, profile.requests, scheme="https")
+                proxy_us = (machine.process_cpu_ns(server.pid) - proxy0) / profile.requests / 1000
+                machine_us = (machine.machine_busy_ns() - machine0) / profile.requests / 1000
+                results.log_run(name, body, TLS_KEEPALIVE, None, load, rps=rps, proxy_us=proxy_us, machine_us=machine_us)
+                results.add("rps", name, body, TLS_KEEPALIVE, rps)
+                results.add("proxy_us", name, body, TLS_KEEPALIVE, proxy_us)
+
+                load, run_it = _wait_for_quiet(context)
+                if not run_it:
+                    results.log_run(name, body, TLS_HANDSHAKE, None, load, skipped=True)
+                    continue
+                proxy0, machine0 = machine.process_cpu_ns(server.pid), machine.machine_busy_ns()
+                rps, done, errors = client.one_per_connection(server.port, path, seconds)
+                proxy_us = (machine.process_cpu_ns(server.pid) - proxy0) / done / 1000
+                machine_us = (machine.machine_busy_ns() - machine0) / done / 1000
+                results.log_run(name, body, TLS_HANDSHAKE, None, load, rps=rps, proxy_us=proxy_us, machine_us=machine_us)
+                results.add("rps", name, body, TLS_HANDSHAKE, rps)
+                results.add("proxy_us", name, body, TLS_HANDSHAKE, proxy_us)
+                if errors:
+                    results.note(f"HTTPS handshake runs, {name}: wrk reported socket errors ({errors}).")
+    finally:
+        for server in running.values():
+            server.stop()
+    _https_idle_memory(context, cert, key, combined)
+
+
+def _https_idle_memory(context, cert, key, combined):
+    """User memory per idle HTTPS keep-alive connection (full TLS 1.3
+    handshake and one request each), limpet and HAProxy restarted with THP
+    off, as in idle_memory."""
+    no_thp = ["python3", os.path.join(LOADTEST, "no_thp.py")]
+    idle_clients = os.path.join(LOADTEST, "idle_clients.py")
+    count = context.profile.idle_connections
+    backends = context.origin.ports
+    for name in (LIMPET, HAPROXY):
+        print(f"  https idle memory: {name}, {count} connections", flush=True)
+        if name == LIMPET:
+            server = servers.limpet(context.tmp, context.limpet_binary, backends, 1, label="limpet-https-idle", tls=(cert, key))
+        else:
+            server = servers.haproxy(context.tmp, backends, label="haproxy-https-idle", tls=combined)
+        server.start(no_thp)
+        try:
+            output = processes.run(
+                ["python3", idle_clients, str(server.pid), f"127.0.0.1:{server.port}", str(count), "--tls", "bench.test"],
+                client.CLIENT_CPU,
+            )
+        finally:
+            server.stop()
+        for metric, field in (("idle_anon_bytes", "RssAnon"), ("idle_rss_bytes", "VmRSS")):
+            match = re.search(rf"{field}:.*\((-?\d+) bytes per connection\)", output)
+            context.results.add(metric, name, None, TLS_KEEPALIVE, int(match.group(1)))

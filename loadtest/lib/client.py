@@ -9,19 +9,36 @@ import processes
 CLIENT_CPU = "1"
 
 
-def url(port, path):
-    return f"http://127.0.0.1:{port}{path}"
+def url(port, path, scheme="http"):
+    return f"{scheme}://127.0.0.1:{port}{path}"
 
 
-def fixed_count(port, path, requests, connections=50, cookie=None):
+def fixed_count(port, path, requests, connections=50, cookie=None, scheme="http"):
     """Sends exactly `requests` requests over `connections` keep-alive
     connections; returns requests per second. Fails unless all succeed."""
     argv = ["h2load", "--h1", "-n", str(requests), "-c", str(connections), "-t", "1"]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
-    output = processes.run(argv + [url(port, path)], CLIENT_CPU)
+    output = processes.run(argv + [url(port, path, scheme)], CLIENT_CPU)
     _check_all_succeeded(output, requests)
     return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output).group(1))
+
+
+def one_per_connection(port, path, seconds, connections=50, scheme="https"):
+    """wrk for `seconds` with `Connection: close`: every request on a new
+    connection (over TLS a full handshake: wrk keeps no sessions). Returns
+    (requests/s, requests completed); fails on any error or non-2xx."""
+    argv = [
+        "wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
+        "-H", "Connection: close", url(port, path, scheme),
+    ]
+    output = processes.run(argv, CLIENT_CPU)
+    done = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not done or not rate or "Non-2xx" in output:
+        raise RuntimeError(f"wrk: failed or non-2xx answers:\n{output[-1500:]}")
+    errors = re.search(r"Socket errors: (.*)", output)
+    return float(rate.group(1)), int(done.group(1)), errors.group(1).strip() if errors else None
 
 
 def fixed_rate(port, path, rate, seconds, log_path, connections=50, cookie=None):

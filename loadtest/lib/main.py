@@ -3,7 +3,7 @@ installed and limpet is built): starts the origin and every contender,
 runs the measurement phases in order, stops every process it started, and
 writes RESULTS.md and results.svg next to loadtest/run.
 
-usage: main.py [--quick] REPO_ROOT"""
+usage: main.py [--quick] [--only https] REPO_ROOT"""
 import argparse
 import os
 import shutil
@@ -53,11 +53,19 @@ def run(context):
         server.stop()
     bench.instructions(context)
     bench.idle_memory(context)
+    bench.https(context)
+
+
+def run_https(context):
+    """`--only https`: the origin and the HTTPS phase alone."""
+    context.origin = servers.origin(context.tmp, "origin", "1", context.profile.bodies).start()
+    bench.https(context)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one body size, 3 alternations")
+    parser.add_argument("--only", choices=["https"], help="run one phase and update its section of RESULTS.md")
     parser.add_argument("repo", help="the limpet repository (built with cargo build --release)")
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
@@ -79,7 +87,7 @@ def main():
         print(f"no CPU quota rows: {cpu_quota.unavailable}", flush=True)
     try:
         load_before = machine.load_average()
-        run(context)
+        (run_https if args.only == "https" else run)(context)
         ok = True
     finally:
         processes.stop_all()
@@ -93,6 +101,10 @@ def main():
         **machine.describe(), "profile": profile.name, "minutes": minutes,
         "load_before": load_before, "load_after": machine.load_average(),
     }
+    if args.only == "https":
+        report.write_https_only(results, profile, facts, os.path.join(outdir, "RESULTS.md"))
+        print(f"done in {minutes:.1f} min: HTTPS section of {outdir}/RESULTS.md")
+        return
     chart.write(results, profile, os.path.join(outdir, "results.svg"))
     report.write(results, profile, facts, os.path.join(outdir, "RESULTS.md"))
     print(f"done in {minutes:.1f} min: {outdir}/RESULTS.md, {outdir}/results.svg")

@@ -4,7 +4,9 @@ notes, and the log of every timed run with its load average."""
 
 import os
 
-from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY
+from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY, TLS_HANDSHAKE, TLS_KEEPALIVE
+
+HTTPS_BEGIN, HTTPS_END = "<!-- https: begin -->", "<!-- https: end -->"
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
 
@@ -56,12 +58,86 @@ def write(results, profile, facts, path):
         lines += _body_table(results, profile, body)
     lines += _idle_table(results, profile)
     lines += _workers_table(results, profile)
+    lines += _https_kept(results, profile, facts, path)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     lines += _criterion(path)
     lines += _run_log(results)
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def https_section(results, profile, facts):
+    """The HTTPS table: limpet and HAProxy terminating TLS, with ratios."""
+    body = profile.bodies[0]
+    lines = [
+        HTTPS_BEGIN,
+        f"## HTTPS: limpet vs HAProxy terminating TLS ({_size(body)} body)",
+        "",
+        f"Same ECDSA P-256 certificate (openssl, made for the run), TLS 1.3, one worker / one "
+        f"thread on CPU 0, client on CPU 1; {profile.alternations} alternations "
+        f"({facts['date']}, load average {facts['load_before']:.2f} at start). Keep-alive: h2load, "
+        "50 connections. New handshake per request: wrk, 50 connections, `Connection: close` "
+        "(full handshakes: wrk keeps no session).",
+        "",
+        "| metric | limpet | HAProxy | limpet / HAProxy |",
+        "|---|---:|---:|---:|",
+    ]
+    for variant in (TLS_KEEPALIVE, TLS_HANDSHAKE):
+        for metric, label, decimals in (
+            ("rps", "requests/s (higher is better)", 0),
+            ("proxy_us", "proxy CPU µs / request (lower is better)", 2),
+        ):
+            cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in (LIMPET, HAPROXY)]
+            if not any(cells):
+                continue
+            ratio = _ratio(results.median(metric, LIMPET, body, variant), results.median(metric, HAPROXY, body, variant))
+            lines.append(f"| {variant}: {label} | " + " | ".join(cells) + f" | {ratio} |")
+    for metric, label in (("idle_anon_bytes", "RssAnon"), ("idle_rss_bytes", "VmRSS")):
+        cells = [_cell(results.summary(metric, name, None, TLS_KEEPALIVE), 0) for name in (LIMPET, HAPROXY)]
+        if not any(cells):
+            continue
+        ratio = _ratio(results.median(metric, LIMPET, None, TLS_KEEPALIVE), results.median(metric, HAPROXY, None, TLS_KEEPALIVE))
+        lines.append(
+            f"| idle HTTPS keep-alive connection: {label} growth, bytes / connection "
+            f"({profile.idle_connections:,} connections, THP off) | " + " | ".join(cells) + f" | {ratio} |"
+        )
+    plain = results.summary("idle_anon_bytes", LIMPET, None, PLAIN)
+    if plain:
+        lines.append(f"| idle plain-HTTP keep-alive connection (above): RssAnon growth | {_cell(plain, 0)} | | |")
+    notes = [f"- {note}" for note in results.notes if note.startswith("HTTPS")]
+    return lines + [""] + (notes + [""] if notes else []) + [HTTPS_END, ""]
+
+
+def _https_kept(results, profile, facts, results_path):
+    """This run's HTTPS table, or the one a separate `--only https` run
+    left in the previous RESULTS.md."""
+    if results.summary("rps", LIMPET, profile.bodies[0], TLS_KEEPALIVE):
+        return https_section(results, profile, facts)
+    if not os.path.exists(results_path):
+        return []
+    with open(results_path) as f:
+        text = f.read()
+    begin, end = text.find(HTTPS_BEGIN), text.find(HTTPS_END)
+    if begin < 0 or end < 0:
+        return []
+    return text[begin:end + len(HTTPS_END)].splitlines() + [""]
+
+
+def write_https_only(results, profile, facts, path):
+    """After `--only https`: replaces the HTTPS section of RESULTS.md (or
+    adds it before the notes), leaving the rest as it was."""
+    section = "\n".join(https_section(results, profile, facts))
+    text = open(path).read() if os.path.exists(path) else "# limpet load test results\n\n"
+    begin, end = text.find(HTTPS_BEGIN), text.find(HTTPS_END)
+    if begin >= 0 and end >= 0:
+        text = text[:begin] + section.rstrip() + text[end + len(HTTPS_END):]
+    else:
+        anchor = text.find("## Notes")
+        anchor = anchor if anchor >= 0 else len(text)
+        text = text[:anchor] + section + "\n" + text[anchor:]
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _criterion(results_path):

@@ -109,9 +109,28 @@ http {{
     return server
 
 
-def limpet(tmp, binary, backends, workers=1, driver="auto", label=None):
-    """limpet in insert mode, `workers` workers pinned to CPUs 0..workers-1."""
+def tls_certificate(tmp):
+    """One ECDSA P-256 certificate for 127.0.0.1 and bench.test, made with
+    openssl for this run: (cert, key, cert+key in one file for HAProxy)."""
+    cert, key = os.path.join(tmp, "bench.pem"), os.path.join(tmp, "bench.key")
+    processes.run([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "2", "-subj", "/CN=bench.test",
+        "-addext", "subjectAltName=DNS:bench.test,IP:127.0.0.1", "-keyout", key, "-out", cert,
+    ], "1")
+    combined = os.path.join(tmp, "bench-combined.pem")
+    with open(combined, "w") as out:
+        for part in (cert, key):
+            with open(part) as f:
+                out.write(f.read())
+    return cert, key, combined
+
+
+def limpet(tmp, binary, backends, workers=1, driver="auto", label=None, tls=None):
+    """limpet in insert mode, `workers` workers pinned to CPUs 0..workers-1;
+    `tls` = (cert, key) makes its listener HTTPS."""
     label = label or f"limpet-{workers}w-{driver}"
+    tls_line = f'tls = {{ certs = [{{ cert = "{tls[0]}", key = "{tls[1]}" }}] }}\n' if tls else ""
     port = processes.free_port()
     cpus = list(range(workers))
     servers = "".join(
@@ -127,7 +146,7 @@ driver = "{driver}"
 name = "bench"
 listen = "127.0.0.1:{port}"
 default_group = "web"
-
+{tls_line}
 [timeouts]
 client_idle = "{CLIENT_KEEPALIVE}"
 
@@ -143,9 +162,11 @@ cors = false
     return Server(label, [binary, "run", "--config", config], port, cpu_list, tmp, env={"LIMPET_LOG": "warn"})
 
 
-def haproxy(tmp, backends, label="haproxy"):
-    """HAProxy, one thread, cookie insertion, backend connections reused."""
+def haproxy(tmp, backends, label="haproxy", tls=None):
+    """HAProxy, one thread, cookie insertion, backend connections reused;
+    `tls` = a cert+key PEM file makes its frontend HTTPS."""
     port = processes.free_port()
+    ssl = f" ssl crt {tls} alpn http/1.1" if tls else ""
     servers = "".join(
         f"  server web{i} 127.0.0.1:{p} cookie web{i}\n" for i, p in enumerate(backends, 1)
     )
@@ -162,7 +183,7 @@ defaults
   http-reuse always
 
 frontend bench
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port}{ssl}
   default_backend web
 
 backend web

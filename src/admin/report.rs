@@ -135,6 +135,9 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 "backend_timeouts": r.backend_timeouts,
                 "retries": r.retries,
                 "panics": r.panics,
+                "tls_handshakes": r.tls_handshakes,
+                "tls_resumed": r.tls_resumed,
+                "tls_handshake_failures": r.tls_handshake_failures,
                 "idle_backend_connections": r.idle_upstreams,
                 "free_buffers": r.free_buffers,
             })
@@ -204,6 +207,11 @@ pub fn metrics_text(
         "panics",
         "Connections closed by a panic, per worker",
     );
+    let tls = counter(
+        &mut registry,
+        "tls_handshakes",
+        "TLS handshakes on HTTPS listeners, per worker and outcome (full, resumed, failed)",
+    );
     let sticky = counter(
         &mut registry,
         "sticky_requests",
@@ -243,6 +251,14 @@ pub fn metrics_text(
             .get_or_create(&w)
             .set(i64::try_from(r.active_connections).unwrap_or(i64::MAX));
         panics.get_or_create(&w).inc_by(r.panics);
+        for (outcome, n) in [
+            ("full", r.tls_handshakes.saturating_sub(r.tls_resumed)),
+            ("resumed", r.tls_resumed),
+            ("failed", r.tls_handshake_failures),
+        ] {
+            tls.get_or_create(&labels(&[("worker", &worker), ("outcome", outcome)]))
+                .inc_by(n);
+        }
         for (class, n) in CLASSES.iter().zip(r.responses) {
             responses
                 .get_or_create(&labels(&[("worker", &worker), ("class", class)]))

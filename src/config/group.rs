@@ -27,6 +27,8 @@ pub struct Group {
     /// Idle pooled connections each worker keeps per server (0: no pooling).
     pub pool_max_idle_per_server: usize,
     pub health: Health,
+    /// `[groups.NAME.tls]`: connect to the servers over TLS.
+    pub tls: Option<super::tls::BackendTls>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +104,10 @@ impl Group {
             balance: build_balance(src, raw, &at)?,
             persistence: Persistence::build(src, raw.persistence.as_ref(), &at.key("persistence"))?,
             health: Health::build(src, raw.health.as_ref(), &at.key("health"))?,
+            tls: match &raw.tls {
+                Some(tls) => Some(super::tls::BackendTls::build(src, tls, &at.key("tls"))?),
+                None => None,
+            },
             pool_max_idle_per_server: src.int(
                 raw.pool_max_idle_per_server.as_ref(),
                 raw::POOL_MAX_IDLE_PER_SERVER,

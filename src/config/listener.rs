@@ -14,7 +14,7 @@ use super::raw;
 use super::source::{KeyPath, Source};
 use super::GroupIdx;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
     pub name: String,
     /// Port 0: the OS picks one, once, for every worker.
@@ -28,6 +28,8 @@ pub struct Listener {
     pub trusted_proxies: Vec<IpNet>,
     /// One line per request, appended to this file.
     pub access_log: Option<AccessLog>,
+    /// `tls = { certs = [..] }`: an HTTPS listener.
+    pub tls: Option<super::tls::ListenerTls>,
 }
 
 /// `access_log = "/var/log/limpet/access.log"`, `access_log_format`.
@@ -141,6 +143,10 @@ impl Listener {
                 None
             }
         };
+        let tls = match &raw.tls {
+            Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at)?),
+            None => None,
+        };
         Ok(Self {
             name,
             addr,
@@ -149,6 +155,7 @@ impl Listener {
             routes,
             trusted_proxies,
             access_log,
+            tls,
         })
     }
 }

@@ -5,8 +5,9 @@
 //! uses, so nothing downstream ever re-checks a value or meets a zero
 //! weight, an unknown group or a malformed cookie name. Every refusal is a
 //! `ConfigError` naming the file, the line and the key path. `parse` and
-//! `load` read the text they are given and nothing else: they never resolve
-//! names, bind sockets or look at the machine. `parse_resolved` and
+//! `load` read the text they are given and the certificate files it names
+//! (relative to its directory) and nothing else: they never resolve names,
+//! bind sockets or look at the machine. `parse_resolved` and
 //! `load_resolved` also resolve server names (through `crate::dns`), so that
 //! a name that does not resolve is refused like any other mistake.
 
@@ -24,6 +25,7 @@ mod persistence;
 mod raw;
 mod source;
 mod timeouts;
+mod tls;
 mod workers;
 
 #[cfg(test)]
@@ -42,6 +44,7 @@ pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
 pub use self::net::Address;
 pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
 pub use self::timeouts::Timeouts;
+pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_HTTP1};
 pub use self::workers::{Driver, Workers};
 
 use self::source::{KeyPath, Source};
@@ -80,8 +83,15 @@ impl Config {
 }
 
 /// Validates `text`; `origin` names it in messages (usually the file name).
+/// Relative file paths in it (certificates) are taken from the working
+/// directory.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let src = Source::new(origin, text);
+    parse_in(text, origin, Path::new(""))
+}
+
+/// Validates `text`, resolving relative file paths against `base`.
+pub fn parse_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+    let src = Source::new(origin, text, base);
     let raw: raw::Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
         .map_err(|err| src.toml_error(err))?;
     // Cannot fail once the first pass succeeded; if it somehow did, only
@@ -90,9 +100,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     build(&src, &raw, &group_keys)
 }
 
-/// Reads and validates the file at `path`, named as given in messages.
+/// Reads and validates the file at `path`, named as given in messages;
+/// relative file paths in it are taken from its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    parse(&read(path)?, &path.display().to_string())
+    parse_in(&read(path)?, &path.display().to_string(), base_of(path))
 }
 
 /// Validates `text` and resolves its server names; a name that does not
@@ -102,11 +113,7 @@ pub fn parse_resolved(
     origin: &str,
     resolver: &dyn crate::dns::Resolve,
 ) -> Result<(Config, crate::dns::Resolved), ConfigError> {
-    let config = parse(text, origin)?;
-    match crate::dns::resolve(&config, resolver) {
-        Ok(resolved) => Ok((config, resolved)),
-        Err(err) => Err(unresolved(&Source::new(origin, text), &err)),
-    }
+    parse_resolved_in(text, origin, Path::new(""), resolver)
 }
 
 /// `load`, then resolves the server names as `parse_resolved` does.
@@ -114,7 +121,25 @@ pub fn load_resolved(
     path: &Path,
     resolver: &dyn crate::dns::Resolve,
 ) -> Result<(Config, crate::dns::Resolved), ConfigError> {
-    parse_resolved(&read(path)?, &path.display().to_string(), resolver)
+    let text = read(path)?;
+    parse_resolved_in(&text, &path.display().to_string(), base_of(path), resolver)
+}
+
+fn parse_resolved_in(
+    text: &str,
+    origin: &str,
+    base: &Path,
+    resolver: &dyn crate::dns::Resolve,
+) -> Result<(Config, crate::dns::Resolved), ConfigError> {
+    let config = parse_in(text, origin, base)?;
+    match crate::dns::resolve(&config, resolver) {
+        Ok(resolved) => Ok((config, resolved)),
+        Err(err) => Err(unresolved(&Source::new(origin, text, base), &err)),
+    }
+}
+
+fn base_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

@@ -129,6 +129,31 @@ pub(super) struct Listener {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) access_log: Value<String>,
     pub(super) access_log_format: Value<String>,
+    pub(super) tls: Option<ListenerTls>,
+}
+
+/// `tls = { certs = [{ cert = "..", key = ".." }, ..], handshake_timeout = "10s" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListenerTls {
+    #[serde(default)]
+    pub(super) certs: Vec<CertPair>,
+    pub(super) handshake_timeout: Value<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CertPair {
+    pub(super) cert: Spanned<String>,
+    pub(super) key: Spanned<String>,
+}
+
+/// `[groups.NAME.tls]`: TLS to the group's servers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BackendTls {
+    pub(super) ca: Spanned<String>,
+    pub(super) sni: Value<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +175,7 @@ pub(super) struct Group {
     pub(super) pool_max_idle_per_server: Value<i64>,
     pub(super) persistence: Option<Persistence>,
     pub(super) health: Option<Health>,
+    pub(super) tls: Option<BackendTls>,
 }
 
 /// `[groups.NAME.health]`: active checks (when `path` is written), passive

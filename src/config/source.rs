@@ -22,11 +22,20 @@ pub(super) const MAX_NAME_BYTES: usize = 64;
 pub(super) struct Source<'a> {
     origin: &'a str,
     text: &'a str,
+    /// The directory relative file paths are resolved against (the
+    /// configuration file's own); empty: the working directory.
+    base: &'a std::path::Path,
 }
 
 impl<'a> Source<'a> {
-    pub(super) fn new(origin: &'a str, text: &'a str) -> Self {
-        Self { origin, text }
+    pub(super) fn new(origin: &'a str, text: &'a str, base: &'a std::path::Path) -> Self {
+        Self { origin, text, base }
+    }
+
+    /// A file path written in the configuration, relative ones resolved
+    /// against the configuration file's directory.
+    pub(super) fn file(&self, value: &Spanned<String>) -> std::path::PathBuf {
+        self.base.join(value.get_ref())
     }
 
     /// The text being validated.

@@ -131,6 +131,7 @@ fn minimal_file_gets_every_default() {
             routes: vec![],
             trusted_proxies: vec![],
             access_log: None,
+            tls: None,
         }],
         groups: vec![Group {
             name: "web".into(),
@@ -143,6 +144,7 @@ fn minimal_file_gets_every_default() {
             persistence: Persistence::None,
             pool_max_idle_per_server: 64,
             health: Health::default(),
+            tls: None,
         }],
         admin: None,
     };

@@ -592,7 +592,8 @@ fn start_probes(shared: &Shared) {
                     let Some(addr) = shared.control.borrow().server_addr(g, s) else {
                         return;
                     };
-                    let result = probe::check(addr, &rules).await;
+                    let tls = config.groups[g].tls.as_ref();
+                    let result = probe::check(addr, &rules, tls).await;
                     if !current(&shared) {
                         return;
                     }

@@ -3,18 +3,22 @@
 
 use std::net::SocketAddr;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::config::ActiveCheck;
+use crate::config::{ActiveCheck, BackendTls};
+use crate::proxy::{Stream, TlsStream};
 
 /// The largest check response head read.
 const MAX_HEAD_BYTES: usize = 8192;
 
 /// Checks `addr`: `Ok(status)` when it passes, else why it failed.
-pub async fn check(addr: SocketAddr, check: &ActiveCheck) -> Result<u16, String> {
-    match monoio::time::timeout(check.timeout, status(addr, check)).await {
+/// Over TLS when the group's servers speak it (`tls`).
+pub async fn check(
+    addr: SocketAddr,
+    check: &ActiveCheck,
+    tls: Option<&BackendTls>,
+) -> Result<u16, String> {
+    match monoio::time::timeout(check.timeout, status(addr, check, tls)).await {
         Err(_) => Err(format!("no answer within {:?}", check.timeout)),
         Ok(Err(why)) => Err(why),
         Ok(Ok(status)) if check.passes(status) => Ok(status),
@@ -22,10 +26,32 @@ pub async fn check(addr: SocketAddr, check: &ActiveCheck) -> Result<u16, String>
     }
 }
 
-async fn status(addr: SocketAddr, check: &ActiveCheck) -> Result<u16, String> {
-    let mut stream = TcpStream::connect_addr(addr)
+async fn status(
+    addr: SocketAddr,
+    check: &ActiveCheck,
+    tls: Option<&BackendTls>,
+) -> Result<u16, String> {
+    let stream = TcpStream::connect_addr(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    let Some(tls) = tls else {
+        return exchange(stream, addr, check).await;
+    };
+    let conn = rustls::ClientConnection::new(tls.client.clone(), tls.server_name(addr))
+        .map_err(|e| format!("TLS: {e}"))?;
+    let mut stream = TlsStream::client(stream, conn);
+    stream
+        .handshake()
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    exchange(stream, addr, check).await
+}
+
+async fn exchange<S: Stream>(
+    mut stream: S,
+    addr: SocketAddr,
+    check: &ActiveCheck,
+) -> Result<u16, String> {
     let host = check.host.clone().unwrap_or_else(|| addr.to_string());
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: limpet-health-check\r\nConnection: close\r\n\r\n",
@@ -35,12 +61,11 @@ async fn status(addr: SocketAddr, check: &ActiveCheck) -> Result<u16, String> {
     written.map_err(|e| format!("send: {e}"))?;
     let mut buf = Vec::with_capacity(MAX_HEAD_BYTES);
     loop {
-        let (len, cap) = (buf.len(), buf.capacity());
-        if len == cap {
+        if buf.len() == buf.capacity() {
             return Err("response head too large".into());
         }
-        let (read, slice) = stream.read(buf.slice_mut(len..cap)).await;
-        buf = slice.into_inner();
+        let (read, back) = stream.read_more(buf).await;
+        buf = back;
         match read {
             Ok(0) => return Err("closed before a response".into()),
             Ok(_) => {}

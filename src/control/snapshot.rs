@@ -87,13 +87,17 @@ pub struct GroupView {
 #[derive(Debug, Clone)]
 pub enum Sticky {
     None,
+    /// `cookie` for plain-HTTP listeners, `https_cookie` for HTTPS ones
+    /// (they differ in `Secure` when `secure` is not configured).
     Insert {
         tokens: TokenTable,
         cookie: InsertCookie,
+        https_cookie: InsertCookie,
     },
     Rewrite {
         tokens: TokenTable,
         cookie: RewriteCookie,
+        https_cookie: RewriteCookie,
     },
 }
 
@@ -144,13 +148,14 @@ fn token_table(
     TokenTable::build(&key, &group.name, &names, signing)
 }
 
-fn cookie_attrs(attrs: &config::CookieAttrs) -> sticky::CookieAttrs<'_> {
+/// The cookie attributes on a plain-HTTP (`https` false) or an HTTPS
+/// listener: `Secure` unless configured, is on exactly over HTTPS.
+fn cookie_attrs(attrs: &config::CookieAttrs, https: bool) -> sticky::CookieAttrs<'_> {
     sticky::CookieAttrs {
         path: &attrs.path,
         domain: attrs.domain.as_deref(),
         http_only: attrs.http_only,
-        // Listeners are plain HTTP for now; HTTPS listeners turn it on.
-        secure: attrs.secure.unwrap_or(false),
+        secure: attrs.secure.unwrap_or(https),
     }
 }
 
@@ -167,24 +172,36 @@ impl Sticky {
         };
         Ok(match &group.persistence {
             Persistence::None => Sticky::None,
-            Persistence::Insert(insert) => Sticky::Insert {
-                tokens: token_table(group, &insert.tokens).map_err(tokens_err)?,
-                cookie: InsertCookie::build(
-                    insert.cookie.as_str(),
-                    insert.cors_cookie.as_ref().map(|c| c.as_str()),
-                    insert.timeout.map(|d| d.as_secs()),
-                    &cookie_attrs(&insert.cookie_attrs),
-                )
-                .map_err(cookie_err)?,
-            },
-            Persistence::Rewrite(rewrite) => Sticky::Rewrite {
-                tokens: token_table(group, &rewrite.tokens).map_err(tokens_err)?,
-                cookie: RewriteCookie::build(
-                    rewrite.cookie.as_str(),
-                    &cookie_attrs(&rewrite.cookie_attrs),
-                )
-                .map_err(cookie_err)?,
-            },
+            Persistence::Insert(insert) => {
+                let build = |https| {
+                    InsertCookie::build(
+                        insert.cookie.as_str(),
+                        insert.cors_cookie.as_ref().map(|c| c.as_str()),
+                        insert.timeout.map(|d| d.as_secs()),
+                        &cookie_attrs(&insert.cookie_attrs, https),
+                    )
+                    .map_err(cookie_err)
+                };
+                Sticky::Insert {
+                    tokens: token_table(group, &insert.tokens).map_err(tokens_err)?,
+                    cookie: build(false)?,
+                    https_cookie: build(true)?,
+                }
+            }
+            Persistence::Rewrite(rewrite) => {
+                let build = |https| {
+                    RewriteCookie::build(
+                        rewrite.cookie.as_str(),
+                        &cookie_attrs(&rewrite.cookie_attrs, https),
+                    )
+                    .map_err(cookie_err)
+                };
+                Sticky::Rewrite {
+                    tokens: token_table(group, &rewrite.tokens).map_err(tokens_err)?,
+                    cookie: build(false)?,
+                    https_cookie: build(true)?,
+                }
+            }
         })
     }
 }

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use monoio::net::TcpStream;
-
 use super::client::Client;
 use super::io::{self, IoFailure};
+use super::stream::{Stream, Upstream};
 use crate::error::ProxyError;
 use crate::http::{BodyFraming, ChunkedDecoder, ResponseFraming};
 use crate::worker::{Stats, Worker};
@@ -83,10 +82,10 @@ impl Remaining {
 
 /// Streams the request body from the client (bytes already buffered first)
 /// to the backend. On return `client.buf` holds only bytes after the body.
-pub async fn send_request_body(
+pub async fn send_request_body<S: Stream>(
     worker: &Worker,
-    client: &mut Client,
-    backend: &mut TcpStream,
+    client: &mut Client<S>,
+    backend: &mut Upstream,
     framing: BodyFraming,
     client_limit: Duration,
     backend_limit: Duration,
@@ -138,10 +137,10 @@ pub enum Relayed {
 /// adding what reaches the client to `sent`.
 #[allow(clippy::too_many_arguments)] // each side's stream and deadline, the state, the count
 /// `buf` is an empty buffer to read into; it is given back to the pool.
-pub async fn relay_response_body(
+pub async fn relay_response_body<S: Stream>(
     worker: &Worker,
-    backend: &mut TcpStream,
-    client: &mut TcpStream,
+    backend: &mut Upstream,
+    client: &mut S,
     mut buf: Vec<u8>,
     mut remaining: Remaining,
     client_limit: Duration,

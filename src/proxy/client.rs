@@ -7,11 +7,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use futures_util::future::{select, Either};
-use monoio::net::TcpStream;
 
 use super::forward::{self, Flow};
 use super::io::{self, IoFailure};
 use super::route::{self, Request};
+use super::stream::ClientStream;
 use crate::control::ListenerId;
 use crate::error::ProxyError;
 use crate::http;
@@ -19,8 +19,8 @@ use crate::worker::{CoreView, Stats, Worker};
 
 /// A client connection and the bytes received from it but not yet used
 /// (the rest of a head, a body, or pipelined requests).
-pub struct Client {
-    pub stream: TcpStream,
+pub struct Client<S> {
+    pub stream: S,
     pub peer: SocketAddr,
     /// The listener it came in on; its settings are looked up per request.
     pub listener: ListenerId,
@@ -42,7 +42,12 @@ enum Stop {
 /// in one boxed future that ends with the exchange. An idle connection
 /// costs this loop's few hundred bytes (loadtest/idle.sh measures it); a
 /// request costs one allocation for the box.
-pub async fn run(worker: Rc<Worker>, listener: ListenerId, stream: TcpStream, peer: SocketAddr) {
+pub async fn run<S: ClientStream>(
+    worker: Rc<Worker>,
+    listener: ListenerId,
+    stream: S,
+    peer: SocketAddr,
+) {
     let worker = &*worker;
     let mut client = Client {
         stream,
@@ -61,7 +66,8 @@ pub async fn run(worker: Rc<Worker>, listener: ListenerId, stream: TcpStream, pe
             } else {
                 timeouts.client_idle
             };
-            let readable = std::pin::pin!(client.stream.readable(false));
+            // TLS: rustls may already hold decrypted bytes; `readable` says so.
+            let readable = std::pin::pin!(client.stream.readable());
             let deadline = crate::worker::deadline::after(idle);
             match select(readable, deadline).await {
                 Either::Left((Ok(()), _)) => {}
@@ -76,17 +82,22 @@ pub async fn run(worker: Rc<Worker>, listener: ListenerId, stream: TcpStream, pe
             Flow::Tunnel(backend) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
                 let idle = worker.view().snapshot.config.timeouts.client_idle;
-                Box::pin(super::tunnel::run(worker, client.stream, backend, idle)).await;
+                Box::pin(client.stream.tunnel(worker, backend, idle)).await;
                 return;
             }
         }
     }
     worker.buffers.give(std::mem::take(&mut client.buf));
+    client.stream.finish().await;
 }
 
 /// Reads one request head (its deadline running from `head_clock`),
 /// forwards the request, and relays the response.
-async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) -> Flow {
+async fn serve_one<S: ClientStream>(
+    worker: &Worker,
+    client: &mut Client<S>,
+    head_clock: Instant,
+) -> Flow {
     let view = worker.view();
     let Some(listener) = view.snapshot.listener(client.listener) else {
         // A reload closed the listener this connection came in on.
@@ -113,10 +124,10 @@ async fn serve_one(worker: &Worker, client: &mut Client, head_clock: Instant) ->
 
 /// Reads the next request head into `client.buf` until it parses, the
 /// head deadline passes, or the client leaves.
-async fn read_request(
+async fn read_request<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
-    client: &mut Client,
+    client: &mut Client<S>,
     listener: usize,
     out: &mut Vec<u8>,
     head_clock: Instant,
@@ -130,7 +141,13 @@ async fn read_request(
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }
-            match route::prepare(worker, view, listener, client.peer, &client.buf, out) {
+            let conn = route::Conn {
+                listener,
+                peer: client.peer,
+                https: client.stream.is_tls(),
+                sni: client.stream.sni(),
+            };
+            match route::prepare(worker, view, &conn, &client.buf, out) {
                 Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}
                 Err(err) => return Err(Stop::Refuse(err)),
@@ -152,7 +169,12 @@ async fn read_request(
 }
 
 /// Answers a request limpet will not forward, then the caller closes.
-async fn refuse(worker: &Worker, view: &CoreView, client: &mut Client, err: &ProxyError) {
+async fn refuse<S: ClientStream>(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client<S>,
+    err: &ProxyError,
+) {
     let Some(status) = err.status() else {
         return;
     };

@@ -42,8 +42,18 @@ impl InMemory {
         to_backend: &mut Vec<u8>,
         to_client: &mut Vec<u8>,
     ) -> Result<usize, ProxyError> {
-        let Some(request) =
-            route::prepare(&self.worker, &self.view, 0, self.peer, request, to_backend)?
+        let Some(request) = route::prepare(
+            &self.worker,
+            &self.view,
+            &route::Conn {
+                listener: 0,
+                peer: self.peer,
+                https: false,
+                sni: None,
+            },
+            request,
+            to_backend,
+        )?
         else {
             return Err(ProxyError::HeadTooLarge);
         };

@@ -19,6 +19,8 @@ use super::body::{self, Relayed, Remaining, SendError};
 use super::client::Client;
 use super::io::{self, IoFailure};
 use super::route::{Outcome, Request, Session, MAX_HEADERS};
+use super::stream::{ClientStream, Upstream};
+use super::tls::TlsStream;
 use crate::balance::{hash_key, ServerIdx};
 use crate::control::BackendId;
 use crate::control::Sticky;
@@ -38,7 +40,7 @@ pub enum Flow {
     /// Close the connection.
     Close,
     /// The backend switched protocols: relay bytes both ways.
-    Tunnel(TcpStream),
+    Tunnel(Upstream),
 }
 
 /// Counts a request in flight on this core for as long as it lives.
@@ -113,13 +115,27 @@ pub(super) fn choose(view: &CoreView, request: &Request, tried: &[ServerIdx]) ->
         .pick(request.key_hash, takes_new, &outstanding)
 }
 
-async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream> {
-    match crate::worker::deadline::timeout(limit, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(stream)) => {
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        }
-        Ok(Err(err)) => Err(err),
+/// Connects to a backend, with a TLS handshake when its group asks for
+/// one, all within `limit`.
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<&crate::config::BackendTls>,
+    limit: Duration,
+) -> std::io::Result<Upstream> {
+    let connecting = async {
+        let stream = TcpStream::connect_addr(addr).await?;
+        stream.set_nodelay(true)?;
+        let Some(tls) = tls else {
+            return Ok(Upstream::Plain(stream));
+        };
+        let conn = rustls::ClientConnection::new(tls.client.clone(), tls.server_name(addr))
+            .map_err(std::io::Error::other)?;
+        let mut stream = TlsStream::client(stream, conn);
+        stream.handshake().await?;
+        Ok(Upstream::Tls(Box::new(stream)))
+    };
+    match crate::worker::deadline::timeout(limit, connecting).await {
+        Ok(result) => result,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "connect timed out",
@@ -128,10 +144,10 @@ async fn connect(addr: SocketAddr, limit: Duration) -> std::io::Result<TcpStream
 }
 
 /// Forwards `request` (its head rewritten in `out`) and relays the answer.
-pub async fn forward(
+pub async fn forward<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
-    client: &mut Client,
+    client: &mut Client<S>,
     mut request: Request,
     out: Vec<u8>,
 ) -> Flow {
@@ -162,10 +178,10 @@ pub async fn forward(
     flow
 }
 
-async fn forward_to_backend(
+async fn forward_to_backend<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
-    client: &mut Client,
+    client: &mut Client<S>,
     request: &Request,
     out: Vec<u8>,
 ) -> Flow {
@@ -194,15 +210,26 @@ async fn forward_to_backend(
             .await;
         };
         let target = &group.servers[chosen.get()];
+        let wants_tls = config.groups[request.group].tls.is_some();
         let pooled = if fresh_only {
             None
         } else {
-            worker.upstreams.take(target.backend, timeouts.backend_idle)
+            // A reload may have switched the group to or from TLS.
+            worker
+                .upstreams
+                .take(target.backend, timeouts.backend_idle)
+                .filter(|conn| matches!(conn, Upstream::Tls(_)) == wants_tls)
         };
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(conn) => conn,
-            None => match connect(target.addr, timeouts.backend_connect).await {
+            None => match connect(
+                target.addr,
+                config.groups[request.group].tls.as_ref(),
+                timeouts.backend_connect,
+            )
+            .await
+            {
                 Ok(conn) => conn,
                 Err(err) => {
                     log::debug!("connect to {} failed: {err}", target.addr);
@@ -257,9 +284,9 @@ async fn forward_to_backend(
 
 /// Answers the client with the error's status and closes (the request's
 /// body may not have been read, so the connection cannot be reused).
-async fn answer_error(
+async fn answer_error<S: ClientStream>(
     worker: &Worker,
-    client: &mut Client,
+    client: &mut Client<S>,
     outcome: &Outcome,
     err: &ProxyError,
     out: Vec<u8>,
@@ -349,13 +376,13 @@ pub(super) enum Parsed {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn exchange(
+async fn exchange<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
-    client: &mut Client,
+    client: &mut Client<S>,
     request: &Request,
     out: Vec<u8>,
-    mut conn: TcpStream,
+    mut conn: Upstream,
     reused: bool,
     backend: BackendId,
     chosen: ServerIdx,
@@ -657,7 +684,15 @@ pub(super) fn parse_head(
     let cookie_sent = Cell::new(false);
     let group = &view.snapshot.groups[request.group];
     match (&group.sticky, &request.session) {
-        (Sticky::Insert { tokens, cookie }, Session::Insert(lookup)) => {
+        (
+            Sticky::Insert {
+                tokens,
+                cookie,
+                https_cookie,
+            },
+            Session::Insert(lookup),
+        ) => {
+            let cookie = if request.https { https_cookie } else { cookie };
             // Sent only when new or naming another server than the client's
             // (SPEC §3.4); limpet never refreshes the expiry.
             let send = policy::must_send(lookup, chosen);
@@ -680,7 +715,15 @@ pub(super) fn parse_head(
                 },
             );
         }
-        (Sticky::Rewrite { tokens, cookie }, Session::Rewrite(session)) => {
+        (
+            Sticky::Rewrite {
+                tokens,
+                cookie,
+                https_cookie,
+            },
+            Session::Rewrite(session),
+        ) => {
+            let cookie = if request.https { https_cookie } else { cookie };
             let lookup = session.lookup();
             let token = tokens.encode(chosen, lookup.issued(now), now);
             let name = cookie.name().as_bytes();

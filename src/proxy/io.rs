@@ -8,8 +8,9 @@
 use std::io;
 use std::time::Duration;
 
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::buf::IoBuf;
+
+use super::stream::Stream;
 
 use crate::worker::deadline::timeout;
 
@@ -25,22 +26,20 @@ pub enum IoFailure {
 /// Reads more bytes after the initialised part of `buf`, which must have
 /// spare capacity. `Ok(0)` is end of stream. The buffer comes back unless
 /// the deadline passed.
-pub async fn read_more<S: AsyncReadRent>(
+pub async fn read_more<S: Stream>(
     stream: &mut S,
     buf: Vec<u8>,
     limit: Duration,
 ) -> (Result<usize, IoFailure>, Option<Vec<u8>>) {
-    let start = buf.len();
-    let end = buf.capacity();
-    match timeout(limit, stream.read(buf.slice_mut(start..end))).await {
-        Ok((Ok(n), slice)) => (Ok(n), Some(slice.into_inner())),
-        Ok((Err(err), slice)) => (Err(IoFailure::Failed(err)), Some(slice.into_inner())),
+    match timeout(limit, stream.read_more(buf)).await {
+        Ok((Ok(n), buf)) => (Ok(n), Some(buf)),
+        Ok((Err(err), buf)) => (Err(IoFailure::Failed(err)), Some(buf)),
         Err(_) => (Err(IoFailure::TimedOut), None),
     }
 }
 
 /// Writes all of `buf`. The buffer comes back unless the deadline passed.
-pub async fn write_all<S: AsyncWriteRent, B: IoBuf>(
+pub async fn write_all<S: Stream, B: IoBuf + AsRef<[u8]>>(
     stream: &mut S,
     buf: B,
     limit: Duration,
@@ -54,17 +53,17 @@ pub async fn write_all<S: AsyncWriteRent, B: IoBuf>(
 
 /// Writes all of `buf` without a deadline: only for writes that cannot
 /// wait (small enough for an empty socket send buffer).
-pub async fn write_all_at_once<S: AsyncWriteRent, B: IoBuf>(
+pub async fn write_all_at_once<S: Stream, B: IoBuf + AsRef<[u8]>>(
     stream: &mut S,
     buf: B,
 ) -> (Result<(), IoFailure>, Option<B>) {
     let (result, buf) = stream.write_all(buf).await;
-    (result.map(|_| ()).map_err(IoFailure::Failed), Some(buf))
+    (result.map_err(IoFailure::Failed), Some(buf))
 }
 
 /// Writes `buf[range]` of an owned vector; the vector comes back unless the
 /// deadline passed.
-pub async fn write_range<S: AsyncWriteRent>(
+pub async fn write_range<S: Stream>(
     stream: &mut S,
     buf: Vec<u8>,
     range: std::ops::Range<usize>,
@@ -73,8 +72,11 @@ pub async fn write_range<S: AsyncWriteRent>(
     if range.is_empty() {
         return (Ok(()), Some(buf));
     }
-    let (result, slice) = write_all(stream, buf.slice(range), limit).await;
-    (result, slice.map(monoio::buf::Slice::into_inner))
+    match crate::worker::deadline::timeout(limit, stream.write_range(buf, range)).await {
+        Ok((Ok(()), buf)) => (Ok(()), Some(buf)),
+        Ok((Err(err), buf)) => (Err(IoFailure::Failed(err)), Some(buf)),
+        Err(_) => (Err(IoFailure::TimedOut), None),
+    }
 }
 
 /// Drops the first `n` bytes of `buf`, keeping the rest (pipelined bytes).

@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use super::stream::Upstream;
 
 use crate::control::BackendId;
 
 struct Idle {
-    stream: TcpStream,
+    stream: Upstream,
     since: Instant,
 }
 
@@ -39,7 +39,7 @@ impl UpstreamPool {
 
     /// The most recently used idle connection to `backend`, unless it has
     /// been idle for `max_idle` or longer (then the list is stale and cleared).
-    pub fn take(&self, backend: BackendId, max_idle: Duration) -> Option<TcpStream> {
+    pub fn take(&self, backend: BackendId, max_idle: Duration) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(backend.get())?;
         let newest = list.pop()?;
@@ -52,7 +52,7 @@ impl UpstreamPool {
     }
 
     /// Keeps `stream` for reuse, unless `backend` already has `max` idle.
-    pub fn put(&self, backend: BackendId, stream: TcpStream, max: usize) {
+    pub fn put(&self, backend: BackendId, stream: Upstream, max: usize) {
         let mut idle = self.idle.borrow_mut();
         if let Some(list) = idle.get_mut(backend.get()) {
             if list.len() < max {

@@ -213,6 +213,40 @@ pub struct Request {
     pub outcome: Outcome,
     /// The access log line's start, when the listener logs.
     pub log: Option<Box<crate::access_log::Entry>>,
+    /// Arrived over TLS: cookies get `Secure` unless configured otherwise.
+    pub https: bool,
+}
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn<'a> {
+    /// Index into the snapshot's listeners.
+    pub listener: usize,
+    pub peer: SocketAddr,
+    /// Arrived over TLS.
+    pub https: bool,
+    /// The server name of the TLS handshake.
+    pub sni: Option<&'a str>,
+}
+
+/// Whether a request for `host` on a connection whose TLS handshake named
+/// `sni` must be refused with 421: the names differ and routing by the
+/// handshake's name would pick another group (RFC 9110 §15.5.20; the
+/// certificate presented was for the other name).
+fn misdirected(
+    listener: &config::Listener,
+    sni: Option<&str>,
+    host: Option<&[u8]>,
+    path: &[u8],
+    group: Option<GroupIdx>,
+) -> bool {
+    let (Some(sni), Some(host)) = (sni, host) else {
+        return false;
+    };
+    if without_port(host).eq_ignore_ascii_case(sni.as_bytes()) {
+        return false;
+    }
+    route_group(listener, Some(sni.as_bytes()), path) != group
 }
 
 /// Parses the head at the start of `buf`; `Ok(None)` when it is not complete
@@ -220,11 +254,11 @@ pub struct Request {
 pub fn prepare(
     worker: &Worker,
     view: &CoreView,
-    listener: usize,
-    peer: SocketAddr,
+    conn: &Conn<'_>,
     buf: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<Request>, ProxyError> {
+    let (listener, peer) = (conn.listener, conn.peer);
     let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
     let limit = view.limits.max_headers.min(MAX_HEADERS);
     let Some(req) = http::parse_request(buf, &mut headers[..limit], &view.limits)? else {
@@ -233,7 +267,11 @@ pub fn prepare(
     let config = &view.snapshot.config;
     let listener_cfg = &config.listeners[listener];
     let path = path_of(req.target);
-    let group = route_group(listener_cfg, req.host, path).ok_or(ProxyError::NoRoute)?;
+    let group = route_group(listener_cfg, req.host, path);
+    if conn.sni.is_some() && misdirected(listener_cfg, conn.sni, req.host, path, group) {
+        return Err(ProxyError::Misdirected);
+    }
+    let group = group.ok_or(ProxyError::NoRoute)?;
     let client_ip = peer.ip();
     let forwarding = Forwarding {
         client_ip,
@@ -241,7 +279,7 @@ pub fn prepare(
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&client_ip)),
-        proto: "http",
+        proto: if conn.https { "https" } else { "http" },
     };
     let group_idx = group.index();
     let finders = &view.groups[group_idx].finders;
@@ -323,5 +361,6 @@ pub fn prepare(
         now,
         outcome,
         log,
+        https: conn.https,
     }))
 }

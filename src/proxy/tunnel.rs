@@ -10,6 +10,8 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 
+use super::io;
+use super::stream::Stream;
 use crate::worker::Worker;
 
 /// How one direction ended.
@@ -91,4 +93,76 @@ async fn pump(
     };
     worker.buffers.give(buf);
     end
+}
+
+/// Relays `client` <-> `backend` when either is TLS: one loop waits for
+/// whichever side is readable (a wait that loses nothing when dropped),
+/// reads it and writes to the other, until both directions have closed or
+/// nothing moved for `idle`.
+pub async fn run_any<C: Stream, B: Stream>(
+    worker: &Worker,
+    mut client: C,
+    mut backend: B,
+    idle: Duration,
+) {
+    let mut up_open = true;
+    let mut down_open = true;
+    let mut buf = worker.buffers.take();
+    while up_open || down_open {
+        let from_client = {
+            let up = std::pin::pin!(ready(&mut client, up_open));
+            let down = std::pin::pin!(ready(&mut backend, down_open));
+            match crate::worker::deadline::timeout(idle, select(up, down)).await {
+                Ok(Either::Left((Ok(()), _))) => true,
+                Ok(Either::Right((Ok(()), _))) => false,
+                Ok(_) | Err(_) => break,
+            }
+        };
+        buf.clear();
+        let (result, back) = if from_client {
+            io::read_more(&mut client, buf, idle).await
+        } else {
+            io::read_more(&mut backend, buf, idle).await
+        };
+        let Some(back) = back else {
+            return;
+        };
+        buf = back;
+        let n = match result {
+            Ok(0) => {
+                let _ = if from_client {
+                    up_open = false;
+                    backend.shutdown().await
+                } else {
+                    down_open = false;
+                    client.shutdown().await
+                };
+                continue;
+            }
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        let (result, back) = if from_client {
+            io::write_range(&mut backend, buf, 0..n, idle).await
+        } else {
+            io::write_range(&mut client, buf, 0..n, idle).await
+        };
+        let Some(back) = back else {
+            return;
+        };
+        buf = back;
+        if result.is_err() {
+            break;
+        }
+    }
+    worker.buffers.give(buf);
+}
+
+/// Readiness of one side, or never once that side has closed.
+async fn ready<S: Stream>(stream: &mut S, open: bool) -> std::io::Result<()> {
+    if open {
+        stream.readable().await
+    } else {
+        std::future::pending().await
+    }
 }

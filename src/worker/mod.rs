@@ -242,6 +242,9 @@ pub struct WorkerReport {
     pub backend_timeouts: u64,
     pub retries: u64,
     pub panics: u64,
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
+    pub tls_handshake_failures: u64,
     pub sticky_hits: u64,
     pub sticky_new: u64,
     pub sticky_moved: u64,
@@ -270,6 +273,9 @@ impl Worker {
             backend_timeouts: s.backend_timeouts.get(),
             retries: s.retries.get(),
             panics: s.panics.get(),
+            tls_handshakes: s.tls_handshakes.get(),
+            tls_resumed: s.tls_resumed.get(),
+            tls_handshake_failures: s.tls_handshake_failures.get(),
             sticky_hits: s.sticky_hits.get(),
             sticky_new: s.sticky_new.get(),
             sticky_moved: s.sticky_moved.get(),
@@ -502,7 +508,30 @@ async fn accept_loop(
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
                 Stats::bump(&worker.stats.accepted);
-                monoio::spawn(proxy::serve(worker.clone(), listener_id, stream, peer));
+                // The listener's TLS configuration as of now: a reload
+                // changes what new handshakes get, not open connections.
+                let view = worker.view();
+                let tls = view
+                    .snapshot
+                    .listener(listener_id)
+                    .and_then(|i| view.snapshot.config.listeners.get(i))
+                    .and_then(|l| l.tls.as_ref())
+                    .map(|tls| (tls.server.clone(), tls.handshake_timeout));
+                match tls {
+                    None => {
+                        monoio::spawn(proxy::serve(worker.clone(), listener_id, stream, peer));
+                    }
+                    Some((config, timeout)) => {
+                        monoio::spawn(proxy::serve_tls(
+                            worker.clone(),
+                            listener_id,
+                            stream,
+                            peer,
+                            config,
+                            timeout,
+                        ));
+                    }
+                }
             }
             Either::Left((Err(err), _)) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -24,6 +24,13 @@ pub struct Stats {
     pub retries: Cell<u64>,
     /// Connections whose task panicked and was closed.
     pub panics: Cell<u64>,
+    /// TLS handshakes completed on HTTPS listeners, of which `tls_resumed`
+    /// resumed a session.
+    pub tls_handshakes: Cell<u64>,
+    pub tls_resumed: Cell<u64>,
+    /// TLS handshakes that failed or timed out (plain HTTP on an HTTPS
+    /// port, garbage, no shared protocol): counted, logged at debug only.
+    pub tls_handshake_failures: Cell<u64>,
     /// Requests that went to the server their session names.
     pub sticky_hits: Cell<u64>,
     /// Sessions started: the response set a new persistence cookie.
