@@ -629,6 +629,38 @@ fn a_reload_swaps_certificates_and_keeps_open_connections_and_tickets() {
     );
 }
 
+#[test]
+fn a_reload_adds_an_https_listener_and_turns_tls_on_for_a_kept_one() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("a", &["a.test"]);
+    let backend = Backend::respond(|_| Some(ok("hi")));
+    let plain = config_with(&[backend.addr], "", "");
+    let limpet = Limpet::start(&plain);
+    let kept = limpet.addr;
+    assert_eq!(common::Client::connect(kept).get("/").status, 200);
+
+    // The kept listener (same address) gets TLS; a second one is added.
+    let https = https_config(&[backend.addr], &[&leaf], "", "")
+        .replace("127.0.0.1:0", &kept.to_string())
+        + &format!(
+            "\n[[listeners]]\nname = \"added\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\n{}",
+            tls_keys(&[&leaf], "")
+        );
+    let generation = limpet
+        .running()
+        .reload(limpet::config::parse(&https, "x.toml").unwrap())
+        .unwrap();
+    assert!(limpet.snapshot_reached(generation));
+    let listeners = limpet.running().listeners();
+    assert_eq!(listeners[0].1, kept, "the first listener kept its address");
+    let added = listeners[1].1;
+    for addr in [kept, added] {
+        let mut tls = Tls::connect(addr, Some("a.test"), pki.client(TLS13));
+        assert_eq!(tls.peer_cert(), leaf.der);
+        assert_eq!(tls.get("/", "a.test", "").status, 200, "{addr}");
+    }
+}
+
 /// A TLS backend on its own thread: answers each request `200 tls <target>`
 /// and records the server name the client sent.
 fn tls_backend(pki: &Pki, names: &[&str]) -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
