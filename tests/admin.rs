@@ -61,6 +61,9 @@ fn stats_and_metrics_count_what_happened() {
     let stats = json(&limpet.admin("GET", "/stats", "", None));
     let servers = &stats["groups"][0]["servers"];
     assert_eq!(stats["groups"][0]["name"], "web");
+    assert_eq!(stats["listeners"][0]["name"], "test");
+    assert_eq!(stats["listeners"][0]["address"], limpet.addr.to_string());
+    assert_eq!(stats["listeners"][0]["https"], false);
     assert_eq!(servers[0]["admin"], "enabled");
     assert_eq!(servers[0]["health"], "up");
     let responses: u64 = (0..2)

@@ -143,8 +143,24 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
             })
         })
         .collect();
+    // What listens now: reloads add and remove listeners, and port 0 is
+    // only known once bound.
+    let listeners: Vec<Value> = snapshot
+        .config
+        .listeners
+        .iter()
+        .zip(&snapshot.listeners)
+        .map(|(listener, view)| {
+            json!({
+                "name": listener.name,
+                "address": view.addr.to_string(),
+                "https": listener.tls.is_some(),
+            })
+        })
+        .collect();
     json!({
         "snapshot": snapshot.generation,
+        "listeners": listeners,
         "groups": groups,
         "sticky": {
             "hits": sum(|r| r.sticky_hits),
