@@ -332,9 +332,16 @@ impl Running {
         for inbox in &self.inboxes {
             let _ = inbox.unbounded_send(WorkerMsg::Shutdown);
         }
+        // The shutdown timeout the workers use: the running configuration's,
+        // which a reload may have changed since start.
+        let shutdown = self
+            .control
+            .config_blocking()
+            .map_or(self.control_config.timeouts.shutdown, |c| {
+                c.timeouts.shutdown
+            });
         let mut left = self.threads.len();
-        let deadline =
-            std::time::Instant::now() + self.control_config.timeouts.shutdown + STOP_MARGIN;
+        let deadline = std::time::Instant::now() + shutdown + STOP_MARGIN;
         while left > 0 {
             let wait = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(wait) {

@@ -385,3 +385,36 @@ fn a_reload_reopens_access_logs_and_opens_those_of_added_listeners() {
     assert!(lines(&added_log)[0].contains("\"GET /added\""));
     assert_eq!(lines(&rotated).len(), 1, "the rotated file keeps its line");
 }
+
+#[test]
+fn stopping_waits_for_the_shutdown_timeout_a_reload_set() {
+    // Longer than the first file's timeout plus stop()'s 2 s margin.
+    let backend = Backend::respond(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(3500));
+        Some(ok("finished"))
+    });
+    let short = insert(&[backend.addr]) + "\n[timeouts]\nshutdown = \"1s\"\n";
+    let mut limpet = Limpet::start(&short);
+    let generation = limpet
+        .running()
+        .reload(limpet::config::parse(&short.replace("\"1s\"", "\"10s\""), "x.toml").unwrap())
+        .unwrap();
+    assert!(limpet.snapshot_reached(generation));
+    let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut client = limpet.client();
+    let in_flight = {
+        let answered = answered.clone();
+        std::thread::spawn(move || {
+            let response = get(&mut client, None);
+            answered.store(true, std::sync::atomic::Ordering::SeqCst);
+            response.status
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    limpet.running.take().unwrap().stop();
+    assert!(
+        answered.load(std::sync::atomic::Ordering::SeqCst),
+        "stop() returned only once the request in flight was answered"
+    );
+    assert_eq!(in_flight.join().unwrap(), 200);
+}

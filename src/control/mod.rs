@@ -111,6 +111,7 @@ enum Command {
     ConfigPath(std::path::PathBuf),
     PassiveFailure(PassiveFailure),
     Listeners(std::sync::mpsc::Sender<Vec<(String, SocketAddr)>>),
+    Config(std::sync::mpsc::Sender<Arc<Config>>),
     Shutdown,
 }
 
@@ -178,6 +179,14 @@ impl ControlHandle {
             return Vec::new();
         }
         rx.recv().unwrap_or_default()
+    }
+
+    /// The configuration running now; `None` if the control thread does
+    /// not answer within a second.
+    pub fn config_blocking(&self) -> Option<Arc<Config>> {
+        let (reply, rx) = std::sync::mpsc::channel();
+        self.tx.unbounded_send(Command::Config(reply)).ok()?;
+        rx.recv_timeout(Duration::from_secs(1)).ok()
     }
 
     pub fn reload_blocking(&self, config: crate::config::Config) -> Result<u64, ReloadError> {
@@ -562,6 +571,9 @@ fn run(
                 }
                 Command::Listeners(reply) => {
                     let _ = reply.send(shared.listeners());
+                }
+                Command::Config(reply) => {
+                    let _ = reply.send(shared.control.borrow().config.clone());
                 }
                 Command::Shutdown => break,
             }
