@@ -222,7 +222,13 @@ impl Running {
 
     /// Each listener's name and bound address, as [`Running::listen_addrs`].
     pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
-        self.control.listeners_blocking()
+        let Some(snapshot) = self.control.snapshot_blocking() else {
+            return Vec::new();
+        };
+        snapshot
+            .bound_listeners()
+            .map(|(listener, addr)| (listener.name.clone(), addr))
+            .collect()
     }
 
     /// A handle to the control thread (admin states, snapshots).
@@ -336,9 +342,9 @@ impl Running {
         // which a reload may have changed since start.
         let shutdown = self
             .control
-            .config_blocking()
-            .map_or(self.control_config.timeouts.shutdown, |c| {
-                c.timeouts.shutdown
+            .snapshot_blocking()
+            .map_or(self.control_config.timeouts.shutdown, |s| {
+                s.config.timeouts.shutdown
             });
         let mut left = self.threads.len();
         let deadline = std::time::Instant::now() + shutdown + STOP_MARGIN;

@@ -418,6 +418,38 @@ fn sticky_sessions_over_https_get_secure_cookies() {
 }
 
 #[test]
+fn a_rewrite_cookie_reissued_over_https_is_secure() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("a", &["a.test"]);
+    let (up, _) = recording_backend("s1");
+    // s0 refuses connections: its session fails over to s1, and limpet
+    // re-issues the application's cookie itself (SPEC §4).
+    let group = "balance = \"round_robin\"\n[groups.web.persistence]\nmode = \"rewrite\"\ncookie = \"APP\"\npath = \"/\"\n";
+    let limpet = Limpet::start(&https_config(
+        &[common::dead_address(), up.addr],
+        &[&leaf],
+        group,
+        "",
+    ));
+    let names = ["s0", "s1"];
+    let table = limpet::sticky::TokenTable::build(
+        &limpet::sticky::TokenKey::from_secret(None),
+        "web",
+        &names,
+        None,
+    )
+    .unwrap();
+    let token = |i| String::from_utf8(table.token(limpet::balance::ServerIdx(i)).to_vec()).unwrap();
+    let mut client = Tls::connect(limpet.addr, Some("a.test"), pki.client(BOTH));
+    let moved = client.get("/", "a.test", &format!("Cookie: APP={}.v1\r\n", token(0)));
+    assert_eq!(moved.status, 200);
+    assert_eq!(
+        moved.headers_named("set-cookie"),
+        [format!("APP={}.v1; Path=/; HttpOnly; Secure", token(1))]
+    );
+}
+
+#[test]
 fn plain_http_and_garbage_on_an_https_port_are_closed_and_counted() {
     let pki = Pki::new();
     let leaf = pki.leaf("a", &["a.test"]);
@@ -485,14 +517,17 @@ fn a_silent_client_is_closed_at_the_handshake_timeout() {
     );
 }
 
-/// Which worker accepted the last connection, from the per-worker counts.
+/// One counter of every worker's report, in worker order.
+fn per_worker(limpet: &Limpet, counter: fn(&limpet::worker::WorkerReport) -> u64) -> Vec<u64> {
+    limpet.running().reports().iter().map(counter).collect()
+}
+
 fn accepted(limpet: &Limpet) -> Vec<u64> {
-    limpet
-        .running()
-        .reports()
-        .iter()
-        .map(|r| r.accepted)
-        .collect()
+    per_worker(limpet, |r| r.accepted)
+}
+
+fn resumed(limpet: &Limpet) -> Vec<u64> {
+    per_worker(limpet, |r| r.tls_resumed)
 }
 
 #[test]
@@ -541,15 +576,6 @@ fn a_session_ticket_from_one_worker_resumes_on_another() {
         }
         assert!(crossed, "no pair of connections landed on two workers");
     }
-}
-
-fn resumed(limpet: &Limpet) -> Vec<u64> {
-    limpet
-        .running()
-        .reports()
-        .iter()
-        .map(|r| r.tls_resumed)
-        .collect()
 }
 
 #[test]

@@ -146,14 +146,11 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
     // What listens now: reloads add and remove listeners, and port 0 is
     // only known once bound.
     let listeners: Vec<Value> = snapshot
-        .config
-        .listeners
-        .iter()
-        .zip(&snapshot.listeners)
-        .map(|(listener, view)| {
+        .bound_listeners()
+        .map(|(listener, addr)| {
             json!({
                 "name": listener.name,
-                "address": view.addr.to_string(),
+                "address": addr.to_string(),
                 "https": listener.tls.is_some(),
             })
         })

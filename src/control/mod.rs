@@ -25,8 +25,8 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
 pub use snapshot::{
-    AdminState, BackendId, BuildError, GroupView, Health, ListenerId, ListenerView, ServerView,
-    Snapshot, Sticky,
+    AdminState, BackendId, BuildError, ByScheme, GroupView, Health, ListenerId, ListenerView,
+    ServerView, Snapshot, Sticky,
 };
 
 pub use state::{Control, ListenerPlan, ReloadError};
@@ -110,8 +110,7 @@ enum Command {
     },
     ConfigPath(std::path::PathBuf),
     PassiveFailure(PassiveFailure),
-    Listeners(std::sync::mpsc::Sender<Vec<(String, SocketAddr)>>),
-    Config(std::sync::mpsc::Sender<Arc<Config>>),
+    Snapshot(std::sync::mpsc::Sender<Arc<Snapshot>>),
     Shutdown,
 }
 
@@ -170,25 +169,17 @@ impl ControlHandle {
             .map_err(|_| ControlError::Stopped.to_string())?
     }
 
-    /// Switches to `config` (already validated) and waits for the answer;
-    /// for callers outside an event loop (the main thread, tests).
-    /// Each open listener's name and bound address, in configuration order.
-    pub fn listeners_blocking(&self) -> Vec<(String, SocketAddr)> {
+    /// The snapshot workers route with now (configuration, bound
+    /// listeners); `None` if the control thread does not answer within a
+    /// second. For callers outside an event loop.
+    pub fn snapshot_blocking(&self) -> Option<Arc<Snapshot>> {
         let (reply, rx) = std::sync::mpsc::channel();
-        if self.tx.unbounded_send(Command::Listeners(reply)).is_err() {
-            return Vec::new();
-        }
-        rx.recv().unwrap_or_default()
-    }
-
-    /// The configuration running now; `None` if the control thread does
-    /// not answer within a second.
-    pub fn config_blocking(&self) -> Option<Arc<Config>> {
-        let (reply, rx) = std::sync::mpsc::channel();
-        self.tx.unbounded_send(Command::Config(reply)).ok()?;
+        self.tx.unbounded_send(Command::Snapshot(reply)).ok()?;
         rx.recv_timeout(Duration::from_secs(1)).ok()
     }
 
+    /// Switches to `config` (already validated) and waits for the answer;
+    /// for callers outside an event loop (the main thread, tests).
     pub fn reload_blocking(&self, config: crate::config::Config) -> Result<u64, ReloadError> {
         let (reply, answer) = std::sync::mpsc::channel();
         self.tx
@@ -356,18 +347,6 @@ impl Shared {
         }
         start_probes(self);
         Ok(generation)
-    }
-
-    /// Each open listener's name and bound address, in configuration order.
-    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
-        let control = self.control.borrow();
-        control
-            .config
-            .listeners
-            .iter()
-            .zip(control.listeners())
-            .map(|(l, v)| (l.name.clone(), v.addr))
-            .collect()
     }
 
     /// Reloads the file limpet was started from; the file is read and its
@@ -569,11 +548,8 @@ fn run(
                         shared.publish();
                     }
                 }
-                Command::Listeners(reply) => {
-                    let _ = reply.send(shared.listeners());
-                }
-                Command::Config(reply) => {
-                    let _ = reply.send(shared.control.borrow().config.clone());
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(shared.snapshot());
                 }
                 Command::Shutdown => break,
             }

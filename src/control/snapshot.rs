@@ -87,18 +87,41 @@ pub struct GroupView {
 #[derive(Debug, Clone)]
 pub enum Sticky {
     None,
-    /// `cookie` for plain-HTTP listeners, `https_cookie` for HTTPS ones
-    /// (they differ in `Secure` when `secure` is not configured).
     Insert {
         tokens: TokenTable,
-        cookie: InsertCookie,
-        https_cookie: InsertCookie,
+        cookie: ByScheme<InsertCookie>,
     },
     Rewrite {
         tokens: TokenTable,
-        cookie: RewriteCookie,
-        https_cookie: RewriteCookie,
+        cookie: ByScheme<RewriteCookie>,
     },
+}
+
+/// A cookie writer built for plain-HTTP listeners and for HTTPS ones: they
+/// differ in `Secure` when `secure` is not configured (on by default on
+/// HTTPS).
+#[derive(Debug, Clone)]
+pub struct ByScheme<T> {
+    http: T,
+    https: T,
+}
+
+impl<T> ByScheme<T> {
+    fn build<E>(build: impl Fn(bool) -> Result<T, E>) -> Result<Self, E> {
+        Ok(ByScheme {
+            http: build(false)?,
+            https: build(true)?,
+        })
+    }
+
+    /// The writer for a request that arrived over HTTPS or not.
+    pub fn get(&self, https: bool) -> &T {
+        if https {
+            &self.https
+        } else {
+            &self.http
+        }
+    }
 }
 
 /// A group whose persistence or ring cannot be built (configuration
@@ -184,8 +207,7 @@ impl Sticky {
                 };
                 Sticky::Insert {
                     tokens: token_table(group, &insert.tokens).map_err(tokens_err)?,
-                    cookie: build(false)?,
-                    https_cookie: build(true)?,
+                    cookie: ByScheme::build(build)?,
                 }
             }
             Persistence::Rewrite(rewrite) => {
@@ -198,8 +220,7 @@ impl Sticky {
                 };
                 Sticky::Rewrite {
                     tokens: token_table(group, &rewrite.tokens).map_err(tokens_err)?,
-                    cookie: build(false)?,
-                    https_cookie: build(true)?,
+                    cookie: ByScheme::build(build)?,
                 }
             }
         })
@@ -238,6 +259,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Each listener's configuration and the address it is bound to, in
+    /// configuration order.
+    pub fn bound_listeners(&self) -> impl Iterator<Item = (&config::Listener, SocketAddr)> {
+        self.config
+            .listeners
+            .iter()
+            .zip(&self.listeners)
+            .map(|(listener, view)| (listener, view.addr))
+    }
+
     /// The index in `config.listeners` of listener `id`, or `None` once a
     /// reload has closed it (its connections close at their next request).
     #[inline]

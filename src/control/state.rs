@@ -350,11 +350,6 @@ impl Control {
         Ok(self.generation)
     }
 
-    /// The open listeners, index for index with `config.listeners`.
-    pub fn listeners(&self) -> &[ListenerView] {
-        &self.listeners
-    }
-
     /// The snapshot workers route with now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.clone()

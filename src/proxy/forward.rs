@@ -684,15 +684,8 @@ pub(super) fn parse_head(
     let cookie_sent = Cell::new(false);
     let group = &view.snapshot.groups[request.group];
     match (&group.sticky, &request.session) {
-        (
-            Sticky::Insert {
-                tokens,
-                cookie,
-                https_cookie,
-            },
-            Session::Insert(lookup),
-        ) => {
-            let cookie = if request.https { https_cookie } else { cookie };
+        (Sticky::Insert { tokens, cookie }, Session::Insert(lookup)) => {
+            let cookie = cookie.get(request.https);
             // Sent only when new or naming another server than the client's
             // (SPEC §3.4); limpet never refreshes the expiry.
             let send = policy::must_send(lookup, chosen);
@@ -715,15 +708,8 @@ pub(super) fn parse_head(
                 },
             );
         }
-        (
-            Sticky::Rewrite {
-                tokens,
-                cookie,
-                https_cookie,
-            },
-            Session::Rewrite(session),
-        ) => {
-            let cookie = if request.https { https_cookie } else { cookie };
+        (Sticky::Rewrite { tokens, cookie }, Session::Rewrite(session)) => {
+            let cookie = cookie.get(request.https);
             let lookup = session.lookup();
             let token = tokens.encode(chosen, lookup.issued(now), now);
             let name = cookie.name().as_bytes();

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Where limpet's user-space instructions go, by function: limpet (one
+# worker, insert mode) under callgrind in front of a one-process nginx
+# origin, N sticky-hit requests after a warm-up, then the self cost per
+# function per request. Built without LTO into target/profile (fat LTO
+# inlines nearly everything into one function), so the total is a few
+# percent above loadtest/run's instructions figure.
+# usage: loadtest/profile.sh [N] [ROWS]      needs nginx, valgrind, h2load, curl
+# PROFILE_LTO=fat builds as the release profile does (the total matches
+# loadtest/run; functions are then mostly inlined into one).
+# PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
+# loadtest/lib/callgrind_self.py DUMP N ROWS callers-of FUNCTION).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-20000}
+rows=${2:-40}
+CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
+  cargo build --release --quiet
+binary=target/profile/release/limpet
+tmp=$(mktemp -d /tmp/limpet-profile-XXXXXX)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+o1=$(free_port); o2=$(free_port); front=$(free_port)
+cat >"$tmp/origin.conf" <<CONF
+daemon off; master_process off; worker_processes 1;
+error_log $tmp/origin.error.log; pid $tmp/origin.pid;
+events { worker_connections 1024; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fcgi;
+  uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
+  server { listen 127.0.0.1:$o1; location / { return 200 "Hello World ! This is ECS01\n"; } }
+  server { listen 127.0.0.1:$o2; location / { return 200 "Hello World ! This is ECS02\n"; } }
+}
+CONF
+cat >"$tmp/limpet.toml" <<CONF
+[workers]
+count = 1
+
+[[listeners]]
+name = "web"
+listen = "127.0.0.1:$front"
+default_group = "web"
+
+[groups.web]
+balance = "round_robin"
+
+[groups.web.persistence]
+mode = "insert"
+cors = false
+
+[[groups.web.servers]]
+name = "ECS01"
+address = "127.0.0.1:$o1"
+
+[[groups.web.servers]]
+name = "ECS02"
+address = "127.0.0.1:$o2"
+CONF
+nginx -p "$tmp/" -c "$tmp/origin.conf" & origin=$!
+valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$binary" run --config "$tmp/limpet.toml" >"$tmp/limpet.log" 2>&1 & proxy=$!
+trap 'kill "$proxy" "$origin" 2>/dev/null; wait "$proxy" "$origin" 2>/dev/null; rm -rf "$tmp"' EXIT
+url="http://127.0.0.1:$front/"
+for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
+h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
+cookie=$(curl -s -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
+callgrind_control -z "$proxy" >/dev/null
+h2load --h1 -n "$count" -c 10 -t 1 -H "Cookie: $cookie" "$url" | grep "status codes"
+callgrind_control -d "$proxy" >/dev/null
+sleep 2
+dump=$(ls "$tmp"/cg.out.* | head -1)
+[ -n "${PROFILE_KEEP:-}" ] && cp "$dump" "$PROFILE_KEEP"
+python3 loadtest/lib/callgrind_self.py "$dump" "$count" "$rows"
