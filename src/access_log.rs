@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, LogFormat};
-use crate::control::{ListenerId, ListenerView};
+use crate::net::{ListenerId, ListenerView};
 
 /// How often a worker hands its lines to the writer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use crate::config::{Address, Config};
+use std::path::Path;
+
+use crate::config::{self, Address, Config, ConfigError};
 
 /// Something that turns a host name into addresses. Called only off the
 /// request path and off the control thread's event loop: it may block.
@@ -130,6 +132,48 @@ pub fn resolve(config: &Config, resolver: &dyn Resolve) -> Result<Resolved, Reso
         groups.push(servers);
     }
     Ok(Resolved(groups))
+}
+
+/// Validates `text` and resolves its server names; a name that does not
+/// resolve is an error at the line that wrote it. Blocks while resolving.
+pub fn parse_resolved(
+    text: &str,
+    origin: &str,
+    resolver: &dyn Resolve,
+) -> Result<(Config, Resolved), ConfigError> {
+    parse_resolved_in(text, origin, Path::new(""), resolver)
+}
+
+/// `config::load`, then resolves the server names as `parse_resolved` does.
+pub fn load_resolved(
+    path: &Path,
+    resolver: &dyn Resolve,
+) -> Result<(Config, Resolved), ConfigError> {
+    let text = config::read(path)?;
+    parse_resolved_in(
+        &text,
+        &path.display().to_string(),
+        config::base_of(path),
+        resolver,
+    )
+}
+
+fn parse_resolved_in(
+    text: &str,
+    origin: &str,
+    base: &Path,
+    resolver: &dyn Resolve,
+) -> Result<(Config, Resolved), ConfigError> {
+    let config = config::parse_in(text, origin, base)?;
+    match resolve(&config, resolver) {
+        Ok(resolved) => Ok((config, resolved)),
+        Err(err) => {
+            let problem = format!("{:?} does not resolve: {}", err.address, err.source);
+            Err(config::server_address_error(
+                text, origin, &err.group, err.server, &err.path, problem,
+            ))
+        }
+    }
 }
 
 /// Every distinct `(host, port)` that `config`'s servers name.

@@ -30,10 +30,10 @@ fn main() -> ExitCode {
         }
         // Both resolve server names: a name that does not resolve is a
         // configuration error, at `check` time too.
-        Command::Check { config } => limpet::config::load_resolved(&config, &SystemResolver)
+        Command::Check { config } => limpet::dns::load_resolved(&config, &SystemResolver)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(anyhow::Error::from),
-        Command::Run { config: path } => limpet::config::load_resolved(&path, &SystemResolver)
+        Command::Run { config: path } => limpet::dns::load_resolved(&path, &SystemResolver)
             .map_err(anyhow::Error::from)
             .and_then(|(cfg, resolved)| {
                 let resolver = std::sync::Arc::new(SystemResolver);

@@ -100,7 +100,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
 
 /// `start` with `resolver` for server names, at start and on every
 /// re-resolution; `resolved` when the caller has resolved them already
-/// (`config::load_resolved`), else they are resolved here.
+/// (`dns::load_resolved`), else they are resolved here.
 pub fn start_with(
     config: Config,
     resolver: Arc<dyn crate::dns::Resolve>,
@@ -169,8 +169,24 @@ pub fn start_with(
         None => None,
     };
     let admin_addr = admin.as_ref().and_then(|(l, _)| l.local_addr().ok());
-    let control_thread = control::spawn(control, inboxes.clone(), control_inbox, admin, access_log)
-        .map_err(StartError::Thread)?;
+    // The admin listener runs on the control thread's event loop: off the
+    // workers, next to the state its calls read and change.
+    let services: Vec<control::Service> = admin
+        .into_iter()
+        .map(|(listener, token)| -> control::Service {
+            Box::new(move |shared| {
+                monoio::spawn(crate::admin::serve(listener, token, shared));
+            })
+        })
+        .collect();
+    let control_thread = control::spawn(
+        control,
+        inboxes.clone(),
+        control_inbox,
+        services,
+        access_log,
+    )
+    .map_err(StartError::Thread)?;
     let mut running = Running {
         control: handle,
         control_thread: Some(control_thread),
@@ -264,7 +280,7 @@ impl Running {
     }
 
     /// Every worker's counters, gathered by asking each worker's inbox.
-    pub fn reports(&self) -> Vec<worker::WorkerReport> {
+    pub fn reports(&self) -> Vec<control::WorkerReport> {
         let (tx, rx) = mpsc::channel();
         let mut asked = 0;
         for inbox in &self.inboxes {

@@ -518,7 +518,7 @@ fn a_silent_client_is_closed_at_the_handshake_timeout() {
 }
 
 /// One counter of every worker's report, in worker order.
-fn per_worker(limpet: &Limpet, counter: fn(&limpet::worker::WorkerReport) -> u64) -> Vec<u64> {
+fn per_worker(limpet: &Limpet, counter: fn(&limpet::control::WorkerReport) -> u64) -> Vec<u64> {
     limpet.running().reports().iter().map(counter).collect()
 }
 

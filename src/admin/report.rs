@@ -9,8 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
+use crate::control::WorkerReport;
 use crate::control::{AdminState, Health, Snapshot};
-use crate::worker::WorkerReport;
 
 /// The names of `WorkerReport::sticky_refused`'s slots.
 pub const REFUSALS: [&str; 5] = ["garbled", "unknown", "bad_signature", "expired", "idle"];

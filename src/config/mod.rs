@@ -7,9 +7,9 @@
 //! `ConfigError` naming the file, the line and the key path. `parse` and
 //! `load` read the text they are given and the certificate files it names
 //! (relative to its directory) and nothing else: they never resolve names,
-//! bind sockets or look at the machine. `parse_resolved` and
-//! `load_resolved` also resolve server names (through `crate::dns`), so that
-//! a name that does not resolve is refused like any other mistake.
+//! bind sockets or look at the machine (`crate::dns::load_resolved` adds
+//! name resolution on top, so that a name that does not resolve is refused
+//! like any other mistake).
 
 mod admin;
 mod cookie_name;
@@ -106,60 +106,39 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse_in(&read(path)?, &path.display().to_string(), base_of(path))
 }
 
-/// Validates `text` and resolves its server names; a name that does not
-/// resolve is an error at the line that wrote it. Blocks while resolving.
-pub fn parse_resolved(
-    text: &str,
-    origin: &str,
-    resolver: &dyn crate::dns::Resolve,
-) -> Result<(Config, crate::dns::Resolved), ConfigError> {
-    parse_resolved_in(text, origin, Path::new(""), resolver)
-}
-
-/// `load`, then resolves the server names as `parse_resolved` does.
-pub fn load_resolved(
-    path: &Path,
-    resolver: &dyn crate::dns::Resolve,
-) -> Result<(Config, crate::dns::Resolved), ConfigError> {
-    let text = read(path)?;
-    parse_resolved_in(&text, &path.display().to_string(), base_of(path), resolver)
-}
-
-fn parse_resolved_in(
-    text: &str,
-    origin: &str,
-    base: &Path,
-    resolver: &dyn crate::dns::Resolve,
-) -> Result<(Config, crate::dns::Resolved), ConfigError> {
-    let config = parse_in(text, origin, base)?;
-    match crate::dns::resolve(&config, resolver) {
-        Ok(resolved) => Ok((config, resolved)),
-        Err(err) => Err(unresolved(&Source::new(origin, text, base), &err)),
-    }
-}
-
-fn base_of(path: &Path) -> &Path {
+/// The directory relative paths in the file at `path` are taken from.
+pub fn base_of(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new(""))
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
+/// Reads a configuration file's text.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })
 }
 
-/// A resolution failure as a configuration error, pointing at the address.
-fn unresolved(src: &Source<'_>, err: &crate::dns::ResolveError) -> ConfigError {
+/// A problem with the address of server `server` of group `group` in
+/// `text` (a name that does not resolve), as an error at the line that
+/// wrote the address; `path` is its key path.
+pub fn server_address_error(
+    text: &str,
+    origin: &str,
+    group: &str,
+    server: usize,
+    path: &str,
+    problem: String,
+) -> ConfigError {
+    let src = Source::new(origin, text, Path::new(""));
     // The text parsed once already; if it somehow did not, only the line is lost.
-    let raw: Option<raw::Config> = toml::from_str(src.text()).ok();
+    let raw: Option<raw::Config> = toml::from_str(text).ok();
     let span = raw
         .as_ref()
-        .and_then(|raw| raw.groups.get(&err.group))
-        .and_then(|group| group.servers.get(err.server))
+        .and_then(|raw| raw.groups.get(group))
+        .and_then(|group| group.servers.get(server))
         .map(|server| server.address.span());
-    let problem = format!("{:?} does not resolve: {}", err.address, err.source);
-    src.invalid(span, &err.path, problem)
+    src.invalid(span, path, problem)
 }
 
 fn build(

@@ -38,11 +38,6 @@ impl<'a> Source<'a> {
         self.base.join(value.get_ref())
     }
 
-    /// The text being validated.
-    pub(super) fn text(&self) -> &'a str {
-        self.text
-    }
-
     /// 1-based line of a byte offset. Counting bytes (not chars) cannot
     /// panic whatever offset the parser reports.
     pub(super) fn line(&self, span: &Range<usize>) -> usize {

@@ -826,7 +826,7 @@ fn server_addresses_may_be_host_names() {
     assert_eq!(a.to_string(), "api.internal:8080");
     assert_eq!(a.ip(), None);
     // A name and an IP address it resolves to are different servers as written.
-    let (_, resolved) = parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap();
+    let (_, resolved) = crate::dns::parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap();
     assert_eq!(
         resolved.server(0, 0),
         [addr("10.0.0.7:8080"), addr("10.0.0.8:8080")]
@@ -841,7 +841,7 @@ fn a_server_name_that_does_not_resolve_is_a_config_error() {
     );
     // Parsing alone never resolves.
     assert!(parse(text(&case), "limpet.toml").is_ok());
-    let err = parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap_err();
+    let err = crate::dns::parse_resolved(text(&case), "limpet.toml", &FakeDns).unwrap_err();
     assert_eq!(
         err.to_string(),
         "limpet.toml:10: groups.web.servers[1].address \"gone.invalid:80\" does not resolve: Name or service not known"

@@ -9,6 +9,7 @@
 //! (`limpet-dns`: resolving blocks), at reload and every `[dns] interval`.
 
 mod probe;
+mod report;
 mod snapshot;
 mod state;
 mod track;
@@ -25,14 +26,15 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
 pub use snapshot::{
-    AdminState, BackendId, BuildError, ByScheme, GroupView, Health, ListenerId, ListenerView,
-    ServerView, Snapshot, Sticky,
+    AdminState, BackendId, BuildError, ByScheme, GroupView, Health, ServerView, Snapshot, Sticky,
 };
 
+pub use report::WorkerReport;
 pub use state::{Control, ListenerPlan, ReloadError};
 
 use crate::config::Config;
 use crate::dns::{self, Resolve, Resolved};
+use crate::net::ListenerId;
 
 /// Work for the resolver thread.
 type DnsJob = Box<dyn FnOnce(&dyn Resolve) + Send>;
@@ -65,12 +67,12 @@ pub enum WorkerMsg {
 /// that must not.
 #[derive(Debug)]
 pub enum ReportTo {
-    Blocking(std::sync::mpsc::Sender<crate::worker::WorkerReport>),
-    Async(mpsc::UnboundedSender<crate::worker::WorkerReport>),
+    Blocking(std::sync::mpsc::Sender<WorkerReport>),
+    Async(mpsc::UnboundedSender<WorkerReport>),
 }
 
 impl ReportTo {
-    pub fn send(self, report: crate::worker::WorkerReport) {
+    pub fn send(self, report: WorkerReport) {
         match self {
             ReportTo::Blocking(tx) => {
                 let _ = tx.send(report);
@@ -218,19 +220,24 @@ pub fn channel() -> (ControlHandle, ControlInbox) {
 /// The receiving end of the control thread's commands.
 pub struct ControlInbox(mpsc::UnboundedReceiver<Command>);
 
+/// Work that runs on the control thread's event loop beside its own tasks,
+/// started once that loop runs (the admin listener, wired by `server.rs`).
+/// It gets the [`Shared`] state through which every change must go.
+pub type Service = Box<dyn FnOnce(Shared) + Send>;
+
 /// Starts the control thread; it sends every new snapshot to `workers`.
-/// `admin` is the admin listener, already bound, with its bearer token;
-/// `access_log` the access log writer, told of every reload's files.
+/// `services` start on its event loop; `access_log` is the access log
+/// writer, told of every reload's files.
 pub fn spawn(
     control: Control,
     workers: Vec<WorkerInbox>,
     inbox: ControlInbox,
-    admin: Option<(std::net::TcpListener, Option<String>)>,
+    services: Vec<Service>,
     access_log: AccessLogTx,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("limpet-control".into())
-        .spawn(move || run(control, workers, inbox.0, admin, access_log))
+        .spawn(move || run(control, workers, inbox.0, services, access_log))
 }
 
 /// The access log writer's inbox.
@@ -355,7 +362,7 @@ impl Shared {
         let path = self.config_path.borrow().clone();
         let path = path.ok_or("limpet was not started from a file")?;
         let (config, resolved) = self
-            .off_thread(move |resolver| crate::config::load_resolved(&path, resolver))
+            .off_thread(move |resolver| crate::dns::load_resolved(&path, resolver))
             .await
             .ok_or_else(|| ControlError::Stopped.to_string())?
             .map_err(|e| e.to_string())?;
@@ -424,7 +431,7 @@ impl Shared {
     }
 
     /// Every worker's counters, gathered without blocking this thread.
-    pub async fn reports(&self) -> Vec<crate::worker::WorkerReport> {
+    pub async fn reports(&self) -> Vec<WorkerReport> {
         let (tx, mut rx) = mpsc::unbounded();
         let asked = self
             .workers
@@ -456,7 +463,7 @@ fn run(
     control: Control,
     workers: Vec<WorkerInbox>,
     mut rx: mpsc::UnboundedReceiver<Command>,
-    admin: Option<(std::net::TcpListener, Option<String>)>,
+    services: Vec<Service>,
     access_log: AccessLogTx,
 ) {
     // The control thread is not on the request path: the portable driver is
@@ -487,8 +494,8 @@ fn run(
     };
     runtime.block_on(async move {
         start_probes(&shared);
-        if let Some((listener, token)) = admin {
-            monoio::spawn(crate::admin::serve(listener, token, shared.clone()));
+        for service in services {
+            service(shared.clone());
         }
         let ticking = shared.clone();
         monoio::spawn(async move {

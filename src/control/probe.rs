@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use monoio::net::TcpStream;
 
 use crate::config::{ActiveCheck, BackendTls};
-use crate::proxy::{Stream, TlsStream};
+use crate::net::{Stream, TlsStream};
 
 /// The largest check response head read.
 const MAX_HEAD_BYTES: usize = 8192;

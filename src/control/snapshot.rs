@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::balance::{Ring, RingError};
 use crate::config::{self, Config, Persistence};
+use crate::net::{ListenerId, ListenerView};
 use crate::sticky::{
     self, CookieError, InsertCookie, RewriteCookie, Signing, TokenError, TokenKey, TokenTable,
 };
@@ -279,17 +280,4 @@ impl Snapshot {
             .flatten()
             .map(|i| i as usize)
     }
-}
-
-/// A listener's identity while its address stays the same, across reloads:
-/// connections accepted on it keep finding its current settings by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u32);
-
-/// An open listener: its id and the address its sockets are bound to (the
-/// configured one, with port 0 resolved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerView {
-    pub id: ListenerId,
-    pub addr: SocketAddr,
 }

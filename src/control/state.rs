@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::snapshot::{
-    self, AdminState, BackendId, BuildError, GroupView, ListenerId, ListenerView, ServerView,
-    Snapshot, Sticky,
+    self, AdminState, BackendId, BuildError, GroupView, ServerView, Snapshot, Sticky,
 };
 use super::track::Track;
 use super::{ControlError, PassiveFailure};
 use crate::balance::Ring;
 use crate::config::{Address, Config};
 use crate::dns::{self, Resolve, Resolved, SystemResolver};
+use crate::net::{ListenerId, ListenerView};
 
 /// What each group needs that only changes with the configuration: its
 /// persistence (token table, cookie writer) and its ring.

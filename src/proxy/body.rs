@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::client::Client;
 use super::io::{self, IoFailure};
-use super::stream::{Stream, Upstream};
 use crate::error::ProxyError;
 use crate::http::{BodyFraming, ChunkedDecoder, ResponseFraming};
+use crate::net::{Stream, Upstream};
 use crate::worker::{Stats, Worker};
 
 /// Why a request body did not reach the backend whole.

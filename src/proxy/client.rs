@@ -12,9 +12,9 @@ use super::forward::{self, Flow};
 use super::io::{self, IoFailure};
 use super::route::{self, Request};
 use super::stream::ClientStream;
-use crate::control::ListenerId;
 use crate::error::ProxyError;
 use crate::http;
+use crate::net::ListenerId;
 use crate::worker::{CoreView, Stats, Worker};
 
 /// A client connection and the bytes received from it but not yet used

@@ -19,13 +19,14 @@ use super::body::{self, Relayed, Remaining, SendError};
 use super::client::Client;
 use super::io::{self, IoFailure};
 use super::route::{Outcome, Request, Session, MAX_HEADERS};
-use super::stream::{ClientStream, Upstream};
-use super::tls::TlsStream;
+use super::stream::ClientStream;
 use crate::balance::{hash_key, ServerIdx};
 use crate::control::BackendId;
 use crate::control::Sticky;
 use crate::error::ProxyError;
 use crate::http::{self, BodyFraming, ResponseFraming};
+use crate::net::TlsStream;
+use crate::net::Upstream;
 use crate::sticky::{policy, rewrite, set_cookie};
 use crate::worker::{CoreView, Stats, Worker};
 

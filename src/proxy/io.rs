@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use monoio::buf::IoBuf;
 
-use super::stream::Stream;
+use crate::net::Stream;
 
 use crate::worker::deadline::timeout;
 

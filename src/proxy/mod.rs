@@ -34,8 +34,6 @@ use monoio::net::TcpStream;
 pub use body::Remaining;
 pub use cycle::InMemory;
 pub use pool::UpstreamPool;
-pub use stream::{Stream, Upstream};
-pub use tls::TlsStream;
 
 use crate::worker::{Stats, Worker};
 
@@ -44,7 +42,7 @@ use crate::worker::{Stats, Worker};
 /// goes on serving the others.
 pub fn serve(
     worker: Rc<Worker>,
-    listener: crate::control::ListenerId,
+    listener: crate::net::ListenerId,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Isolated<impl Future<Output = ()>> {
@@ -61,7 +59,7 @@ pub fn serve(
 /// connection; it is logged at debug level only.
 pub fn serve_tls(
     worker: Rc<Worker>,
-    listener: crate::control::ListenerId,
+    listener: crate::net::ListenerId,
     stream: TcpStream,
     peer: SocketAddr,
     config: std::sync::Arc<rustls::ServerConfig>,
@@ -198,7 +196,7 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let stream = TcpStream::connect(addr).await.unwrap();
-            let served = serve(worker.clone(), crate::control::ListenerId(0), stream, addr);
+            let served = serve(worker.clone(), crate::net::ListenerId(0), stream, addr);
             let size = std::mem::size_of_val(&served);
             assert!(size <= 1024, "a connection's task state is {size} bytes");
         });
@@ -225,7 +223,7 @@ mod tests {
             ));
             let served = serve_tls(
                 worker.clone(),
-                crate::control::ListenerId(0),
+                crate::net::ListenerId(0),
                 stream,
                 addr,
                 std::sync::Arc::new(config),

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use super::stream::Upstream;
+use crate::net::Upstream;
 
 use crate::control::BackendId;
 

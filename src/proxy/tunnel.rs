@@ -11,7 +11,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 
 use super::io;
-use super::stream::Stream;
+use crate::net::Stream;
 use crate::worker::Worker;
 
 /// How one direction ended.

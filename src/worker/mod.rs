@@ -26,8 +26,9 @@ pub use stats::Stats;
 
 use crate::balance::{BalanceFactor, Picker};
 use crate::config::{Balance, HashKey, Persistence};
-use crate::control::{ControlHandle, ListenerId, PassiveFailure, Snapshot, WorkerMsg};
+use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg, WorkerReport};
 use crate::http;
+use crate::net::ListenerId;
 use crate::proxy::{self, UpstreamPool};
 use crate::sticky::{CookieFinder, InsertFinders};
 
@@ -224,37 +225,6 @@ impl Worker {
         }
         *self.view.borrow_mut() = Rc::new(view);
     }
-}
-
-/// One worker's counters at the moment it was asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerReport {
-    pub id: usize,
-    pub snapshot_generation: u64,
-    pub accepted: u64,
-    pub active_connections: u64,
-    pub requests: u64,
-    pub in_flight: u64,
-    /// Responses by class: index 0 for 1xx … 4 for 5xx.
-    pub responses: [u64; 5],
-    pub refused: u64,
-    pub backend_connect_errors: u64,
-    pub backend_timeouts: u64,
-    pub retries: u64,
-    pub panics: u64,
-    pub tls_handshakes: u64,
-    pub tls_resumed: u64,
-    pub tls_handshake_failures: u64,
-    pub sticky_hits: u64,
-    pub sticky_new: u64,
-    pub sticky_moved: u64,
-    /// Refused persistence tokens by reason: garbled, unknown (another
-    /// group or a removed server), bad signature, expired, idle.
-    pub sticky_refused: [u64; 5],
-    pub idle_upstreams: usize,
-    pub free_buffers: usize,
-    /// Per group, per server: (responses, sticky hits).
-    pub servers: Vec<Vec<(u64, u64)>>,
 }
 
 impl Worker {

@@ -1,5 +1,7 @@
-//! Listening sockets: the free-port probe, per-worker `SO_REUSEPORT` sockets,
-//! and the open-files limit.
+//! Sockets and the streams over them: the free-port probe, per-worker
+//! `SO_REUSEPORT` sockets, the open-files limit, and the owned-buffer
+//! [`Stream`]s (plain TCP, TLS) that the proxy and the health checks use.
+//! Nothing here knows HTTP, workers or the control thread.
 //!
 //! Every worker accepts on a socket of its own bound with `SO_REUSEPORT`, so
 //! the kernel spreads connections over cores with no shared accept queue.
@@ -12,6 +14,25 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+mod stream;
+mod tls;
+
+pub use stream::{Stream, Upstream};
+pub use tls::TlsStream;
+
+/// A listener's identity while its address stays the same, across reloads:
+/// connections accepted on it keep finding its current settings by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u32);
+
+/// An open listener: its id and the address its sockets are bound to (the
+/// configured one, with port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerView {
+    pub id: ListenerId,
+    pub addr: SocketAddr,
+}
 
 /// A listening address that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
