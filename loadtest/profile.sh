@@ -6,6 +6,10 @@
 # inlines nearly everything into one function), so the total is a few
 # percent above loadtest/run's instructions figure.
 # usage: loadtest/profile.sh [N] [ROWS]      needs nginx, valgrind, h2load, curl
+# PROFILE_MODE picks the requests: sticky (default: every request carries
+# the cookie of a session, a sticky hit), nocookie (no cookie: each request
+# starts a session and gets Set-Cookie), log (sticky, with the listener's
+# access log on, written to a file).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -14,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
+mode=${PROFILE_MODE:-sticky}
+case "$mode" in sticky|nocookie|log) ;; *) echo "PROFILE_MODE: sticky, nocookie or log, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -41,6 +47,7 @@ count = 1
 name = "web"
 listen = "127.0.0.1:$front"
 default_group = "web"
+$( [ "$mode" = log ] && printf 'access_log = "%s"\n' "$tmp/access.log" )
 
 [groups.web]
 balance = "round_robin"
@@ -65,9 +72,14 @@ for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
 cookie=$(curl -s -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
 callgrind_control -z "$proxy" >/dev/null
-h2load --h1 -n "$count" -c 10 -t 1 -H "Cookie: $cookie" "$url" | grep "status codes"
+if [ "$mode" = nocookie ]; then
+  h2load --h1 -n "$count" -c 10 -t 1 "$url" | grep "status codes"
+else
+  h2load --h1 -n "$count" -c 10 -t 1 -H "Cookie: $cookie" "$url" | grep "status codes"
+fi
 callgrind_control -d "$proxy" >/dev/null
 sleep 2
 dump=$(ls "$tmp"/cg.out.* | head -1)
 [ -n "${PROFILE_KEEP:-}" ] && cp "$dump" "$PROFILE_KEEP"
+echo "mode: $mode"
 python3 loadtest/lib/callgrind_self.py "$dump" "$count" "$rows"
