@@ -26,7 +26,7 @@ use monoio::net::{TcpListener, TcpStream};
 use serde_json::json;
 
 use crate::balance::ServerIdx;
-use crate::control::{AdminState, Shared, Sticky};
+use crate::control::{AdminState, Shared};
 use crate::http;
 use crate::sticky::Decoded;
 
@@ -292,24 +292,20 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
     };
     let now = unix_now();
     let idx = ServerIdx(u32::try_from(s).unwrap_or(u32::MAX));
-    let (cookie, token) = match (
-        &snapshot.groups[g].sticky,
-        &snapshot.config.groups[g].persistence,
-    ) {
-        (Sticky::Insert { tokens, .. }, crate::config::Persistence::Insert(insert)) => {
-            let token = tokens.encode(idx, u32::try_from(now).unwrap_or(u32::MAX), now);
-            let token = String::from_utf8_lossy(token.as_bytes()).into_owned();
-            (format!("{}={token}", insert.cookie.as_str()), token)
+    let persistence = &snapshot.groups[g].persistence;
+    let Some(tokens) = persistence.tokens() else {
+        return Answer::error(404, format!("group `{group}` has no session persistence"));
+    };
+    let token = tokens.encode(idx, u32::try_from(now).unwrap_or(u32::MAX), now);
+    let token = String::from_utf8_lossy(token.as_bytes()).into_owned();
+    let cookie = match &snapshot.config.groups[g].persistence {
+        crate::config::Persistence::Insert(insert) => format!("{}={token}", insert.cookie.as_str()),
+        crate::config::Persistence::Rewrite(rewrite) => {
+            format!("{}={token}.<application value>", rewrite.cookie.as_str())
         }
-        (Sticky::Rewrite { tokens, .. }, crate::config::Persistence::Rewrite(rewrite)) => {
-            let token = tokens.encode(idx, u32::try_from(now).unwrap_or(u32::MAX), now);
-            let token = String::from_utf8_lossy(token.as_bytes()).into_owned();
-            (
-                format!("{}={token}.<application value>", rewrite.cookie.as_str()),
-                token,
-            )
+        crate::config::Persistence::None => {
+            return Answer::error(404, format!("group `{group}` has no session persistence"))
         }
-        _ => return Answer::error(404, format!("group `{group}` has no session persistence")),
     };
     Answer::json(
         200,
@@ -323,11 +319,8 @@ fn sticky_lookup(shared: &Shared, group: &str, token: &str) -> Answer {
     let Some(g) = snapshot.config.groups.iter().position(|g| g.name == group) else {
         return Answer::error(404, format!("no server group named `{group}`"));
     };
-    let tokens = match &snapshot.groups[g].sticky {
-        Sticky::Insert { tokens, .. } | Sticky::Rewrite { tokens, .. } => tokens,
-        Sticky::None => {
-            return Answer::error(404, format!("group `{group}` has no session persistence"))
-        }
+    let Some(tokens) = snapshot.groups[g].persistence.tokens() else {
+        return Answer::error(404, format!("group `{group}` has no session persistence"));
     };
     // A rewrite-mode cookie value carries the application's value after a dot.
     let token = token.split('.').next().unwrap_or("");

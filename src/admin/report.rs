@@ -38,7 +38,7 @@ fn server_sum(
     reports: &[WorkerReport],
     group: usize,
     server: usize,
-    pick: fn(&(u64, u64)) -> u64,
+    pick: fn(&(u64, u64, u32)) -> u64,
 ) -> u64 {
     reports
         .iter()
@@ -97,6 +97,7 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                         "drain_expired": state.drain_expired,
                         "responses": server_sum(reports, g, s, |c| c.0),
                         "sticky_hits": server_sum(reports, g, s, |c| c.1),
+                        "in_flight": server_sum(reports, g, s, |c| u64::from(c.2)),
                     })
                 })
                 .collect();

@@ -11,7 +11,7 @@
 use std::num::NonZeroU32;
 
 use super::round_robin::{idx, RoundRobin};
-use super::{outstanding_of, ServerIdx};
+use super::{Load, ServerIdx};
 
 /// Least-outstanding state for one group on one core; index = [`ServerIdx`].
 #[derive(Clone, Debug)]
@@ -27,19 +27,29 @@ impl LeastOutstanding {
         }
     }
 
+    /// Takes over the tie-breaking position of `old`; see
+    /// [`RoundRobin::carry_from`].
+    pub fn carry_from(
+        &mut self,
+        old: &LeastOutstanding,
+        old_index: impl Fn(ServerIdx) -> Option<ServerIdx>,
+    ) {
+        self.ties.carry_from(&old.ties, old_index);
+    }
+
     /// The usable server with the fewest in-flight requests in
     /// `outstanding` (index = [`ServerIdx`]; a missing entry counts as 0).
     pub fn pick(
         &mut self,
         usable: impl Fn(ServerIdx) -> bool,
-        outstanding: &[u32],
+        outstanding: &(impl Load + ?Sized),
     ) -> Option<ServerIdx> {
         let min = (0..self.ties.len())
             .filter(|&i| usable(idx(i)))
-            .map(|i| outstanding_of(outstanding, i))
+            .map(|i| outstanding.in_flight(idx(i)))
             .min()?;
         self.ties
-            .pick_among(|s| outstanding_of(outstanding, s.get()) == min && usable(s))
+            .pick_among(|s| outstanding.in_flight(s) == min && usable(s))
     }
 }
 

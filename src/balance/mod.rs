@@ -28,8 +28,27 @@ impl ServerIdx {
     }
 }
 
-/// In-flight count of `server` in this core's view; a count the caller did
-/// not supply reads as idle rather than panicking on a short slice.
-fn outstanding_of(outstanding: &[u32], server: usize) -> u32 {
-    outstanding.get(server).copied().unwrap_or(0)
+/// This core's requests in flight per server, as the balancers read them:
+/// a plain slice in tests and benches, the per-server live state on a
+/// worker. A server the source does not know reads as idle.
+pub trait Load {
+    fn in_flight(&self, server: ServerIdx) -> u32;
+}
+
+impl Load for [u32] {
+    fn in_flight(&self, server: ServerIdx) -> u32 {
+        self.get(server.get()).copied().unwrap_or(0)
+    }
+}
+
+impl<const N: usize> Load for [u32; N] {
+    fn in_flight(&self, server: ServerIdx) -> u32 {
+        self[..].in_flight(server)
+    }
+}
+
+impl Load for Vec<u32> {
+    fn in_flight(&self, server: ServerIdx) -> u32 {
+        self[..].in_flight(server)
+    }
 }

@@ -10,7 +10,9 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use super::{BalanceFactor, LeastOutstanding, RandomTwo, Ring, RingError, RoundRobin, ServerIdx};
+use super::{
+    BalanceFactor, LeastOutstanding, Load, RandomTwo, Ring, RingError, RoundRobin, ServerIdx,
+};
 
 /// A group's balancing algorithm with its per-core state.
 #[derive(Clone, Debug)]
@@ -47,6 +49,27 @@ impl Picker {
         HashPick::new(ring, weights, balance_factor).map(Self::Hash)
     }
 
+    /// Takes over the per-core position of `old`, this group's picker before
+    /// a change, by server identity: `old_index` gives a server's index in
+    /// `old` (`None` for a new server). A changed algorithm starts fresh.
+    pub fn carry_from(&mut self, old: &Picker, old_index: impl Fn(ServerIdx) -> Option<ServerIdx>) {
+        match (self, old) {
+            (Self::LeastOutstanding(new), Self::LeastOutstanding(old)) => {
+                new.carry_from(old, old_index)
+            }
+            (Self::RoundRobin(new), Self::RoundRobin(old)) => new.carry_from(old, old_index),
+            (Self::RandomTwo(new), Self::RandomTwo(old)) => new.carry_from(old),
+            (Self::Hash(new), Self::Hash(old)) => new.keyless.carry_from(&old.keyless, old_index),
+            (
+                Self::LeastOutstanding(_)
+                | Self::RoundRobin(_)
+                | Self::RandomTwo(_)
+                | Self::Hash(_),
+                _,
+            ) => {}
+        }
+    }
+
     /// Chooses a usable server for a request. `key_hash` is
     /// [`hash_key`] of the request's hash key and matters only to `Hash`
     /// (hashed by the caller while the request head is at hand, so nothing
@@ -56,7 +79,7 @@ impl Picker {
         &mut self,
         key_hash: Option<u64>,
         usable: impl Fn(ServerIdx) -> bool,
-        outstanding: &[u32],
+        outstanding: &(impl Load + ?Sized),
     ) -> Option<ServerIdx> {
         match self {
             Self::LeastOutstanding(p) => p.pick(usable, outstanding),
@@ -104,7 +127,7 @@ impl HashPick {
         &mut self,
         key_hash: Option<u64>,
         usable: impl Fn(ServerIdx) -> bool,
-        outstanding: &[u32],
+        outstanding: &(impl Load + ?Sized),
     ) -> Option<ServerIdx> {
         let Some(key_hash) = key_hash else {
             return self.keyless.pick(usable, outstanding);

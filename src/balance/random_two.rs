@@ -15,7 +15,7 @@
 use std::num::NonZeroU32;
 
 use super::round_robin::idx;
-use super::{outstanding_of, ServerIdx};
+use super::{Load, ServerIdx};
 
 /// Draws tried against the whole group before walking only the candidates.
 /// With half the weight unusable, 4 misses in a row happen 1 time in 16.
@@ -49,20 +49,26 @@ impl RandomTwo {
         }
     }
 
+    /// Goes on drawing where `old` left off (the generator is this core's;
+    /// restarting it would repeat the draws made since start).
+    pub fn carry_from(&mut self, old: &RandomTwo) {
+        self.rng = old.rng.clone();
+    }
+
     /// Two weighted draws among usable servers; the less loaded per unit of
     /// weight wins (ties keep the first draw). `outstanding` is indexed by
     /// [`ServerIdx`]; a missing entry counts as 0.
     pub fn pick(
         &mut self,
         usable: impl Fn(ServerIdx) -> bool,
-        outstanding: &[u32],
+        outstanding: &(impl Load + ?Sized),
     ) -> Option<ServerIdx> {
         let first = self.draw(&usable)?;
         let Some(second) = self.draw(|s| s != first && usable(s)) else {
             return Some(first);
         };
         // o1 / w1 <= o2 / w2 without division; u32 * u32 fits in u64.
-        let load = |s: ServerIdx| u64::from(outstanding_of(outstanding, s.get()));
+        let load = |s: ServerIdx| u64::from(outstanding.in_flight(s));
         let lhs = load(first) * self.weight(second);
         let rhs = load(second) * self.weight(first);
         Some(if lhs <= rhs { first } else { second })

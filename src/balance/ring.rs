@@ -30,7 +30,7 @@ use thiserror::Error;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::round_robin::idx;
-use super::{outstanding_of, ServerIdx};
+use super::{Load, ServerIdx};
 
 /// Points per unit of weight. 160 is ketama's and nginx's `hash consistent`
 /// choice. A server's share of keys has a relative spread of about
@@ -245,13 +245,13 @@ impl Ring {
         &self,
         key_hash: u64,
         usable: impl Fn(ServerIdx) -> bool,
-        outstanding: &[u32],
+        outstanding: &(impl Load + ?Sized),
         factor: BalanceFactor,
     ) -> Option<ServerIdx> {
         let (mut in_flight, mut usable_count) = (0u64, 0u64);
         for i in 0..self.server_count {
             if usable(idx(i)) {
-                in_flight += u64::from(outstanding_of(outstanding, i));
+                in_flight += u64::from(outstanding.in_flight(idx(i)));
                 usable_count += 1;
             }
         }
@@ -261,7 +261,7 @@ impl Ring {
         let capacity = factor.capacity(in_flight + 1, usable_count);
         let mut home = None;
         for s in self.iter(key_hash).filter(|&s| usable(s)) {
-            if u64::from(outstanding_of(outstanding, s.get())) < capacity {
+            if u64::from(outstanding.in_flight(s)) < capacity {
                 return Some(s);
             }
             home.get_or_insert(s);

@@ -44,6 +44,23 @@ impl RoundRobin {
         self.weights.is_empty()
     }
 
+    /// Takes over the position of `old`, the same group's state before a
+    /// change (a reload, a weight set over the API): each server keeps its
+    /// counter, found by `old_index` (its index in `old`, `None` for a new
+    /// server, which starts at zero). Without this a change would restart
+    /// the rotation and favour the first servers.
+    pub fn carry_from(
+        &mut self,
+        old: &RoundRobin,
+        old_index: impl Fn(ServerIdx) -> Option<ServerIdx>,
+    ) {
+        for (i, current) in self.current.iter_mut().enumerate() {
+            if let Some(before) = old_index(idx(i)).and_then(|o| old.current.get(o.get())) {
+                *current = *before;
+            }
+        }
+    }
+
     /// Next usable server in smooth weighted round robin order.
     pub fn pick(&mut self, usable: impl Fn(ServerIdx) -> bool) -> Option<ServerIdx> {
         self.pick_among(usable)
@@ -148,6 +165,29 @@ mod tests {
             counts[rr.pick(|_| true).unwrap().get()] += 1;
         }
         assert_eq!(counts, ws);
+    }
+
+    #[test]
+    fn a_weight_change_keeps_the_rotation() {
+        let mut rr = RoundRobin::new(&weights(&[1, 1, 1]));
+        assert_eq!(run(&mut rr, 2, |_| true), "ab");
+        // b's weight goes from 1 to 2: c is still next (a fresh state would
+        // give b).
+        let mut changed = RoundRobin::new(&weights(&[1, 2, 1]));
+        changed.carry_from(&rr, Some);
+        assert_eq!(run(&mut changed, 1, |_| true), "c");
+        let mut fresh = RoundRobin::new(&weights(&[1, 2, 1]));
+        assert_eq!(run(&mut fresh, 1, |_| true), "b");
+    }
+
+    #[test]
+    fn carried_counters_follow_the_server_not_the_index() {
+        let mut rr = RoundRobin::new(&weights(&[1, 1, 1]));
+        assert_eq!(run(&mut rr, 2, |_| true), "ab");
+        // a is removed: the new list is [b, c]; c keeps its lead.
+        let mut changed = RoundRobin::new(&weights(&[1, 1]));
+        changed.carry_from(&rr, |s| Some(ServerIdx(s.0 + 1)));
+        assert_eq!(run(&mut changed, 1, |_| true), "b", "index 1 is c");
     }
 
     #[test]

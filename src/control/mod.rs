@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
-pub use snapshot::{
-    AdminState, BackendId, BuildError, ByScheme, GroupView, Health, ServerView, Snapshot, Sticky,
-};
+pub use snapshot::{AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot};
 
 pub use report::WorkerReport;
 pub use state::{Control, ListenerPlan, ReloadError};
@@ -122,8 +120,8 @@ enum Command {
 pub struct PassiveFailure {
     /// Identifies the configuration the indices refer to (its address).
     pub config: usize,
-    pub group: usize,
-    pub server: usize,
+    pub group: crate::config::GroupIdx,
+    pub server: crate::balance::ServerIdx,
 }
 
 /// A cloneable, `Send` handle to the control thread.

@@ -29,6 +29,7 @@ pub struct WorkerReport {
     pub sticky_refused: [u64; 5],
     pub idle_upstreams: usize,
     pub free_buffers: usize,
-    /// Per group, per server: (responses, sticky hits).
-    pub servers: Vec<Vec<(u64, u64)>>,
+    /// Per group, per server of the snapshot this worker routes with:
+    /// (responses, sticky hits, requests in flight).
+    pub servers: Vec<Vec<(u64, u64, u32)>>,
 }

@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::balance::{Ring, RingError};
-use crate::config::{self, Config, Persistence};
+use crate::config::{self, Config};
 use crate::net::{ListenerId, ListenerView};
 use crate::sticky::{
-    self, CookieError, InsertCookie, RewriteCookie, Signing, TokenError, TokenKey, TokenTable,
+    self, ByScheme, CookieError, CookieFinder, InsertCookie, InsertFinders, InsertMode,
+    Persistence, RewriteCookie, RewriteMode, Signing, TokenError, TokenKey, TokenTable,
 };
 
 /// A stable per-process number for a backend address. The control thread
@@ -76,53 +77,12 @@ impl ServerView {
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub servers: Vec<ServerView>,
-    /// The group's session persistence, built once per snapshot.
-    pub sticky: Sticky,
+    /// The group's session persistence, built once per snapshot (shared
+    /// read-only: a config change builds a new one).
+    pub persistence: Arc<Persistence>,
     /// The consistent-hash ring over the group's servers (weights applied):
     /// hash balancing and rewrite-mode failover walk it.
     pub ring: Arc<Ring>,
-}
-
-/// A group's persistence policy with everything built that requests use:
-/// the token table (server ⇄ token) and the `Set-Cookie` writer.
-#[derive(Debug, Clone)]
-pub enum Sticky {
-    None,
-    Insert {
-        tokens: TokenTable,
-        cookie: ByScheme<InsertCookie>,
-    },
-    Rewrite {
-        tokens: TokenTable,
-        cookie: ByScheme<RewriteCookie>,
-    },
-}
-
-/// A cookie writer built for plain-HTTP listeners and for HTTPS ones: they
-/// differ in `Secure` when `secure` is not configured (on by default on
-/// HTTPS).
-#[derive(Debug, Clone)]
-pub struct ByScheme<T> {
-    http: T,
-    https: T,
-}
-
-impl<T> ByScheme<T> {
-    fn build<E>(build: impl Fn(bool) -> Result<T, E>) -> Result<Self, E> {
-        Ok(ByScheme {
-            http: build(false)?,
-            https: build(true)?,
-        })
-    }
-
-    /// The writer for a request that arrived over HTTPS or not.
-    pub fn get(&self, https: bool) -> &T {
-        if https {
-            &self.https
-        } else {
-            &self.http
-        }
-    }
 }
 
 /// A group whose persistence or ring cannot be built (configuration
@@ -183,49 +143,56 @@ fn cookie_attrs(attrs: &config::CookieAttrs, https: bool) -> sticky::CookieAttrs
     }
 }
 
-impl Sticky {
-    /// Builds a group's persistence from its configuration.
-    pub fn build(group: &config::Group) -> Result<Sticky, BuildError> {
-        let tokens_err = |source| BuildError::Tokens {
-            group: group.name.clone(),
-            source,
-        };
-        let cookie_err = |source| BuildError::Cookie {
-            group: group.name.clone(),
-            source,
-        };
-        Ok(match &group.persistence {
-            Persistence::None => Sticky::None,
-            Persistence::Insert(insert) => {
-                let build = |https| {
-                    InsertCookie::build(
-                        insert.cookie.as_str(),
-                        insert.cors_cookie.as_ref().map(|c| c.as_str()),
-                        insert.timeout.map(|d| d.as_secs()),
-                        &cookie_attrs(&insert.cookie_attrs, https),
-                    )
-                    .map_err(cookie_err)
-                };
-                Sticky::Insert {
-                    tokens: token_table(group, &insert.tokens).map_err(tokens_err)?,
-                    cookie: ByScheme::build(build)?,
-                }
-            }
-            Persistence::Rewrite(rewrite) => {
-                let build = |https| {
-                    RewriteCookie::build(
-                        rewrite.cookie.as_str(),
-                        &cookie_attrs(&rewrite.cookie_attrs, https),
-                    )
-                    .map_err(cookie_err)
-                };
-                Sticky::Rewrite {
-                    tokens: token_table(group, &rewrite.tokens).map_err(tokens_err)?,
-                    cookie: ByScheme::build(build)?,
-                }
-            }
-        })
-    }
+/// Builds a group's persistence from its configuration: token table,
+/// cookie writers (plain HTTP and HTTPS) and cookie finders, once.
+pub fn build_persistence(group: &config::Group) -> Result<Persistence, BuildError> {
+    let tokens_err = |source| BuildError::Tokens {
+        group: group.name.clone(),
+        source,
+    };
+    let cookie_err = |source| BuildError::Cookie {
+        group: group.name.clone(),
+        source,
+    };
+    Ok(match &group.persistence {
+        config::Persistence::None => Persistence::None,
+        config::Persistence::Insert(insert) => {
+            let build = |https| {
+                InsertCookie::build(
+                    insert.cookie.as_str(),
+                    insert.cors_cookie.as_ref().map(|c| c.as_str()),
+                    insert.timeout.map(|d| d.as_secs()),
+                    &cookie_attrs(&insert.cookie_attrs, https),
+                )
+                .map_err(cookie_err)
+            };
+            let finders = InsertFinders::new(
+                insert.cookie.as_str(),
+                insert.cors_cookie.as_ref().map(|c| c.as_str()),
+            )
+            .map_err(cookie_err)?;
+            Persistence::Insert(Box::new(InsertMode::new(
+                token_table(group, &insert.tokens).map_err(tokens_err)?,
+                ByScheme::build(build)?,
+                finders,
+            )))
+        }
+        config::Persistence::Rewrite(rewrite) => {
+            let build = |https| {
+                RewriteCookie::build(
+                    rewrite.cookie.as_str(),
+                    &cookie_attrs(&rewrite.cookie_attrs, https),
+                )
+                .map_err(cookie_err)
+            };
+            let finder = CookieFinder::new(rewrite.cookie.as_str()).map_err(cookie_err)?;
+            Persistence::Rewrite(Box::new(RewriteMode::new(
+                token_table(group, &rewrite.tokens).map_err(tokens_err)?,
+                ByScheme::build(build)?,
+                finder,
+            )))
+        }
+    })
 }
 
 /// Builds a group's ring from its servers' names and weights.

@@ -7,25 +7,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::snapshot::{
-    self, AdminState, BackendId, BuildError, GroupView, ServerView, Snapshot, Sticky,
-};
+use super::snapshot::{self, AdminState, BackendId, BuildError, GroupView, ServerView, Snapshot};
 use super::track::Track;
 use super::{ControlError, PassiveFailure};
 use crate::balance::Ring;
 use crate::config::{Address, Config};
 use crate::dns::{self, Resolve, Resolved, SystemResolver};
 use crate::net::{ListenerId, ListenerView};
+use crate::sticky::Persistence;
 
-/// What each group needs that only changes with the configuration: its
-/// persistence (token table, cookie writer) and its ring.
-fn build_groups(config: &Config) -> Result<Vec<(Sticky, Arc<Ring>)>, BuildError> {
+/// What a group needs that only changes with the configuration: its
+/// persistence (token table, cookie writers, finders) and its ring.
+type Built = (Arc<Persistence>, Arc<Ring>);
+
+fn build_groups(config: &Config) -> Result<Vec<Built>, BuildError> {
     config
         .groups
         .iter()
         .map(|group| {
             Ok((
-                Sticky::build(group)?,
+                Arc::new(snapshot::build_persistence(group)?),
                 Arc::new(snapshot::build_ring(group)?),
             ))
         })
@@ -128,7 +129,7 @@ pub struct ListenerPlan {
 pub struct Control {
     pub(super) config: Arc<Config>,
     /// Per group, what only changes with the configuration.
-    built: Vec<(Sticky, Arc<Ring>)>,
+    built: Vec<Built>,
     /// Index for index with `config.listeners`.
     listeners: Vec<ListenerView>,
     next_listener: u32,
@@ -365,27 +366,29 @@ impl Control {
             .zip(&self.built)
             .zip(&self.tracks)
             .zip(&self.endpoints)
-            .map(|(((group, (sticky, ring)), tracks), endpoints)| GroupView {
-                sticky: sticky.clone(),
-                ring: ring.clone(),
-                servers: group
-                    .servers
-                    .iter()
-                    .zip(tracks)
-                    .zip(endpoints)
-                    .map(|((_, track), endpoint)| ServerView {
-                        backend: self
-                            .backends
-                            .get(&endpoint.addr)
-                            .copied()
-                            .unwrap_or(BackendId(0)),
-                        addr: endpoint.addr,
-                        admin: track.admin,
-                        health: track.health,
-                        drain_expired: track.drain_expired(group.health.drain_timeout, now),
-                    })
-                    .collect(),
-            })
+            .map(
+                |(((group, (persistence, ring)), tracks), endpoints)| GroupView {
+                    persistence: persistence.clone(),
+                    ring: ring.clone(),
+                    servers: group
+                        .servers
+                        .iter()
+                        .zip(tracks)
+                        .zip(endpoints)
+                        .map(|((_, track), endpoint)| ServerView {
+                            backend: self
+                                .backends
+                                .get(&endpoint.addr)
+                                .copied()
+                                .unwrap_or(BackendId(0)),
+                            addr: endpoint.addr,
+                            admin: track.admin,
+                            health: track.health,
+                            drain_expired: track.drain_expired(group.health.drain_timeout, now),
+                        })
+                        .collect(),
+                },
+            )
             .collect();
         self.current = Arc::new(Snapshot {
             generation: self.generation,
@@ -552,15 +555,15 @@ impl Control {
         let Some(rules) = self
             .config
             .groups
-            .get(failure.group)
+            .get(failure.group.index())
             .map(|g| g.health.passive.clone())
         else {
             return false;
         };
         let Some(track) = self
             .tracks
-            .get_mut(failure.group)
-            .and_then(|t| t.get_mut(failure.server))
+            .get_mut(failure.group.index())
+            .and_then(|t| t.get_mut(failure.server.get()))
         else {
             return false;
         };
@@ -569,7 +572,7 @@ impl Control {
         }
         log::warn!(
             "server {} ejected for {:?}: {} failures of real traffic within {:?}",
-            self.server_name(failure.group, failure.server),
+            self.server_name(failure.group.index(), failure.server.get()),
             rules.eject_time,
             rules.max_fails,
             rules.fail_window

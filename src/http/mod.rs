@@ -24,8 +24,23 @@ pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
     write_response_head, Forwarding,
 };
-pub use request::{parse_request, Limits, Request, RequestError};
+pub use request::{is_idempotent, parse_request, Limits, Request, RequestError};
 pub use response::{parse_response, Response, ResponseError, ResponseFraming};
+
+/// A request's header fields, whatever the protocol that carried them:
+/// HTTP/1's parsed head or an HTTP/2 stream's field list. Names are matched
+/// ignoring ASCII case. What the protocol-neutral steps (routing,
+/// persistence, hashing) read of a request goes through this.
+pub trait Fields {
+    /// The values of every field named `name`, in order.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+}
+
+impl Fields for [httparse::Header<'_>] {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        headers_named(self, name)
+    }
+}
 
 /// The protocol versions limpet speaks on either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

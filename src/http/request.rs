@@ -163,16 +163,22 @@ impl Request<'_, '_> {
     /// Methods whose repetition has the same effect (RFC 9110 §9.2.2):
     /// the ones a failed pooled connection may retry.
     pub fn is_idempotent(&self) -> bool {
-        matches!(
-            self.method,
-            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
-        )
+        is_idempotent(self.method)
     }
 
     /// A HEAD request: its response has no body whatever its fields say.
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
     }
+}
+
+/// Methods whose repetition has the same effect (RFC 9110 §9.2.2), in any
+/// protocol: the ones a failed request may be sent again with (SPEC §7).
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
 }
 
 /// Parses the request head at the start of `buf`.

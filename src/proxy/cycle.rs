@@ -8,11 +8,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::forward::{self, Parsed};
-use super::route;
+use super::context::{RequestCtx, Times};
+use super::decide::Conn;
+use super::h1::{self, H1Heads};
+use super::upstream::{self, Ends, Head, Reading};
 use crate::config::Config;
 use crate::control::{BuildError, Control};
 use crate::error::ProxyError;
+use crate::net::ListenerId;
 use crate::worker::{CoreView, Worker};
 
 /// A worker's context for running [`InMemory::cycle`] outside a runtime.
@@ -42,27 +45,43 @@ impl InMemory {
         to_backend: &mut Vec<u8>,
         to_client: &mut Vec<u8>,
     ) -> Result<usize, ProxyError> {
-        let Some(request) = route::prepare(
-            &self.worker,
-            &self.view,
-            &route::Conn {
-                listener: 0,
-                peer: self.peer,
-                https: false,
-                sni: None,
-            },
-            request,
-            to_backend,
-        )?
+        let conn = Conn {
+            listener: 0,
+            peer: self.peer,
+            https: false,
+            sni: None,
+        };
+        let Some((request, decision)) =
+            h1::prepare(&self.worker, &self.view, &conn, request, to_backend)?
         else {
             return Err(ProxyError::HeadTooLarge);
         };
-        let chosen = forward::choose(&self.view, &request, &[]).ok_or(ProxyError::NoServer)?;
-        match forward::parse_head(
-            &self.view, &request, chosen, true, false, response, to_client,
-        )? {
-            Parsed::Final(_) => Ok(chosen.get()),
-            _ => Err(ProxyError::ResponseHeadTooLarge),
+        let chosen = decision.pick(&self.view, &[]).ok_or(ProxyError::NoServer)?;
+        let now = crate::worker::now();
+        let ctx = RequestCtx::new(
+            request.version.into(),
+            ListenerId(0),
+            self.peer,
+            false,
+            Times::new(now, now),
+            decision,
+        );
+        let mut heads = H1Heads {
+            request: &request,
+            sent_continue: false,
+        };
+        let reading = Reading {
+            server: chosen,
+            is_head: request.is_head,
+            upgrade: request.upgrade,
+            ends: Ends {
+                request_complete: true,
+                stopping: false,
+            },
+        };
+        match upstream::read_head(&self.view, &ctx, &mut heads, response, reading, to_client)? {
+            Head::Final(_) => Ok(chosen.get()),
+            Head::Informational { .. } | Head::Incomplete => Err(ProxyError::ResponseHeadTooLarge),
         }
     }
 }

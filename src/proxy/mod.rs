@@ -1,23 +1,26 @@
-//! Serving one client connection: read a request head, route it, forward it
-//! with its body to a backend, relay the response, and loop while the
-//! connection stays alive.
+//! Serving client connections: every protocol's requests go through the
+//! same steps, and only what is specific to a protocol has its own folder.
 //!
-//! The pipeline is fixed and plain: [`client`] reads heads and loops,
-//! [`route`] turns a head into a decision and an edited head without
-//! awaiting anything, [`forward`] talks to the backend, [`body`] streams
-//! message bodies by their framing, [`tunnel`] relays upgraded connections.
+//! - [`decide`]: a protocol-neutral view of a request to a group, a
+//!   session and a server (no I/O).
+//! - [`context`]: the request's context from head to log line.
+//! - [`upstream`]: pick, pool or connect, send, read the response head,
+//!   retry; shared by every front end through its [`upstream::Front`].
+//! - `h1/`: the HTTP/1 front end (connection loop, head to decision,
+//!   bodies, tunnels).
+//! - [`framing`]: where an HTTP/1 message body ends (backends speak HTTP/1).
+//!
 //! Nothing here takes a lock or touches another core's data.
 
-mod body;
-mod client;
+mod context;
 mod cycle;
-mod forward;
+mod decide;
+mod framing;
+mod h1;
 mod io;
-mod pool;
-mod route;
 mod stream;
 mod tls;
-mod tunnel;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -31,9 +34,10 @@ use std::task::{Context, Poll};
 use futures_util::FutureExt;
 use monoio::net::TcpStream;
 
-pub use body::Remaining;
+pub use context::{Protocol, RequestCtx, RequestId, Times};
 pub use cycle::InMemory;
-pub use pool::UpstreamPool;
+pub use framing::Remaining;
+pub use upstream::UpstreamPool;
 
 use crate::worker::{Stats, Worker};
 
@@ -49,7 +53,7 @@ pub fn serve(
     Isolated::new(
         worker.clone(),
         peer,
-        client::run(worker, listener, stream, peer),
+        h1::run(worker, listener, stream, peer),
     )
 }
 
@@ -70,7 +74,7 @@ pub fn serve_tls(
         let Some(stream) = tls::accept(&work_worker, stream, peer, config, timeout).await else {
             return;
         };
-        client::run(work_worker, listener, stream, peer).await;
+        h1::run(work_worker, listener, stream, peer).await;
     })
 }
 
@@ -116,6 +120,8 @@ impl<F: Future<Output = ()>> Future for Isolated<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // One clock reading serves everything this wake-up does.
+        let _clock = crate::worker::PollScope::enter();
         let this = self.project();
         match this.work.poll(cx) {
             Poll::Pending => Poll::Pending,

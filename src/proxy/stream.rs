@@ -40,8 +40,8 @@ impl ClientStream for TcpStream {
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {
         match backend {
-            Upstream::Plain(backend) => super::tunnel::run(worker, self, backend, idle).await,
-            tls => super::tunnel::run_any(worker, self, tls, idle).await,
+            Upstream::Plain(backend) => super::h1::tunnel_plain(worker, self, backend, idle).await,
+            tls => super::h1::tunnel_any(worker, self, tls, idle).await,
         }
     }
 }
@@ -60,6 +60,6 @@ impl ClientStream for TlsStream {
     }
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {
-        super::tunnel::run_any(worker, self, backend, idle).await;
+        super::h1::tunnel_any(worker, self, backend, idle).await;
     }
 }

@@ -11,6 +11,9 @@
 //! - [`set_cookie`]: `InsertCookie`, `RewriteCookie`, `needs_no_cache`.
 //! - [`rewrite`]: `rewrite_into` (response), `restore_into` (request).
 //! - [`policy`]: `lookup_insert`, `must_send`, `lookup_rewrite`, `must_reissue`.
+//! - [`Persistence`]: one group's policy as one object over those pieces
+//!   (one file per mode); [`Session`], what the request's token said;
+//!   [`Outcome`], what happened to it, with its log word and metric label.
 //!
 //! What to build when (config snapshot: once; per core: once; per request):
 //!
@@ -82,6 +85,8 @@
 
 mod base64url;
 pub mod cookie;
+mod mode;
+mod outcome;
 pub mod policy;
 pub mod rewrite;
 pub mod set_cookie;
@@ -91,6 +96,11 @@ pub mod token;
 mod test_support;
 
 pub use cookie::{CookieError, CookieFinder};
+pub use mode::{
+    ByScheme, InsertMode, InsertResponse, Persistence, ResponseCookies, RewriteMode,
+    RewriteResponse, Session,
+};
+pub use outcome::Outcome;
 pub use policy::{InsertFinders, Lookup, RewriteLookup, Sent};
 pub use rewrite::{RewriteOutcome, SetCookie};
 pub use set_cookie::{CookieAttrs, InsertCookie, RewriteCookie};

@@ -40,9 +40,10 @@ impl InsertFinders {
 }
 
 /// What the client's persistence cookie said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Sent {
     /// No persistence cookie (or an empty one).
+    #[default]
     Absent,
     /// A token named `Lookup::server`. `issued`: its first issue time, kept
     /// when re-signing. `resign`: a signed token due for re-signing.

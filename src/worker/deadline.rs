@@ -247,7 +247,7 @@ pub fn pending() -> usize {
 
 /// Resolves once `limit` has passed (late by up to about two ticks).
 pub fn after(limit: Duration) -> Deadline {
-    let due = WHEEL.with(|wheel| wheel.due_tick(Instant::now(), limit));
+    let due = WHEEL.with(|wheel| wheel.due_tick(super::clock::now(), limit));
     Deadline {
         due,
         index: NIL,

@@ -4,6 +4,7 @@
 //! changes through their inbox, between requests.
 
 mod buffers;
+mod clock;
 pub mod deadline;
 mod driver;
 mod event;
@@ -20,68 +21,67 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 
 pub use buffers::BufferPool;
+pub use clock::{now, PollScope};
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
 pub use stats::Stats;
 
-use crate::balance::{BalanceFactor, Picker};
-use crate::config::{Balance, HashKey, Persistence};
+use crate::balance::{BalanceFactor, Load, Picker, ServerIdx};
+use crate::config::{Balance, GroupIdx, HashKey};
 use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg, WorkerReport};
 use crate::http;
 use crate::net::ListenerId;
 use crate::proxy::{self, UpstreamPool};
-use crate::sticky::{CookieFinder, InsertFinders};
+use crate::sticky::CookieFinder;
 
-/// The persistence-cookie searchers of a group, built once per core
-/// (SIMD substring finders own their needle).
-pub enum Finders {
-    None,
-    Insert(Box<InsertFinders>),
-    Rewrite(Box<CookieFinder>),
-}
-
-impl Finders {
-    fn build(group: &crate::config::Group) -> Self {
-        let built = match &group.persistence {
-            Persistence::None => return Finders::None,
-            Persistence::Insert(insert) => InsertFinders::new(
-                insert.cookie.as_str(),
-                insert.cors_cookie.as_ref().map(|c| c.as_str()),
-            )
-            .map(|f| Finders::Insert(Box::new(f))),
-            Persistence::Rewrite(rewrite) => {
-                CookieFinder::new(rewrite.cookie.as_str()).map(|f| Finders::Rewrite(Box::new(f)))
-            }
-        };
-        built.unwrap_or_else(|err| {
-            // Cookie names are validated with the configuration; this
-            // cannot happen, and routing without persistence beats none.
-            log::error!("group {}: persistence cookie unusable: {err}", group.name);
-            Finders::None
-        })
-    }
-}
-
-/// A group's balancing state on one core.
-pub struct CoreGroup {
-    pub finders: Finders,
-    /// For `balance = "hash"` on a cookie: its finder.
-    pub hash_cookie: Option<Box<CookieFinder>>,
-    pub picker: RefCell<Picker>,
-    /// Requests this core has in flight per server (index = `ServerIdx`).
-    pub outstanding: RefCell<Vec<u32>>,
-    /// Counters per server (index = `ServerIdx`).
-    pub servers: Vec<ServerStats>,
-}
-
-/// One server's counters on one core.
+/// One server's state on this core that outlives snapshots: a server keeps
+/// it, keyed by its identity (group name, server name), through health and
+/// admin changes, weight changes and reloads, and through a change of the
+/// address its name resolves to. Requests hold it while they run, so one
+/// that started under an older snapshot still counts on the live state.
 #[derive(Default, Debug)]
-pub struct ServerStats {
+pub struct ServerLive {
+    /// Requests this core has in flight on the server (least-outstanding
+    /// balancing reads it).
+    pub in_flight: Cell<u32>,
     /// Responses relayed from this server.
     pub responses: Cell<u64>,
     /// Requests that reached this server because their session named it
     /// (what still arrives at a draining server).
     pub sticky_hits: Cell<u64>,
+}
+
+/// Counts a request in flight on one server for as long as it lives.
+pub struct InFlight(Rc<ServerLive>);
+
+impl InFlight {
+    pub fn new(server: &Rc<ServerLive>) -> Self {
+        server.in_flight.set(server.in_flight.get() + 1);
+        InFlight(server.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let count = &self.0.in_flight;
+        count.set(count.get().saturating_sub(1));
+    }
+}
+
+/// The balancers read this core's in-flight counts from the live states.
+impl Load for [Rc<ServerLive>] {
+    fn in_flight(&self, server: ServerIdx) -> u32 {
+        self.get(server.get()).map_or(0, |s| s.in_flight.get())
+    }
+}
+
+/// A group's balancing state on one core.
+pub struct CoreGroup {
+    /// For `balance = "hash"` on a cookie: its finder.
+    pub hash_cookie: Option<Box<CookieFinder>>,
+    pub picker: RefCell<Picker>,
+    /// The live state of each server (index = `ServerIdx`).
+    pub servers: Vec<Rc<ServerLive>>,
 }
 
 /// A snapshot plus what this core derives from it; requests keep the view
@@ -93,7 +93,10 @@ pub struct CoreView {
 }
 
 impl CoreView {
-    fn build(snapshot: Arc<Snapshot>, seed: u64) -> Self {
+    /// Builds this core's view of `snapshot`. With `old` (the view it
+    /// replaces), every server that stays keeps its live state and its
+    /// place in the balancer's rotation; new servers start fresh.
+    fn build(snapshot: Arc<Snapshot>, seed: u64, old: Option<&CoreView>) -> Self {
         let config = &snapshot.config;
         let groups = config
             .groups
@@ -102,7 +105,7 @@ impl CoreView {
             .map(|(g, group)| {
                 let weights: Vec<_> = group.servers.iter().map(|s| s.weight).collect();
                 let ring = &snapshot.groups[g].ring;
-                let picker = match &group.balance {
+                let mut picker = match &group.balance {
                     Balance::RoundRobin => Picker::round_robin(&weights),
                     Balance::RandomTwo => Picker::random_two(&weights, seed ^ g as u64),
                     Balance::LeastOutstanding => Picker::least_outstanding(&weights),
@@ -125,12 +128,38 @@ impl CoreView {
                     } => CookieFinder::new(name).ok().map(Box::new),
                     _ => None,
                 };
+                // The same group in the old view, and each server's index there.
+                let before = old.and_then(|old| {
+                    let (i, _) = old
+                        .snapshot
+                        .config
+                        .groups
+                        .iter()
+                        .enumerate()
+                        .find(|(_, o)| o.name == group.name)?;
+                    Some((&old.snapshot.config.groups[i], &old.groups[i]))
+                });
+                let old_index = |s: ServerIdx| {
+                    let (old_group, _) = before?;
+                    let name = &group.servers.get(s.get())?.name;
+                    let i = old_group.servers.iter().position(|o| &o.name == name)?;
+                    Some(ServerIdx(u32::try_from(i).ok()?))
+                };
+                if let Some((_, old_core)) = before {
+                    picker.carry_from(&old_core.picker.borrow(), old_index);
+                }
+                let servers = (0..group.servers.len())
+                    .map(|s| {
+                        let kept = old_index(ServerIdx(s as u32)).and_then(|o| {
+                            before.and_then(|(_, core)| core.servers.get(o.get()).cloned())
+                        });
+                        kept.unwrap_or_default()
+                    })
+                    .collect();
                 CoreGroup {
-                    finders: Finders::build(group),
                     hash_cookie,
                     picker: RefCell::new(picker),
-                    outstanding: RefCell::new(vec![0; group.servers.len()]),
-                    servers: group.servers.iter().map(|_| ServerStats::default()).collect(),
+                    servers,
                 }
             })
             .collect();
@@ -176,7 +205,7 @@ impl Worker {
         let upstreams = UpstreamPool::new(snapshot.backend_count);
         Worker {
             id,
-            view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64))),
+            view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64, None))),
             buffers: BufferPool::new(buffer_bytes, keep_buffers),
             upstreams,
             stats: Stats::default(),
@@ -190,12 +219,12 @@ impl Worker {
 
     /// Tells the control thread that real traffic to `server` of `group`
     /// failed (a connect failure, a reset or a timeout before the response).
-    pub fn report_failure(&self, view: &CoreView, group: usize, server: crate::balance::ServerIdx) {
+    pub fn report_failure(&self, view: &CoreView, group: GroupIdx, server: ServerIdx) {
         if let Some(control) = &self.control {
             control.passive_failure(PassiveFailure {
                 config: Arc::as_ptr(&view.snapshot.config) as usize,
                 group,
-                server: server.get(),
+                server,
             });
         }
     }
@@ -212,17 +241,7 @@ impl Worker {
             snapshot.generation
         );
         self.upstreams.resize(snapshot.backend_count);
-        let view = CoreView::build(snapshot, self.id as u64);
-        let old = self.view.borrow().clone();
-        if Arc::ptr_eq(&old.snapshot.config, &view.snapshot.config) {
-            // Same servers: the counters go on.
-            for (new, old) in view.groups.iter().zip(&old.groups) {
-                for (new, old) in new.servers.iter().zip(&old.servers) {
-                    new.responses.set(old.responses.get());
-                    new.sticky_hits.set(old.sticky_hits.get());
-                }
-            }
-        }
+        let view = CoreView::build(snapshot, self.id as u64, Some(&self.view()));
         *self.view.borrow_mut() = Rc::new(view);
     }
 }
@@ -257,7 +276,7 @@ impl Worker {
                 .map(|g| {
                     g.servers
                         .iter()
-                        .map(|s| (s.responses.get(), s.sticky_hits.get()))
+                        .map(|s| (s.responses.get(), s.sticky_hits.get(), s.in_flight.get()))
                         .collect()
                 })
                 .collect(),

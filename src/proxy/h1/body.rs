@@ -6,79 +6,14 @@
 
 use std::time::Duration;
 
-use super::client::Client;
-use super::io::{self, IoFailure};
+use super::Client;
 use crate::error::ProxyError;
-use crate::http::{BodyFraming, ChunkedDecoder, ResponseFraming};
+use crate::http::BodyFraming;
 use crate::net::{Stream, Upstream};
+use crate::proxy::framing::Remaining;
+use crate::proxy::io::{self, IoFailure};
+use crate::proxy::upstream::SendError;
 use crate::worker::{Stats, Worker};
-
-/// Why a request body did not reach the backend whole.
-#[derive(Debug)]
-pub enum SendError {
-    /// The client failed: closed, too slow, or bad chunked framing.
-    Client(ProxyError),
-    /// Writing to the backend failed (it may have answered early).
-    Backend(IoFailure),
-}
-
-/// Where the end of a message is, as bytes arrive.
-#[derive(Debug)]
-pub enum Remaining {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
-    Done,
-}
-
-impl Remaining {
-    /// The state at the start of a request body.
-    pub fn of_request(framing: BodyFraming) -> Self {
-        match framing {
-            BodyFraming::None | BodyFraming::Length(0) => Remaining::Done,
-            BodyFraming::Length(n) => Remaining::Length(n),
-            BodyFraming::Chunked => Remaining::Chunked(ChunkedDecoder::new()),
-        }
-    }
-
-    /// The state at the start of a response body.
-    pub fn of_response(framing: ResponseFraming) -> Self {
-        match framing {
-            ResponseFraming::None | ResponseFraming::Length(0) => Remaining::Done,
-            ResponseFraming::Length(n) => Remaining::Length(n),
-            ResponseFraming::Chunked => Remaining::Chunked(ChunkedDecoder::new()),
-            ResponseFraming::UntilClose => Remaining::UntilClose,
-        }
-    }
-
-    /// How many of `bytes` belong to the message; moves the state on.
-    pub fn advance(&mut self, bytes: &[u8]) -> Result<usize, crate::http::ChunkError> {
-        let taken = match self {
-            Remaining::Done => 0,
-            Remaining::Length(left) => {
-                let n = usize::try_from(*left).map_or(bytes.len(), |left| left.min(bytes.len()));
-                *left -= n as u64;
-                if *left == 0 {
-                    *self = Remaining::Done;
-                }
-                n
-            }
-            Remaining::Chunked(decoder) => {
-                let progress = decoder.feed(bytes)?;
-                if progress.done {
-                    *self = Remaining::Done;
-                }
-                progress.consumed
-            }
-            Remaining::UntilClose => bytes.len(),
-        };
-        Ok(taken)
-    }
-
-    pub fn is_done(&self) -> bool {
-        matches!(self, Remaining::Done)
-    }
-}
 
 /// Streams the request body from the client (bytes already buffered first)
 /// to the backend. On return `client.buf` holds only bytes after the body.
@@ -133,20 +68,30 @@ pub enum Relayed {
     Broken,
 }
 
+/// Where a response body relay starts, and each side's deadline.
+#[derive(Debug)]
+pub struct Relay {
+    pub remaining: Remaining,
+    pub client_limit: Duration,
+    pub backend_limit: Duration,
+}
+
 /// Relays the rest of a response body from the backend to the client,
-/// adding what reaches the client to `sent`.
-#[allow(clippy::too_many_arguments)] // each side's stream and deadline, the state, the count
-/// `buf` is an empty buffer to read into; it is given back to the pool.
+/// adding what reaches the client to `sent`. `buf` is an empty buffer to
+/// read into; it is given back to the pool.
 pub async fn relay_response_body<S: Stream>(
     worker: &Worker,
     backend: &mut Upstream,
     client: &mut S,
     mut buf: Vec<u8>,
-    mut remaining: Remaining,
-    client_limit: Duration,
-    backend_limit: Duration,
-    sent: &std::cell::Cell<u64>,
+    relay: Relay,
+    sent: &mut u64,
 ) -> Relayed {
+    let Relay {
+        mut remaining,
+        client_limit,
+        backend_limit,
+    } = relay;
     let outcome = loop {
         if remaining.is_done() {
             break Relayed::Complete { extra: false };
@@ -177,7 +122,7 @@ pub async fn relay_response_body<S: Stream>(
         if result.is_err() {
             break Relayed::Broken;
         }
-        sent.set(sent.get() + n as u64);
+        *sent += n as u64;
         if extra {
             break Relayed::Complete { extra: true };
         }

@@ -43,7 +43,7 @@ impl UpstreamPool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(backend.get())?;
         let newest = list.pop()?;
-        if newest.since.elapsed() < max_idle {
+        if crate::worker::now().saturating_duration_since(newest.since) < max_idle {
             Some(newest.stream)
         } else {
             list.clear();
@@ -58,7 +58,7 @@ impl UpstreamPool {
             if list.len() < max {
                 list.push(Idle {
                     stream,
-                    since: Instant::now(),
+                    since: crate::worker::now(),
                 });
             }
         }
@@ -67,10 +67,11 @@ impl UpstreamPool {
     /// Closes connections idle for `max_idle` or longer; returns how many.
     pub fn sweep(&self, max_idle: Duration) -> usize {
         let mut closed = 0;
+        let now = crate::worker::now();
         for list in self.idle.borrow_mut().iter_mut() {
             let stale = list
                 .iter()
-                .position(|c| c.since.elapsed() < max_idle)
+                .position(|c| now.saturating_duration_since(c.since) < max_idle)
                 .unwrap_or(list.len());
             closed += stale;
             list.drain(..stale);

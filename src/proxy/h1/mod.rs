@@ -1,6 +1,21 @@
-//! The client side of a connection: wait for a request head without holding
-//! a buffer, read it under the head deadline, hand it to [`super::forward`],
-//! and loop while both sides keep the connection alive.
+//! The HTTP/1 front end: one client connection's requests, in order.
+//!
+//! The loop waits for a request head without holding a buffer, reads it
+//! under the head deadline ([`request`]: parse, decide, write the backend's
+//! head), hands it to [`exchange`] (the shared upstream step, then the
+//! client's response head and body), and goes on while both sides keep the
+//! connection alive. Pipelined bytes wait in the client buffer for the next
+//! turn; an upgraded connection becomes a [`tunnel`]. [`body`] streams
+//! HTTP/1 bodies by their framing.
+
+mod body;
+mod exchange;
+mod request;
+mod tunnel;
+
+pub use exchange::H1Heads;
+pub use request::prepare;
+pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -8,13 +23,12 @@ use std::time::Instant;
 
 use futures_util::future::{select, Either};
 
-use super::forward::{self, Flow};
+use super::context::{RequestCtx, Times};
 use super::io::{self, IoFailure};
-use super::route::{self, Request};
 use super::stream::ClientStream;
 use crate::error::ProxyError;
 use crate::http;
-use crate::net::ListenerId;
+use crate::net::{ListenerId, Upstream};
 use crate::worker::{CoreView, Stats, Worker};
 
 /// A client connection and the bytes received from it but not yet used
@@ -24,8 +38,20 @@ pub struct Client<S> {
     pub peer: SocketAddr,
     /// The listener it came in on; its settings are looked up per request.
     pub listener: ListenerId,
+    /// When the connection was accepted.
+    pub accepted: Instant,
     /// Received bytes start at 0. Capacity 0 while the connection is idle.
     pub buf: Vec<u8>,
+}
+
+/// What the client connection does after an exchange.
+pub enum Flow {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+    /// The backend switched protocols: relay bytes both ways.
+    Tunnel(Upstream),
 }
 
 enum Stop {
@@ -53,9 +79,9 @@ pub async fn run<S: ClientStream>(
         stream,
         peer,
         listener,
+        accepted: crate::worker::now(),
         buf: Vec::new(),
     };
-    let connected = Instant::now();
     let mut first = true;
     loop {
         if client.buf.is_empty() {
@@ -74,7 +100,11 @@ pub async fn run<S: ClientStream>(
                 Either::Left((Err(_), _)) | Either::Right(_) => break,
             }
         }
-        let head_clock = if first { connected } else { Instant::now() };
+        let head_clock = if first {
+            client.accepted
+        } else {
+            crate::worker::now()
+        };
         first = false;
         match Box::pin(serve_one(worker, &mut client, head_clock)).await {
             Flow::KeepAlive if !worker.stopping.get() => {}
@@ -106,9 +136,9 @@ async fn serve_one<S: ClientStream>(
     // Taken once a head has arrived: an idle connection holds no buffer.
     let mut out = Vec::new();
     match read_request(worker, &view, client, listener, &mut out, head_clock).await {
-        Ok(request) => {
+        Ok((request, ctx)) => {
             Stats::bump(&worker.stats.requests);
-            forward::forward(worker, &view, client, request, out).await
+            exchange::forward(worker, &view, client, request, ctx, out).await
         }
         Err(Stop::Quiet) => {
             worker.buffers.give(out);
@@ -131,7 +161,7 @@ async fn read_request<S: ClientStream>(
     listener: usize,
     out: &mut Vec<u8>,
     head_clock: Instant,
-) -> Result<Request, Stop> {
+) -> Result<(request::H1Request, RequestCtx), Stop> {
     if client.buf.capacity() == 0 {
         client.buf = worker.buffers.take();
     }
@@ -141,14 +171,25 @@ async fn read_request<S: ClientStream>(
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }
-            let conn = route::Conn {
+            let conn = super::decide::Conn {
                 listener,
                 peer: client.peer,
                 https: client.stream.is_tls(),
                 sni: client.stream.sni(),
             };
-            match route::prepare(worker, view, &conn, &client.buf, out) {
-                Ok(Some(request)) => return Ok(request),
+            match request::prepare(worker, view, &conn, &client.buf, out) {
+                Ok(Some((mut request, decision))) => {
+                    let mut ctx = RequestCtx::new(
+                        request.version.into(),
+                        client.listener,
+                        client.peer,
+                        conn.https,
+                        Times::new(client.accepted, head_clock),
+                        decision,
+                    );
+                    ctx.log_request = request.log_request.take();
+                    return Ok((request, ctx));
+                }
                 Ok(None) => {}
                 Err(err) => return Err(Stop::Refuse(err)),
             }
@@ -156,7 +197,7 @@ async fn read_request<S: ClientStream>(
                 return Err(Stop::Refuse(ProxyError::HeadTooLarge));
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(crate::worker::now());
         let buf = std::mem::take(&mut client.buf);
         let (result, buf) = io::read_more(&mut client.stream, buf, left).await;
         client.buf = buf.unwrap_or_default();
@@ -187,7 +228,7 @@ async fn refuse<S: ClientStream>(
         listener.and_then(|l| l.access_log.as_ref()),
     ) {
         let entry = crate::access_log::Entry {
-            started: std::time::Instant::now(),
+            started: crate::worker::now(),
             client: client.peer.ip(),
             request: "-".into(),
             status,

@@ -10,8 +10,8 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 
-use super::io;
 use crate::net::Stream;
+use crate::proxy::io;
 use crate::worker::Worker;
 
 /// How one direction ended.

@@ -1,0 +1,358 @@
+//! One HTTP/1 request's exchange: the shared upstream step with this front
+//! end's side of it ([`H1Front`]: the request body from the client buffer
+//! and stream, `100 Continue`, the client's response heads), then the
+//! response body relayed as it arrives, the access log line, and what the
+//! connection does next. Once a response has started, a failure closes the
+//! client connection instead of letting a truncated response look complete.
+
+use std::cell::RefCell;
+
+use super::body::{self, Relayed};
+use super::request::H1Request;
+use super::{Client, Flow};
+use crate::error::ProxyError;
+use crate::http::{self, BodyFraming, ResponseFraming};
+use crate::net::Upstream;
+use crate::proxy::context::RequestCtx;
+use crate::proxy::framing::Remaining;
+use crate::proxy::io;
+use crate::proxy::stream::ClientStream;
+use crate::proxy::upstream::{self, Answer, Ends, Front, Heads, Outbound, SendError};
+use crate::sticky::{set_cookie, ResponseCookies};
+use crate::worker::{CoreView, Stats, Worker};
+
+/// Counts a request in flight on this core for as long as it lives (the
+/// shutdown waits for these).
+struct Busy<'a>(&'a Stats);
+
+impl<'a> Busy<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        stats.in_flight.set(stats.in_flight.get() + 1);
+        Busy(stats)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
+    }
+}
+
+/// How an HTTP/1 client gets the backend's response heads.
+pub struct H1Heads<'a> {
+    pub request: &'a H1Request,
+    /// limpet already answered `Expect: 100-continue` itself.
+    pub sent_continue: bool,
+}
+
+/// The HTTP/1 client's side of the upstream step.
+struct H1Front<'a, S> {
+    client: &'a mut Client<S>,
+    heads: H1Heads<'a>,
+    limits: Limits,
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    client: std::time::Duration,
+    backend: std::time::Duration,
+}
+
+/// What the client's response head said.
+pub struct H1Head {
+    pub client_keep_alive: bool,
+}
+
+impl<S> Heads for H1Front<'_, S> {
+    type Head = H1Head;
+
+    fn informational(&mut self, response: &http::Response<'_, '_>, out: &mut Vec<u8>) -> bool {
+        self.heads.informational(response, out)
+    }
+
+    fn final_head(
+        &mut self,
+        response: &http::Response<'_, '_>,
+        cookies: &mut ResponseCookies<'_>,
+        ends: Ends,
+        out: &mut Vec<u8>,
+    ) -> (H1Head, bool) {
+        self.heads.final_head(response, cookies, ends, out)
+    }
+}
+
+impl<S: ClientStream> Front for H1Front<'_, S> {
+    fn retryable(&self) -> bool {
+        self.heads.request.retryable
+    }
+
+    async fn send_body(
+        &mut self,
+        worker: &Worker,
+        backend: &mut Upstream,
+    ) -> Result<(), SendError> {
+        let request = self.heads.request;
+        if request.body == BodyFraming::None {
+            return Ok(());
+        }
+        // limpet answers `Expect: 100-continue` itself once the backend is
+        // connected, then streams the body.
+        if request.expect_continue && self.client.buf.is_empty() {
+            let (result, _) = io::write_all(
+                &mut self.client.stream,
+                http::CONTINUE_100,
+                self.limits.client,
+            )
+            .await;
+            if result.is_err() {
+                return Err(SendError::Client(ProxyError::ClientClosed));
+            }
+            self.heads.sent_continue = true;
+        }
+        body::send_request_body(
+            worker,
+            self.client,
+            backend,
+            request.body,
+            self.limits.client,
+            self.limits.backend,
+        )
+        .await
+    }
+
+    async fn send_informational(&mut self, out: Vec<u8>) -> (Result<(), ()>, Option<Vec<u8>>) {
+        let (result, back) = io::write_all(&mut self.client.stream, out, self.limits.client).await;
+        (result.map_err(|_| ()), back)
+    }
+}
+
+impl Heads for H1Heads<'_> {
+    type Head = H1Head;
+
+    fn informational(&mut self, response: &http::Response<'_, '_>, out: &mut Vec<u8>) -> bool {
+        if response.status == 100 && self.sent_continue {
+            // limpet already said `100 Continue`; one is enough.
+            return false;
+        }
+        out.extend_from_slice(response.head);
+        true
+    }
+
+    fn final_head(
+        &mut self,
+        response: &http::Response<'_, '_>,
+        cookies: &mut ResponseCookies<'_>,
+        ends: Ends,
+        out: &mut Vec<u8>,
+    ) -> (H1Head, bool) {
+        let request = self.request;
+        let switching = response.is_switching_protocols() && request.upgrade;
+        let client_keep_alive = request.keep_alive
+            && ends.request_complete
+            && !ends.stopping
+            && !switching
+            && !matches!(response.body, ResponseFraming::UntilClose);
+        // The writer calls both hooks, one after the other.
+        let cookies = RefCell::new(cookies);
+        let mut sent = false;
+        let no_cache =
+            || set_cookie::needs_no_cache(http::headers_named(response.headers, "cache-control"));
+        http::write_response_head(
+            response,
+            out,
+            client_keep_alive,
+            request.version,
+            |value, out| cookies.borrow_mut().set_cookie(value, out),
+            |out| sent = cookies.borrow_mut().finish(no_cache, out),
+        );
+        (H1Head { client_keep_alive }, sent)
+    }
+}
+
+/// Forwards `request` (its head rewritten in `out`), relays the answer and
+/// writes its access log line.
+pub async fn forward<S: ClientStream>(
+    worker: &Worker,
+    view: &CoreView,
+    client: &mut Client<S>,
+    request: H1Request,
+    mut ctx: RequestCtx,
+    out: Vec<u8>,
+) -> Flow {
+    io::consume(&mut client.buf, request.head_len);
+    let _busy = Busy::new(&worker.stats);
+    let timeouts = &view.snapshot.config.timeouts;
+    let mut front = H1Front {
+        client,
+        heads: H1Heads {
+            request: &request,
+            sent_continue: false,
+        },
+        limits: Limits {
+            client: timeouts.client_body,
+            backend: timeouts.backend_response,
+        },
+    };
+    let outbound = Outbound {
+        head: out,
+        is_head: request.is_head,
+        upgrade: request.upgrade,
+    };
+    let flow = match upstream::forward(worker, view, &mut ctx, &mut front, outbound).await {
+        Ok(answer) => respond(worker, view, &mut ctx, front.client, answer).await,
+        Err(err) => answer_error(worker, view, &mut ctx, front.client, &err).await,
+    };
+    ctx.times.done = Some(crate::worker::now());
+    write_log(worker, view, &mut ctx);
+    flow
+}
+
+/// Sends the client's response head with the first body bytes in one write,
+/// relays the rest of the body, and gives the backend connection back.
+async fn respond<S: ClientStream>(
+    worker: &Worker,
+    view: &CoreView,
+    ctx: &mut RequestCtx,
+    client: &mut Client<S>,
+    mut answer: Answer<H1Head>,
+) -> Flow {
+    let timeouts = &view.snapshot.config.timeouts;
+    let (client_limit, backend_limit) = (timeouts.client_body, timeouts.backend_response);
+    let mut buf = std::mem::take(&mut answer.buf);
+    let mut out = std::mem::take(&mut answer.out);
+    let mut remaining = Remaining::of_response(answer.framing);
+    let available = &buf[answer.head_len..];
+    let taken = match remaining.advance(available) {
+        Ok(n) => n,
+        Err(err) => {
+            worker.buffers.give(buf);
+            worker.buffers.give(out);
+            let err = ProxyError::BadResponseBody(err);
+            return answer_error(worker, view, ctx, client, &err).await;
+        }
+    };
+    if remaining.is_done() {
+        // The backend's part is over: it counts as idle for the balancer
+        // while the response is still being written to the client.
+        answer.load = None;
+    }
+    let mut extra = taken < available.len();
+    if answer.switching {
+        // Bytes after a 101 head already belong to the new protocol.
+        out.extend_from_slice(available);
+        extra = false;
+    } else {
+        out.extend_from_slice(&available[..taken]);
+    }
+    ctx.bytes_out = out.len() as u64;
+    let (result, back) = io::write_all(&mut client.stream, out, client_limit).await;
+    if let Some(back) = back {
+        worker.buffers.give(back);
+    }
+    if result.is_err() {
+        worker.buffers.give(buf);
+        return Flow::Close;
+    }
+
+    if answer.switching {
+        worker.buffers.give(buf);
+        if !client.buf.is_empty() {
+            let pending = std::mem::take(&mut client.buf);
+            let (result, _) = io::write_all(&mut answer.conn, pending, backend_limit).await;
+            if result.is_err() {
+                return Flow::Close;
+            }
+        }
+        return Flow::Tunnel(answer.conn);
+    }
+
+    // The rest of the body.
+    let relayed = if remaining.is_done() || extra {
+        worker.buffers.give(buf);
+        Relayed::Complete { extra }
+    } else {
+        buf.clear();
+        let relay = body::Relay {
+            remaining,
+            client_limit,
+            backend_limit,
+        };
+        body::relay_response_body(
+            worker,
+            &mut answer.conn,
+            &mut client.stream,
+            buf,
+            relay,
+            &mut ctx.bytes_out,
+        )
+        .await
+    };
+    match relayed {
+        Relayed::Complete { extra } => {
+            let keep_alive = answer.head.client_keep_alive;
+            upstream::release(worker, view, ctx, answer, !extra);
+            if keep_alive {
+                Flow::KeepAlive
+            } else {
+                Flow::Close
+            }
+        }
+        Relayed::Broken => Flow::Close,
+    }
+}
+
+/// Answers the client with the error's status and closes (the request's
+/// body may not have been read, so the connection cannot be reused).
+async fn answer_error<S: ClientStream>(
+    worker: &Worker,
+    view: &CoreView,
+    ctx: &mut RequestCtx,
+    client: &mut Client<S>,
+    err: &ProxyError,
+) -> Flow {
+    if let Some(status) = err.status() {
+        log::debug!("answering {status} to {}: {err}", client.peer);
+        worker.stats.response(status);
+        ctx.status = status;
+        let limit = view.snapshot.config.timeouts.client_body;
+        let _ = io::write_all(&mut client.stream, http::error_response(status), limit).await;
+    }
+    Flow::Close
+}
+
+/// The request's access log line, when its listener keeps one.
+fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
+    let Some(request) = ctx.log_request.take() else {
+        return;
+    };
+    let listener = view
+        .snapshot
+        .listener(ctx.listener)
+        .map(|i| &view.snapshot.config.listeners[i]);
+    let Some(access_log) = listener.and_then(|l| l.access_log.as_ref()) else {
+        return;
+    };
+    // The server that answered; none when the request failed before.
+    let server = ctx
+        .server
+        .filter(|_| ctx.times.first_byte.is_some())
+        .and_then(|s| {
+            let group = &view.snapshot.config.groups[ctx.decision.group.index()];
+            group
+                .servers
+                .get(s.get())
+                .map(|server| server.name.as_str().into())
+        });
+    let entry = crate::access_log::Entry {
+        started: ctx.times.head,
+        client: ctx.peer.ip(),
+        request,
+        status: ctx.status,
+        bytes: ctx.bytes_out,
+        server,
+        session: ctx.outcome.log_word(),
+    };
+    worker.access.write(ctx.listener, access_log.format, &entry);
+}

@@ -1,0 +1,98 @@
+//! From an HTTP/1 request head to a decision and the head to forward, in
+//! one synchronous step: the parsed head borrows the client's buffer, so
+//! everything that needs it happens here, before the first await.
+
+use crate::error::ProxyError;
+use crate::http::{self, BodyFraming, Forwarding, Version};
+use crate::proxy::decide::{self, Conn, Decision, RequestView};
+use crate::proxy::upstream::MAX_HEADERS;
+use crate::worker::{CoreView, Worker};
+
+/// What the rest of the HTTP/1 pipeline needs to know of a request once
+/// its head has been parsed and rewritten.
+#[derive(Debug)]
+pub struct H1Request {
+    /// Bytes of the head in the client buffer.
+    pub head_len: usize,
+    pub body: BodyFraming,
+    pub version: Version,
+    /// The client wants the connection kept open after this exchange.
+    pub keep_alive: bool,
+    /// Safe to send twice (SPEC §7): idempotent and without a body.
+    pub retryable: bool,
+    pub is_head: bool,
+    pub expect_continue: bool,
+    pub upgrade: bool,
+    /// `METHOD target`, when the listener keeps an access log.
+    pub log_request: Option<Box<str>>,
+}
+
+/// The path of a request target: origin-form as is; absolute-form
+/// (`http://host/path`) from the first `/` after the authority.
+fn path_of(target: &[u8]) -> &[u8] {
+    if target.first() == Some(&b'/') {
+        return target;
+    }
+    let Some(scheme_end) = memchr::memmem::find(target, b"://") else {
+        return target;
+    };
+    let authority = &target[scheme_end + 3..];
+    memchr::memchr(b'/', authority).map_or(b"/", |i| &authority[i..])
+}
+
+/// Parses the head at the start of `buf`; `Ok(None)` when it is not complete
+/// yet. On success the head to send to the backend is in `out`.
+pub fn prepare(
+    worker: &Worker,
+    view: &CoreView,
+    conn: &Conn<'_>,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<(H1Request, Decision)>, ProxyError> {
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
+    let limit = view.limits.max_headers.min(MAX_HEADERS);
+    let Some(req) = http::parse_request(buf, &mut headers[..limit], &view.limits)? else {
+        return Ok(None);
+    };
+    let decision = decide::decide(
+        view,
+        conn,
+        &RequestView {
+            method: req.method,
+            authority: req.host,
+            path: path_of(req.target),
+            fields: req.headers,
+        },
+    )?;
+    let listener = &view.snapshot.config.listeners[conn.listener];
+    let client_ip = conn.peer.ip();
+    let forwarding = Forwarding {
+        client_ip,
+        trusted_peer: listener
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&client_ip)),
+        proto: if conn.https { "https" } else { "http" },
+    };
+    out.clear();
+    // The persistence cookies never reach the backend as the client sent
+    // them (SPEC §3.6, §4.2).
+    let persistence = decision.persistence(view);
+    http::write_request_head(&req, &forwarding, out, |value, out| {
+        persistence.edit_cookie(value, out);
+    });
+    let log_request = (worker.access.enabled() && listener.access_log.is_some())
+        .then(|| format!("{} {}", req.method, String::from_utf8_lossy(req.target)).into());
+    let request = H1Request {
+        head_len: req.head_len,
+        body: req.body,
+        version: req.version,
+        keep_alive: req.keep_alive,
+        retryable: decision.idempotent && req.body == BodyFraming::None,
+        is_head: req.is_head(),
+        expect_continue: req.expect_continue,
+        upgrade: req.upgrade,
+        log_request,
+    };
+    Ok(Some((request, decision)))
+}
