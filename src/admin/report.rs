@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
 use crate::control::WorkerReport;
+use crate::sticky::Outcome;
 use crate::control::{AdminState, Health, Snapshot};
 
 /// The names of `WorkerReport::sticky_refused`'s slots.
@@ -287,14 +288,17 @@ pub fn metrics_text(
                 .get_or_create(&labels(&[("worker", &worker), ("kind", kind)]))
                 .inc_by(n);
         }
+        // The labels are the outcome's own (sticky::Outcome::metric_label).
         for (outcome, n) in [
-            ("hit", r.sticky_hits),
-            ("new", r.sticky_new),
-            ("moved", r.sticky_moved),
+            (Outcome::Stuck, r.sticky_hits),
+            (Outcome::New, r.sticky_new),
+            (Outcome::Moved, r.sticky_moved),
         ] {
-            sticky
-                .get_or_create(&labels(&[("outcome", outcome)]))
-                .inc_by(n);
+            if let Some(label) = outcome.metric_label() {
+                sticky
+                    .get_or_create(&labels(&[("outcome", label)]))
+                    .inc_by(n);
+            }
         }
         for (reason, n) in REFUSALS.iter().zip(r.sticky_refused) {
             refused
