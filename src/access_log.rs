@@ -109,31 +109,48 @@ pub fn start(files: Vec<(ListenerId, File)>) -> Result<Writer, OpenError> {
         })
 }
 
-/// One request's line, filled in as the request goes.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub started: std::time::Instant,
+/// One request's line, borrowed from the request's context when it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// How long the request took, head to last byte.
+    pub duration: Duration,
     pub client: IpAddr,
-    /// `METHOD target`, copied from the head.
-    pub request: Box<str>,
+    /// `METHOD target` as received (`-` when there was no request).
+    pub request: &'a [u8],
     pub status: u16,
     pub bytes: u64,
-    pub server: Option<Box<str>>,
+    /// The server that answered (`-` for none).
+    pub server: &'a str,
     /// What happened to the session, in words.
-    pub session: &'static str,
+    pub session: &'a str,
 }
 
-/// A worker's unsent lines, per listener id.
+/// A worker's unsent lines, per listener id, and the scratch it writes
+/// them with: writing a line allocates nothing once the buffers have
+/// grown to their working size.
 pub struct Buffers {
     tx: Option<mpsc::Sender<ToWriter>>,
     lines: RefCell<Vec<Vec<u8>>>,
+    /// Request texts of requests in flight, recycled (see [`Buffers::text`]).
+    texts: RefCell<Vec<Vec<u8>>>,
+    /// The date and time to the second last written, and that second.
+    clock: RefCell<(u64, [u8; 19])>,
 }
+
+/// Room past [`FLUSH_BYTES`] for the line that crosses it (a request line
+/// is at most `max_request_line_bytes`, 8 KiB by default).
+const LINE_ROOM: usize = 16 * 1024;
+
+/// Request texts kept for reuse at most.
+const KEEP_TEXTS: usize = 256;
 
 impl Buffers {
     pub fn new(tx: Option<mpsc::Sender<ToWriter>>) -> Self {
         Buffers {
             tx,
             lines: RefCell::new(Vec::new()),
+            texts: RefCell::new(Vec::new()),
+            clock: RefCell::new((u64::MAX, [0; 19])),
         }
     }
 
@@ -142,41 +159,99 @@ impl Buffers {
         self.tx.is_some()
     }
 
+    /// An empty buffer for a request's text while it runs; hand it back
+    /// with [`Buffers::recycle`].
+    pub fn text(&self) -> Vec<u8> {
+        self.texts.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Takes back a buffer from [`Buffers::text`].
+    pub fn recycle(&self, mut text: Vec<u8>) {
+        let mut texts = self.texts.borrow_mut();
+        if texts.len() < KEEP_TEXTS && text.capacity() <= 4096 {
+            text.clear();
+            texts.push(text);
+        }
+    }
+
     /// Appends `entry` to `listener`'s lines in `format`.
-    pub fn write(&self, listener: ListenerId, format: LogFormat, entry: &Entry) {
+    pub fn write(&self, listener: ListenerId, format: LogFormat, entry: &Entry<'_>) {
         let mut lines = self.lines.borrow_mut();
         let slot = listener.0 as usize;
         if lines.len() <= slot {
             lines.resize_with(slot + 1, Vec::new);
         }
         let buf = &mut lines[slot];
-        let time = httpdate_rfc3339(SystemTime::now());
-        let micros = entry.started.elapsed().as_micros();
-        let server = entry.server.as_deref().unwrap_or("-");
-        let _ = match format {
-            LogFormat::Text => writeln!(
-                buf,
-                "{time} {} \"{}\" {} {}B {micros}us server={server} session={}",
-                entry.client, entry.request, entry.status, entry.bytes, entry.session
-            ),
-            LogFormat::Json => {
-                let line = serde_json::json!({
-                    "time": time,
-                    "client": entry.client.to_string(),
-                    "request": entry.request,
-                    "status": entry.status,
-                    "bytes": entry.bytes,
-                    "duration_us": micros,
-                    "server": server,
-                    "session": entry.session,
-                });
-                writeln!(buf, "{line}")
+        if buf.capacity() == 0 {
+            // Once per batch: a line then never makes the buffer grow.
+            buf.reserve(FLUSH_BYTES + LINE_ROOM);
+        }
+        let micros = u64::try_from(entry.duration.as_micros()).unwrap_or(u64::MAX);
+        let mut n = itoa::Buffer::new();
+        match format {
+            LogFormat::Text => {
+                self.write_time(buf);
+                buf.push(b' ');
+                write_ip(buf, entry.client);
+                buf.extend_from_slice(b" \"");
+                buf.extend_from_slice(entry.request);
+                buf.extend_from_slice(b"\" ");
+                buf.extend_from_slice(n.format(entry.status).as_bytes());
+                buf.push(b' ');
+                buf.extend_from_slice(n.format(entry.bytes).as_bytes());
+                buf.extend_from_slice(b"B ");
+                buf.extend_from_slice(n.format(micros).as_bytes());
+                buf.extend_from_slice(b"us server=");
+                buf.extend_from_slice(entry.server.as_bytes());
+                buf.extend_from_slice(b" session=");
+                buf.extend_from_slice(entry.session.as_bytes());
+                buf.push(b'\n');
             }
-        };
+            LogFormat::Json => {
+                buf.extend_from_slice(b"{\"time\":\"");
+                self.write_time(buf);
+                buf.extend_from_slice(b"\",\"client\":\"");
+                write_ip(buf, entry.client);
+                buf.extend_from_slice(b"\",\"request\":");
+                json_string(buf, entry.request);
+                buf.extend_from_slice(b",\"status\":");
+                buf.extend_from_slice(n.format(entry.status).as_bytes());
+                buf.extend_from_slice(b",\"bytes\":");
+                buf.extend_from_slice(n.format(entry.bytes).as_bytes());
+                buf.extend_from_slice(b",\"duration_us\":");
+                buf.extend_from_slice(n.format(micros).as_bytes());
+                buf.extend_from_slice(b",\"server\":");
+                json_string(buf, entry.server.as_bytes());
+                buf.extend_from_slice(b",\"session\":");
+                json_string(buf, entry.session.as_bytes());
+                buf.extend_from_slice(b"}\n");
+            }
+        }
         if buf.len() >= FLUSH_BYTES {
             let full = std::mem::take(buf);
             self.send(listener, full);
         }
+    }
+
+    /// `2026-11-21T05:10:00.123Z`, the seconds rendered once per second.
+    fn write_time(&self, buf: &mut Vec<u8>) {
+        let since = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since.as_secs();
+        let mut clock = self.clock.borrow_mut();
+        if clock.0 != secs {
+            *clock = (secs, render_seconds(secs));
+        }
+        buf.extend_from_slice(&clock.1);
+        let millis = since.subsec_millis();
+        buf.extend_from_slice(&[
+            b'.',
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+        ]);
     }
 
     /// Hands every non-empty buffer to the writer.
@@ -197,21 +272,60 @@ impl Buffers {
     }
 }
 
-/// `2026-11-21T05:10:00.123Z`.
-fn httpdate_rfc3339(at: SystemTime) -> String {
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
+/// An address without allocating (`Display` into the buffer).
+fn write_ip(buf: &mut Vec<u8>, ip: IpAddr) {
+    let _ = write!(buf, "{ip}");
+}
+
+/// `bytes` as a JSON string: quotes, backslashes and control characters
+/// escaped; bytes that are not UTF-8 as U+FFFD.
+fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => buf.extend_from_slice(b"\\\""),
+                '\\' => buf.extend_from_slice(b"\\\\"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    let _ = write!(buf, "\\u{:04x}", c as u32);
+                }
+                c => {
+                    let mut utf8 = [0; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            buf.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+    buf.push(b'"');
+}
+
+/// `2026-11-21T05:10:00` for Unix second `secs`.
+fn render_seconds(secs: u64) -> [u8; 19] {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = crate::sticky::set_cookie::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let mut out = [0u8; 19];
+    let mut put = |at: usize, value: u64, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, rem / 3600, 2);
+    put(14, rem % 3600 / 60, 2);
+    put(17, rem % 60, 2);
+    out[4] = b'-';
+    out[7] = b'-';
+    out[10] = b'T';
+    out[13] = b':';
+    out[16] = b':';
+    out
 }
 
 #[cfg(test)]
@@ -219,14 +333,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_times() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_237_800_123);
-        assert_eq!(httpdate_rfc3339(at), "2026-11-21T05:10:00.123Z");
+    fn seconds_render_as_rfc3339() {
+        assert_eq!(&render_seconds(1_795_237_800), b"2026-11-21T05:10:00");
+        assert_eq!(&render_seconds(0), b"1970-01-01T00:00:00");
+        assert_eq!(&render_seconds(951_782_400), b"2000-02-29T00:00:00"); // leap day
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = Vec::new();
+        json_string(&mut out, b"GET /a\"b\\c\x01\xff");
         assert_eq!(
-            httpdate_rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000Z"
+            String::from_utf8(out).unwrap(),
+            "\"GET /a\\\"b\\\\c\\u0001\u{fffd}\""
         );
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(httpdate_rfc3339(leap), "2000-02-29T00:00:00.000Z");
     }
 }

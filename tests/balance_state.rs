@@ -141,12 +141,16 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
     let held: Vec<_> = (0..HELD)
         .map(|_| {
             let mut client = limpet.client();
-            client.send(format!("GET /hold HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+            client.send(
+                format!("GET /hold HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
+            );
             client
         })
         .collect();
     let a_seen = &servers[0].seen;
-    assert!(eventually(Duration::from_secs(5), || a_seen.load(Ordering::SeqCst) == 1 + HELD as usize));
+    assert!(eventually(Duration::from_secs(5), || a_seen
+        .load(Ordering::SeqCst)
+        == 1 + HELD as usize));
     assert_eq!(in_flight(&limpet, "A"), HELD);
 
     // A health change of C.
@@ -155,7 +159,10 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
         stats_server(&limpet, "C")["health"] == "down"
     }));
     assert_eq!(in_flight(&limpet, "A"), HELD, "after a health change");
-    assert!(cookieless(&limpet, 4).iter().all(|s| s == "B"), "A is busy, C down");
+    assert!(
+        cookieless(&limpet, 4).iter().all(|s| s == "B"),
+        "A is busy, C down"
+    );
 
     // An API weight change.
     let answer = limpet.admin("PUT", "/servers/web/B/weight", "2", None);
@@ -165,10 +172,17 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
 
     // A reload of a changed file.
     let changed = config(&addrs, "least_outstanding", "client_idle = \"61s\"");
-    limpet.running().reload(limpet::config::parse(&changed, "t.toml").unwrap()).unwrap();
+    limpet
+        .running()
+        .reload(limpet::config::parse(&changed, "t.toml").unwrap())
+        .unwrap();
     assert_eq!(in_flight(&limpet, "A"), HELD, "after a reload");
     assert!(cookieless(&limpet, 4).iter().all(|s| s == "B"));
-    assert_eq!(a_seen.load(Ordering::SeqCst), 1 + HELD as usize, "no new pick went to A");
+    assert_eq!(
+        a_seen.load(Ordering::SeqCst),
+        1 + HELD as usize,
+        "no new pick went to A"
+    );
 
     // Released, the held requests complete and the count drains to zero.
     release.store(true, Ordering::SeqCst);
@@ -176,7 +190,9 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
         let response = client.read_response(false).unwrap();
         assert_eq!(response.body_text(), "A");
     }
-    assert!(eventually(Duration::from_secs(2), || in_flight(&limpet, "A") == 0));
+    assert!(eventually(Duration::from_secs(2), || in_flight(
+        &limpet, "A"
+    ) == 0));
     drop(client);
 }
 
@@ -206,7 +222,10 @@ fn per_server_counters_survive_a_reload() {
     // Reload without C: A and B keep their counts.
     let mut text = config(&addrs[..2], "round_robin", "client_idle = \"61s\"");
     text.push('\n');
-    limpet.running().reload(limpet::config::parse(&text, "t.toml").unwrap()).unwrap();
+    limpet
+        .running()
+        .reload(limpet::config::parse(&text, "t.toml").unwrap())
+        .unwrap();
     let responses = |name| stats_server(&limpet, name)["responses"].as_u64().unwrap();
     assert_eq!((responses("A"), responses("B")), (1, 1));
     let mut client = Client::connect(limpet.addr);

@@ -2,7 +2,7 @@
 //! as its access-log word and as its metric label, both from one enum
 //! (`sticky::Outcome`, issue 14 item 6).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 mod common;
 
@@ -34,7 +34,10 @@ fn a_refused_token_is_refused_in_the_log_and_new_in_the_metrics() {
     client.send(b"GET /once HTTP/1.1\r\nHost: t\r\nCookie: SERVERID=garbage!\r\n\r\n");
     let response = client.read_response(false).unwrap();
     assert_eq!(response.status, 200);
-    assert!(response.header("set-cookie").is_some(), "a new session starts");
+    assert!(
+        response.header("set-cookie").is_some(),
+        "a new session starts"
+    );
 
     let metrics = limpet.admin("GET", "/metrics", "", None).body_text();
     assert_eq!(
@@ -53,5 +56,8 @@ fn a_refused_token_is_refused_in_the_log_and_new_in_the_metrics() {
     drop(limpet); // stops: every buffered line is written
     let lines = std::fs::read_to_string(&log).unwrap();
     let line = lines.lines().next().unwrap();
-    assert!(line.ends_with("server=s0 session=refused-garbled"), "{line}");
+    assert!(
+        line.ends_with("server=s0 session=refused-garbled"),
+        "{line}"
+    );
 }

@@ -10,8 +10,8 @@ use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
 use crate::control::WorkerReport;
-use crate::sticky::Outcome;
 use crate::control::{AdminState, Health, Snapshot};
+use crate::sticky::Outcome;
 
 /// The names of `WorkerReport::sticky_refused`'s slots.
 pub const REFUSALS: [&str; 5] = ["garbled", "unknown", "bad_signature", "expired", "idle"];

@@ -101,8 +101,9 @@ pub struct RequestCtx {
     pub outcome: Outcome,
     /// How many times the request was sent again (SPEC §7).
     pub retries: u32,
-    /// `METHOD target`, when the listener keeps an access log.
-    pub log_request: Option<Box<str>>,
+    /// `METHOD target`, when the listener keeps an access log (a buffer
+    /// of the worker's access log, given back with the line).
+    pub log_request: Option<Vec<u8>>,
 }
 
 impl RequestCtx {

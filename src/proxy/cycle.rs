@@ -23,6 +23,8 @@ pub struct InMemory {
     worker: Worker,
     view: Rc<CoreView>,
     peer: SocketAddr,
+    /// Where access log batches go, when the listener keeps a log.
+    _log_batches: Option<std::sync::mpsc::Receiver<crate::access_log::ToWriter>>,
 }
 
 impl InMemory {
@@ -30,9 +32,23 @@ impl InMemory {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
         let control = Control::new(Arc::new(config), vec![peer])?;
-        let worker = Worker::new(0, control.snapshot(), 16 * 1024, 16);
+        let mut worker = Worker::new(0, control.snapshot(), 16 * 1024, 16);
+        // The lines a listener's access log would get are written as on a
+        // worker; the batches are dropped unread.
+        let logs = config_logs(&worker);
+        let mut batches = None;
+        if logs {
+            let (tx, rx) = std::sync::mpsc::channel();
+            worker.access = crate::access_log::Buffers::new(Some(tx));
+            batches = Some(rx);
+        }
         let view = worker.view();
-        Ok(InMemory { worker, view, peer })
+        Ok(InMemory {
+            worker,
+            view,
+            peer,
+            _log_batches: batches,
+        })
     }
 
     /// Runs `request` and `response` heads through the proxy; the forwarded
@@ -51,14 +67,14 @@ impl InMemory {
             https: false,
             sni: None,
         };
-        let Some((request, decision)) =
+        let Some((mut request, decision)) =
             h1::prepare(&self.worker, &self.view, &conn, request, to_backend)?
         else {
             return Err(ProxyError::HeadTooLarge);
         };
         let chosen = decision.pick(&self.view, &[]).ok_or(ProxyError::NoServer)?;
         let now = crate::worker::now();
-        let ctx = RequestCtx::new(
+        let mut ctx = RequestCtx::new(
             request.version.into(),
             ListenerId(0),
             self.peer,
@@ -66,6 +82,7 @@ impl InMemory {
             Times::new(now, now),
             decision,
         );
+        ctx.log_request = request.log_request.take();
         let mut heads = H1Heads {
             request: &request,
             sent_continue: false,
@@ -79,9 +96,29 @@ impl InMemory {
                 stopping: false,
             },
         };
-        match upstream::read_head(&self.view, &ctx, &mut heads, response, reading, to_client)? {
-            Head::Final(_) => Ok(chosen.get()),
-            Head::Informational { .. } | Head::Incomplete => Err(ProxyError::ResponseHeadTooLarge),
-        }
+        let head = upstream::read_head(&self.view, &ctx, &mut heads, response, reading, to_client)?;
+        let Head::Final(head) = head else {
+            return Err(ProxyError::ResponseHeadTooLarge);
+        };
+        ctx.server = Some(chosen);
+        ctx.status = head.status;
+        ctx.outcome = ctx.decision.session.outcome(chosen, head.cookie_sent);
+        ctx.times.first_byte = Some(now);
+        ctx.times.done = Some(now);
+        ctx.bytes_out = to_client.len() as u64;
+        h1::write_log(&self.worker, &self.view, &mut ctx);
+        Ok(chosen.get())
     }
+}
+
+/// Whether the first listener, the one [`InMemory::cycle`] serves, keeps
+/// an access log.
+fn config_logs(worker: &Worker) -> bool {
+    worker
+        .view()
+        .snapshot
+        .config
+        .listeners
+        .first()
+        .is_some_and(|l| l.access_log.is_some())
 }

@@ -79,12 +79,15 @@ fn an_insert_cookie_in_the_second_cookie_field_routes_and_is_hidden() {
     assert_eq!(decision.session.outcome(chosen, false), Outcome::Stuck);
     // What the backend gets of each field: the persistence cookie is gone.
     let mut out = Vec::new();
-    decision.persistence(&view).edit_cookie(second.as_bytes(), &mut out);
+    decision
+        .persistence(&view)
+        .edit_cookie(second.as_bytes(), &mut out);
     assert_eq!(out, b"theme=dark");
     // Nothing to send back for a stuck session.
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, chosen, false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, chosen, false, decision.now);
     let mut fields_out = Vec::new();
     assert!(!cookies.finish(|| true, &mut fields_out));
     assert!(fields_out.is_empty());
@@ -101,16 +104,23 @@ fn a_new_insert_session_gets_both_cookies() {
     let decision = decide(&view, &conn(), &request(b"shop.example", &fields)).unwrap();
     assert_eq!(decision.session, crate::sticky::Session::ABSENT);
     let chosen = decision.pick(&view, &[]).unwrap();
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, chosen, false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, chosen, false, decision.now);
     let mut out = Vec::new();
     assert!(cookies.finish(|| true, &mut out));
     let text = String::from_utf8(out).unwrap();
-    let expected = format!("Set-Cookie: SERVERID={}; Path=/; HttpOnly\r\n", token(&worker, chosen.0));
+    let expected = format!(
+        "Set-Cookie: SERVERID={}; Path=/; HttpOnly\r\n",
+        token(&worker, chosen.0)
+    );
     assert!(text.starts_with(&expected), "{text}");
     assert!(text.contains("Set-Cookie: SERVERCORSID="), "{text}");
-    assert!(text.ends_with("Cache-Control: no-cache=\"Set-Cookie\"\r\n"), "{text}");
+    assert!(
+        text.ends_with("Cache-Control: no-cache=\"Set-Cookie\"\r\n"),
+        "{text}"
+    );
     assert_eq!(decision.session.outcome(chosen, true), Outcome::New);
 }
 
@@ -131,11 +141,15 @@ fn a_session_on_a_disabled_server_fails_over_and_says_moved() {
     let chosen = decision.pick(&view, &[]).unwrap();
     assert_eq!(chosen, ServerIdx(1), "the disabled server takes nothing");
     assert_eq!(decision.session.outcome(chosen, true), Outcome::Moved);
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, chosen, false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, chosen, false, decision.now);
     let mut out = Vec::new();
-    assert!(cookies.finish(|| false, &mut out), "the cookie names the new server");
+    assert!(
+        cookies.finish(|| false, &mut out),
+        "the cookie names the new server"
+    );
     let expected = format!("Set-Cookie: SERVERID={};", token(&worker, 1));
     assert!(String::from_utf8_lossy(&out).starts_with(&expected));
 }
@@ -157,12 +171,15 @@ fn a_rewrite_cookie_routes_and_the_backend_gets_its_value_back() {
     assert_eq!(decision.session.app_value.as_deref(), Some(&b"abc123"[..]));
     assert_eq!(decision.pick(&view, &[]), Some(ServerIdx(1)));
     let mut out = Vec::new();
-    decision.persistence(&view).edit_cookie(cookie.as_bytes(), &mut out);
+    decision
+        .persistence(&view)
+        .edit_cookie(cookie.as_bytes(), &mut out);
     assert_eq!(out, b"a=1; BACKEND_SERVER=abc123");
     // The application's own Set-Cookie gets the token in front.
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, ServerIdx(1), false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, ServerIdx(1), false, decision.now);
     let mut set = Vec::new();
     cookies.set_cookie(b"BACKEND_SERVER=new1; Path=/", &mut set);
     assert_eq!(
@@ -187,13 +204,16 @@ fn rewrite_failover_follows_the_ring_on_the_application_value() {
     let chosen = decision.pick(&view, &[]).unwrap();
     assert_eq!(chosen, ServerIdx(0));
     assert_eq!(decision.session.outcome(chosen, true), Outcome::Moved);
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, chosen, false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, chosen, false, decision.now);
     let mut out = Vec::new();
     assert!(cookies.finish(|| false, &mut out));
-    assert!(String::from_utf8_lossy(&out)
-        .starts_with(&format!("Set-Cookie: BACKEND_SERVER={}.abc123; Path=/", token(&worker, 0))));
+    assert!(String::from_utf8_lossy(&out).starts_with(&format!(
+        "Set-Cookie: BACKEND_SERVER={}.abc123; Path=/",
+        token(&worker, 0)
+    )));
 }
 
 #[test]
@@ -206,7 +226,10 @@ fn without_persistence_nothing_is_read_or_written() {
     }];
     let decision = decide(&view, &conn(), &request(b"shop.example", &fields)).unwrap();
     assert_eq!(decision.session, crate::sticky::Session::ABSENT);
-    assert_eq!(decision.now, 0, "no clock read for a group without sessions");
+    assert_eq!(
+        decision.now, 0,
+        "no clock read for a group without sessions"
+    );
     let chosen = decision.pick(&view, &[]).unwrap();
     assert_eq!(decision.session.outcome(chosen, false), Outcome::None);
     let mut out = Vec::new();
@@ -214,9 +237,10 @@ fn without_persistence_nothing_is_read_or_written() {
         .persistence(&view)
         .edit_cookie(b"SERVERID=whatever", &mut out);
     assert_eq!(out, b"SERVERID=whatever", "cookies pass as they are");
-    let mut cookies = decision
-        .persistence(&view)
-        .response(&decision.session, chosen, false, decision.now);
+    let mut cookies =
+        decision
+            .persistence(&view)
+            .response(&decision.session, chosen, false, decision.now);
     assert!(!cookies.finish(|| true, &mut out));
 }
 

@@ -323,7 +323,7 @@ async fn answer_error<S: ClientStream>(
 }
 
 /// The request's access log line, when its listener keeps one.
-fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
+pub fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
     let Some(request) = ctx.log_request.take() else {
         return;
     };
@@ -331,28 +331,29 @@ fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
         .snapshot
         .listener(ctx.listener)
         .map(|i| &view.snapshot.config.listeners[i]);
-    let Some(access_log) = listener.and_then(|l| l.access_log.as_ref()) else {
-        return;
-    };
-    // The server that answered; none when the request failed before.
-    let server = ctx
-        .server
-        .filter(|_| ctx.times.first_byte.is_some())
-        .and_then(|s| {
-            let group = &view.snapshot.config.groups[ctx.decision.group.index()];
-            group
-                .servers
-                .get(s.get())
-                .map(|server| server.name.as_str().into())
-        });
-    let entry = crate::access_log::Entry {
-        started: ctx.times.head,
-        client: ctx.peer.ip(),
-        request,
-        status: ctx.status,
-        bytes: ctx.bytes_out,
-        server,
-        session: ctx.outcome.log_word(),
-    };
-    worker.access.write(ctx.listener, access_log.format, &entry);
+    if let Some(access_log) = listener.and_then(|l| l.access_log.as_ref()) {
+        // The server that answered; none when the request failed before.
+        let server = ctx
+            .server
+            .filter(|_| ctx.times.first_byte.is_some())
+            .and_then(|s| {
+                let group = &view.snapshot.config.groups[ctx.decision.group.index()];
+                group
+                    .servers
+                    .get(s.get())
+                    .map(|server| server.name.as_str())
+            });
+        let done = ctx.times.done.unwrap_or(ctx.times.head);
+        let entry = crate::access_log::Entry {
+            duration: done.saturating_duration_since(ctx.times.head),
+            client: ctx.peer.ip(),
+            request: &request,
+            status: ctx.status,
+            bytes: ctx.bytes_out,
+            server: server.unwrap_or("-"),
+            session: ctx.outcome.log_word(),
+        };
+        worker.access.write(ctx.listener, access_log.format, &entry);
+    }
+    worker.access.recycle(request);
 }

@@ -13,7 +13,7 @@ mod exchange;
 mod request;
 mod tunnel;
 
-pub use exchange::H1Heads;
+pub use exchange::{write_log, H1Heads};
 pub use request::prepare;
 pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
 
@@ -228,13 +228,13 @@ async fn refuse<S: ClientStream>(
         listener.and_then(|l| l.access_log.as_ref()),
     ) {
         let entry = crate::access_log::Entry {
-            started: crate::worker::now(),
+            duration: std::time::Duration::ZERO,
             client: client.peer.ip(),
-            request: "-".into(),
+            request: b"-",
             status,
             bytes: http::error_response(status).len() as u64,
-            server: None,
-            session: "none",
+            server: "-",
+            session: crate::sticky::Outcome::None.log_word(),
         };
         worker
             .access

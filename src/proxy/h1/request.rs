@@ -23,8 +23,9 @@ pub struct H1Request {
     pub is_head: bool,
     pub expect_continue: bool,
     pub upgrade: bool,
-    /// `METHOD target`, when the listener keeps an access log.
-    pub log_request: Option<Box<str>>,
+    /// `METHOD target`, when the listener keeps an access log (a buffer
+    /// of the worker's access log, given back with the line).
+    pub log_request: Option<Vec<u8>>,
 }
 
 /// The path of a request target: origin-form as is; absolute-form
@@ -81,8 +82,13 @@ pub fn prepare(
     http::write_request_head(&req, &forwarding, out, |value, out| {
         persistence.edit_cookie(value, out);
     });
-    let log_request = (worker.access.enabled() && listener.access_log.is_some())
-        .then(|| format!("{} {}", req.method, String::from_utf8_lossy(req.target)).into());
+    let log_request = (worker.access.enabled() && listener.access_log.is_some()).then(|| {
+        let mut text = worker.access.text();
+        text.extend_from_slice(req.method.as_bytes());
+        text.push(b' ');
+        text.extend_from_slice(req.target);
+        text
+    });
     let request = H1Request {
         head_len: req.head_len,
         body: req.body,
