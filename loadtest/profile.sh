@@ -66,7 +66,16 @@ address = "127.0.0.1:$o2"
 CONF
 nginx -p "$tmp/" -c "$tmp/origin.conf" & origin=$!
 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$binary" run --config "$tmp/limpet.toml" >"$tmp/limpet.log" 2>&1 & proxy=$!
-trap 'kill "$proxy" "$origin" 2>/dev/null; wait "$proxy" "$origin" 2>/dev/null; rm -rf "$tmp"' EXIT
+# Under valgrind a SIGTERM can stay pending while the worker sleeps in
+# io_uring_enter: give it 10 s, then SIGKILL (the dump is written by then).
+stop() {
+  kill "$proxy" "$origin" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$proxy" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$proxy" 2>/dev/null
+  wait "$proxy" "$origin" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap stop EXIT
 url="http://127.0.0.1:$front/"
 for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
