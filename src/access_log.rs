@@ -123,6 +123,8 @@ pub struct Entry<'a> {
     pub server: &'a str,
     /// What happened to the session, in words.
     pub session: &'a str,
+    /// How many times the request was sent again (SPEC §7).
+    pub retries: u32,
 }
 
 /// A worker's unsent lines, per listener id, and the scratch it writes
@@ -201,7 +203,9 @@ impl Buffers {
                 buf.extend_from_slice(n.format(entry.bytes).as_bytes());
                 buf.extend_from_slice(b"B ");
                 buf.extend_from_slice(n.format(micros).as_bytes());
-                buf.extend_from_slice(b"us server=");
+                buf.extend_from_slice(b"us retries=");
+                buf.extend_from_slice(n.format(entry.retries).as_bytes());
+                buf.extend_from_slice(b" server=");
                 buf.extend_from_slice(entry.server.as_bytes());
                 buf.extend_from_slice(b" session=");
                 buf.extend_from_slice(entry.session.as_bytes());
@@ -220,6 +224,8 @@ impl Buffers {
                 buf.extend_from_slice(n.format(entry.bytes).as_bytes());
                 buf.extend_from_slice(b",\"duration_us\":");
                 buf.extend_from_slice(n.format(micros).as_bytes());
+                buf.extend_from_slice(b",\"retries\":");
+                buf.extend_from_slice(n.format(entry.retries).as_bytes());
                 buf.extend_from_slice(b",\"server\":");
                 json_string(buf, entry.server.as_bytes());
                 buf.extend_from_slice(b",\"session\":");

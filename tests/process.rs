@@ -545,7 +545,9 @@ fn the_access_log_has_a_line_per_request() {
         lines[2]
     );
     assert!(
-        lines[0].starts_with("20") && lines[0].contains('T') && lines[0].contains("us server=")
+        lines[0].starts_with("20")
+            && lines[0].contains('T')
+            && lines[0].contains("us retries=0 server=")
     );
     let json = std::fs::read_to_string(&json).unwrap();
     let entry: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::control::WorkerReport;
 use crate::control::{AdminState, Health, Snapshot};
 use crate::sticky::Outcome;
+use crate::worker::{RetryReason, Shed};
 
 /// The names of `WorkerReport::sticky_refused`'s slots.
 pub const REFUSALS: [&str; 5] = ["garbled", "unknown", "bad_signature", "expired", "idle"];
@@ -135,7 +136,16 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 "refused": r.refused,
                 "backend_connect_errors": r.backend_connect_errors,
                 "backend_timeouts": r.backend_timeouts,
-                "retries": r.retries,
+                "retries": RetryReason::ALL
+                    .iter()
+                    .zip(r.retries)
+                    .map(|(reason, n)| (reason.label().to_string(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "shed_connections": Shed::ALL
+                    .iter()
+                    .zip(r.shed)
+                    .map(|(reason, n)| (reason.label().to_string(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
                 "panics": r.panics,
                 "tls_handshakes": r.tls_handshakes,
                 "tls_resumed": r.tls_resumed,
@@ -217,6 +227,16 @@ pub fn metrics_text(
         "backend_errors",
         "Backend failures, per worker and kind",
     );
+    let retries = counter(
+        &mut registry,
+        "retries",
+        "Requests sent again after a failure (SPEC 7), per worker and reason",
+    );
+    let shed = counter(
+        &mut registry,
+        "shed_connections",
+        "Client connections limpet closed to admit others or for being too slow, per worker and reason",
+    );
     let panics = counter(
         &mut registry,
         "panics",
@@ -279,10 +299,18 @@ pub fn metrics_text(
                 .get_or_create(&labels(&[("worker", &worker), ("class", class)]))
                 .inc_by(n);
         }
+        for (reason, n) in RetryReason::ALL.iter().zip(r.retries) {
+            retries
+                .get_or_create(&labels(&[("worker", &worker), ("reason", reason.label())]))
+                .inc_by(n);
+        }
+        for (reason, n) in Shed::ALL.iter().zip(r.shed) {
+            shed.get_or_create(&labels(&[("worker", &worker), ("reason", reason.label())]))
+                .inc_by(n);
+        }
         for (kind, n) in [
             ("connect", r.backend_connect_errors),
             ("timeout", r.backend_timeouts),
-            ("retry", r.retries),
         ] {
             errors
                 .get_or_create(&labels(&[("worker", &worker), ("kind", kind)]))

@@ -17,8 +17,22 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// Most header fields in one head (beyond: 431).
     pub max_headers: usize,
-    /// Most open client connections per worker.
+    /// Most open client connections per worker. At the limit, an idle
+    /// keep-alive connection (oldest first), else one still sending its
+    /// first head, is closed to admit the new one.
     pub max_connections: usize,
+    /// Most open connections from one client address per worker; 0: no limit.
+    pub max_connections_per_client: u32,
+    /// Bytes per second a request head must average after its first
+    /// second; 0: no minimum.
+    pub min_head_rate: u32,
+    /// Bytes per second a request body must average after its first
+    /// second; 0: no minimum.
+    pub min_body_rate: u32,
+    /// Retries a core may make in a 10 s window, in thousandths of the
+    /// requests it saw in that window (`retry_budget = 0.2` is 200), on top
+    /// of a floor of 10 per second.
+    pub retry_budget_permille: u32,
 }
 
 impl Default for Limits {
@@ -28,6 +42,10 @@ impl Default for Limits {
             max_head_bytes: raw::MAX_HEAD_BYTES,
             max_headers: raw::MAX_HEADERS,
             max_connections: raw::MAX_CONNECTIONS,
+            max_connections_per_client: raw::MAX_CONNECTIONS_PER_CLIENT,
+            min_head_rate: raw::MIN_HEAD_RATE,
+            min_body_rate: raw::MIN_BODY_RATE,
+            retry_budget_permille: raw::RETRY_BUDGET_PERMILLE,
         }
     }
 }
@@ -65,6 +83,39 @@ impl Limits {
                 1..=1_000_000,
                 &at.key("max_connections"),
             )?,
+            max_connections_per_client: src.int(
+                raw.max_connections_per_client.as_ref(),
+                raw::MAX_CONNECTIONS_PER_CLIENT,
+                0..=1_000_000,
+                &at.key("max_connections_per_client"),
+            )?,
+            min_head_rate: src.int(
+                raw.min_head_rate.as_ref(),
+                raw::MIN_HEAD_RATE,
+                0..=1 << 30,
+                &at.key("min_head_rate"),
+            )?,
+            min_body_rate: src.int(
+                raw.min_body_rate.as_ref(),
+                raw::MIN_BODY_RATE,
+                0..=1 << 30,
+                &at.key("min_body_rate"),
+            )?,
+            retry_budget_permille: match &raw.retry_budget {
+                None => raw::RETRY_BUDGET_PERMILLE,
+                Some(share)
+                    if share.get_ref().is_finite() && (0.0..=1.0).contains(share.get_ref()) =>
+                {
+                    (share.get_ref() * 1000.0).round() as u32
+                }
+                Some(share) => {
+                    return Err(src.at(
+                        share,
+                        at.key("retry_budget"),
+                        "must be a share of the requests between 0.0 and 1.0, such as 0.2",
+                    ))
+                }
+            },
         };
         at_most(
             src,

@@ -29,6 +29,11 @@ pub(super) const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 pub(super) const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub(super) const MAX_HEADERS: usize = 100;
 pub(super) const MAX_CONNECTIONS: usize = 10_000;
+pub(super) const MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
+pub(super) const MIN_HEAD_RATE: u32 = 256;
+pub(super) const MIN_BODY_RATE: u32 = 1024;
+/// Retries a core may make, in thousandths of its requests (0.2).
+pub(super) const RETRY_BUDGET_PERMILLE: u32 = 200;
 
 pub(super) const CLIENT_HEAD: Duration = Duration::from_secs(10);
 pub(super) const CLIENT_IDLE: Duration = Duration::from_secs(60);
@@ -94,6 +99,10 @@ pub(super) struct Limits {
     pub(super) max_head_bytes: Value<i64>,
     pub(super) max_headers: Value<i64>,
     pub(super) max_connections: Value<i64>,
+    pub(super) max_connections_per_client: Value<i64>,
+    pub(super) min_head_rate: Value<i64>,
+    pub(super) min_body_rate: Value<i64>,
+    pub(super) retry_budget: Value<f64>,
 }
 
 /// Durations are strings in humantime syntax ("10s", "1m30s", "500ms").

@@ -110,6 +110,10 @@ fn minimal_file_gets_every_default() {
             max_head_bytes: 16384,
             max_headers: 100,
             max_connections: 10_000,
+            max_connections_per_client: 256,
+            min_head_rate: 256,
+            min_body_rate: 1024,
+            retry_budget_permille: 200,
         },
         timeouts: Timeouts {
             client_head: Duration::from_secs(10),
@@ -847,4 +851,22 @@ fn a_server_name_that_does_not_resolve_is_a_config_error() {
         "limpet.toml:10: groups.web.servers[1].address \"gone.invalid:80\" does not resolve: Name or service not known"
     );
     assert_eq!(err.line(), Some(10));
+}
+
+#[test]
+fn resilience_limits_have_defaults_knobs_and_ranges() {
+    let case = with_listener(
+        "[limits]\nretry_budget = 0.05\nmax_connections_per_client = 0\nmin_head_rate = 0\nmin_body_rate = 64\n[[groups.web.servers]]\nname = \"a\"\naddress = \"10.0.0.7:80\"",
+    );
+    let limits = ok(&case).limits;
+    assert_eq!(limits.retry_budget_permille, 50);
+    assert_eq!(limits.max_connections_per_client, 0);
+    assert_eq!(limits.min_head_rate, 0);
+    assert_eq!(limits.min_body_rate, 64);
+    let bad = with_listener("[limits]\nretry_budget = 1.5\n[[groups.web.servers]]\nname = \"a\"\naddress = \"10.0.0.7:80\"");
+    let err = parse(text(&bad), "limpet.toml").unwrap_err().to_string();
+    assert!(
+        err.contains("limits.retry_budget") && err.contains("between 0.0 and 1.0"),
+        "{err}"
+    );
 }

@@ -16,7 +16,12 @@ pub struct WorkerReport {
     pub refused: u64,
     pub backend_connect_errors: u64,
     pub backend_timeouts: u64,
-    pub retries: u64,
+    /// Retries by reason: pooled connection stale, backend died before
+    /// answering, connect failed (`worker::RetryReason` order).
+    pub retries: [u64; 3],
+    /// Connections limpet closed itself, by reason: idle, first head, per
+    /// client, slow head, slow body (`worker::Shed` order).
+    pub shed: [u64; 5],
     pub panics: u64,
     pub tls_handshakes: u64,
     pub tls_resumed: u64,

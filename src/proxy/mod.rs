@@ -37,7 +37,7 @@ use monoio::net::TcpStream;
 pub use context::{Protocol, RequestCtx, RequestId, Times};
 pub use cycle::InMemory;
 pub use framing::Remaining;
-pub use upstream::UpstreamPool;
+pub use upstream::{RetryBudget, UpstreamPool};
 
 use crate::worker::{Stats, Worker};
 

@@ -24,14 +24,14 @@ pub use buffers::BufferPool;
 pub use clock::{now, PollScope};
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
-pub use stats::Stats;
+pub use stats::{RetryReason, Shed, Stats};
 
 use crate::balance::{BalanceFactor, Load, Picker, ServerIdx};
 use crate::config::{Balance, GroupIdx, HashKey};
 use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg, WorkerReport};
 use crate::http;
 use crate::net::ListenerId;
-use crate::proxy::{self, UpstreamPool};
+use crate::proxy::{self, RetryBudget, UpstreamPool};
 use crate::sticky::CookieFinder;
 
 /// One server's state on this core that outlives snapshots: a server keeps
@@ -183,6 +183,8 @@ pub struct Worker {
     view: RefCell<Rc<CoreView>>,
     pub buffers: BufferPool,
     pub upstreams: UpstreamPool,
+    /// How many more retries this core may make (SPEC §7).
+    pub retry_budget: RetryBudget,
     pub stats: Stats,
     /// Signalled when a connection closes (a slot under `max_connections`).
     pub conn_closed: LocalEvent,
@@ -208,6 +210,7 @@ impl Worker {
             view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64, None))),
             buffers: BufferPool::new(buffer_bytes, keep_buffers),
             upstreams,
+            retry_budget: RetryBudget::default(),
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
             access: crate::access_log::Buffers::new(None),
@@ -260,7 +263,8 @@ impl Worker {
             refused: s.refused.get(),
             backend_connect_errors: s.backend_connect_errors.get(),
             backend_timeouts: s.backend_timeouts.get(),
-            retries: s.retries.get(),
+            retries: std::array::from_fn(|i| s.retries[i].get()),
+            shed: std::array::from_fn(|i| s.shed[i].get()),
             panics: s.panics.get(),
             tls_handshakes: s.tls_handshakes.get(),
             tls_resumed: s.tls_resumed.get(),

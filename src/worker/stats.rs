@@ -20,8 +20,11 @@ pub struct Stats {
     pub refused: Cell<u64>,
     pub backend_connect_errors: Cell<u64>,
     pub backend_timeouts: Cell<u64>,
-    /// Requests sent again after a failure (SPEC §7).
-    pub retries: Cell<u64>,
+    /// Requests sent again after a failure (SPEC §7), by [`RetryReason`].
+    pub retries: [Cell<u64>; 3],
+    /// Connections closed to admit others or for being too slow, by
+    /// [`Shed`].
+    pub shed: [Cell<u64>; 5],
     /// Connections whose task panicked and was closed.
     pub panics: Cell<u64>,
     /// TLS handshakes completed on HTTPS listeners, of which `tls_resumed`
@@ -42,7 +45,81 @@ pub struct Stats {
     pub sticky_refused: [Cell<u64>; 5],
 }
 
+/// Why a request was sent again (SPEC §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryReason {
+    /// A pooled connection the backend had closed: once more on a fresh one.
+    PooledStale,
+    /// A connection died before any response byte: another server.
+    BackendDied,
+    /// Connecting failed (nothing was sent): another server.
+    ConnectFailed,
+}
+
+impl RetryReason {
+    pub const ALL: [RetryReason; 3] = [
+        RetryReason::PooledStale,
+        RetryReason::BackendDied,
+        RetryReason::ConnectFailed,
+    ];
+
+    /// The `reason` label of `limpet_retries_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetryReason::PooledStale => "pooled_stale",
+            RetryReason::BackendDied => "backend_died",
+            RetryReason::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+/// Why limpet closed a client connection on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shed {
+    /// An idle keep-alive connection, closed to admit a new one at the cap.
+    Idle,
+    /// A connection still sending its first head, closed to admit a new one.
+    FirstHead,
+    /// One more connection from an address already at its limit.
+    PerClient,
+    /// A request head slower than `min_head_rate`.
+    SlowHead,
+    /// A request body slower than `min_body_rate`.
+    SlowBody,
+}
+
+impl Shed {
+    pub const ALL: [Shed; 5] = [
+        Shed::Idle,
+        Shed::FirstHead,
+        Shed::PerClient,
+        Shed::SlowHead,
+        Shed::SlowBody,
+    ];
+
+    /// The `reason` label of `limpet_shed_connections_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Shed::Idle => "idle",
+            Shed::FirstHead => "first_head",
+            Shed::PerClient => "per_client",
+            Shed::SlowHead => "slow_head",
+            Shed::SlowBody => "slow_body",
+        }
+    }
+}
+
 impl Stats {
+    /// Counts a retry.
+    pub fn retry(&self, reason: RetryReason) {
+        Self::bump(&self.retries[reason as usize]);
+    }
+
+    /// Counts a connection limpet closed on its own.
+    pub fn shed(&self, reason: Shed) {
+        Self::bump(&self.shed[reason as usize]);
+    }
+
     /// The slot of `sticky_refused` counting `reason`.
     pub fn refusal_index(reason: Refusal) -> usize {
         match reason {

@@ -52,6 +52,21 @@ struct H1Front<'a, S> {
     client: &'a mut Client<S>,
     heads: H1Heads<'a>,
     limits: Limits,
+    /// The whole body is at the start of the client buffer (this many
+    /// bytes): it is sent from there, kept until the exchange is over, so
+    /// that the request can be sent again.
+    buffered: Option<usize>,
+}
+
+/// How many bytes of `buf` hold the whole body of `request`, when they do
+/// and the client sent it without waiting for `100 Continue`.
+fn buffered_body(request: &H1Request, buf: &[u8]) -> Option<usize> {
+    if request.body == BodyFraming::None || request.expect_continue {
+        return None;
+    }
+    let mut remaining = Remaining::of_request(request.body);
+    let n = remaining.advance(buf).ok()?;
+    remaining.is_done().then_some(n)
 }
 
 #[derive(Clone, Copy)]
@@ -85,7 +100,8 @@ impl<S> Heads for H1Front<'_, S> {
 
 impl<S: ClientStream> Front for H1Front<'_, S> {
     fn retryable(&self) -> bool {
-        self.heads.request.retryable
+        let request = self.heads.request;
+        request.idempotent && (request.body == BodyFraming::None || self.buffered.is_some())
     }
 
     async fn send_body(
@@ -96,6 +112,12 @@ impl<S: ClientStream> Front for H1Front<'_, S> {
         let request = self.heads.request;
         if request.body == BodyFraming::None {
             return Ok(());
+        }
+        if let Some(n) = self.buffered {
+            let buf = std::mem::take(&mut self.client.buf);
+            let (result, buf) = io::write_range(backend, buf, 0..n, self.limits.backend).await;
+            self.client.buf = buf.unwrap_or_default();
+            return result.map_err(SendError::Backend);
         }
         // limpet answers `Expect: 100-continue` itself once the backend is
         // connected, then streams the body.
@@ -183,6 +205,7 @@ pub async fn forward<S: ClientStream>(
 ) -> Flow {
     io::consume(&mut client.buf, request.head_len);
     let _busy = Busy::new(&worker.stats);
+    let buffered = buffered_body(&request, &client.buf);
     let timeouts = &view.snapshot.config.timeouts;
     let mut front = H1Front {
         client,
@@ -194,13 +217,19 @@ pub async fn forward<S: ClientStream>(
             client: timeouts.client_body,
             backend: timeouts.backend_response,
         },
+        buffered,
     };
     let outbound = Outbound {
         head: out,
         is_head: request.is_head,
         upgrade: request.upgrade,
     };
-    let flow = match upstream::forward(worker, view, &mut ctx, &mut front, outbound).await {
+    let forwarded = upstream::forward(worker, view, &mut ctx, &mut front, outbound).await;
+    if let Some(n) = buffered {
+        // The body was sent from the buffer and kept for a retry.
+        io::consume(&mut front.client.buf, n);
+    }
+    let flow = match forwarded {
         Ok(answer) => respond(worker, view, &mut ctx, front.client, answer).await,
         Err(err) => answer_error(worker, view, &mut ctx, front.client, &err).await,
     };
@@ -352,6 +381,7 @@ pub fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
             bytes: ctx.bytes_out,
             server: server.unwrap_or("-"),
             session: ctx.outcome.log_word(),
+            retries: ctx.retries,
         };
         worker.access.write(ctx.listener, access_log.format, &entry);
     }

@@ -235,6 +235,7 @@ async fn refuse<S: ClientStream>(
             bytes: http::error_response(status).len() as u64,
             server: "-",
             session: crate::sticky::Outcome::None.log_word(),
+            retries: 0,
         };
         worker
             .access

@@ -18,8 +18,9 @@ pub struct H1Request {
     pub version: Version,
     /// The client wants the connection kept open after this exchange.
     pub keep_alive: bool,
-    /// Safe to send twice (SPEC §7): idempotent and without a body.
-    pub retryable: bool,
+    /// Its method may be repeated (SPEC §7): it may be sent again when its
+    /// body, if any, is still in hand.
+    pub idempotent: bool,
     pub is_head: bool,
     pub expect_continue: bool,
     pub upgrade: bool,
@@ -94,7 +95,7 @@ pub fn prepare(
         body: req.body,
         version: req.version,
         keep_alive: req.keep_alive,
-        retryable: decision.idempotent && req.body == BodyFraming::None,
+        idempotent: decision.idempotent,
         is_head: req.is_head(),
         expect_continue: req.expect_continue,
         upgrade: req.upgrade,

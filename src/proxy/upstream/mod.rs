@@ -15,6 +15,7 @@
 //! written; it relays the body, then hands the connection back through
 //! [`release`]. This module never writes to the client itself.
 
+mod budget;
 mod pool;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use monoio::net::TcpStream;
 
+pub use budget::RetryBudget;
 pub use pool::UpstreamPool;
 
 use super::context::RequestCtx;
@@ -32,7 +34,7 @@ use crate::error::ProxyError;
 use crate::http::{self, ResponseFraming};
 use crate::net::{TlsStream, Upstream};
 use crate::sticky::{Outcome, ResponseCookies, Sent};
-use crate::worker::{CoreView, InFlight, Stats, Worker};
+use crate::worker::{CoreView, InFlight, RetryReason, Stats, Worker};
 
 /// A request head at most this long fits an empty socket send buffer (the
 /// kernel's minimum is 4 KiB, the default 16 KiB), so writing it never waits.
@@ -147,8 +149,6 @@ pub struct Answer<H> {
 /// One try on one server.
 struct Attempt {
     conn: Upstream,
-    /// Taken from the pool (it may have been closed by the backend).
-    reused: bool,
     backend: BackendId,
     server: ServerIdx,
     load: InFlight,
@@ -157,9 +157,12 @@ struct Attempt {
 enum Exchanged<H> {
     Answered(Answer<H>),
     Failed(ProxyError),
-    /// A reused connection failed before any response byte; the request
-    /// head comes back for a retry on a fresh connection.
-    Stale(Vec<u8>),
+    /// The connection failed (reset or closed) before any response byte;
+    /// the request head comes back in case the request may be sent again.
+    Died {
+        out: Vec<u8>,
+        err: ProxyError,
+    },
 }
 
 /// Sends the request of `ctx` to a server of its group and reads the
@@ -187,10 +190,28 @@ pub async fn forward<F: Front>(
             reason.label()
         );
     }
+    let permille = config.limits.retry_budget_permille;
+    worker.retry_budget.request(crate::worker::now());
+    // May `reason` send the request once more? Counts the retry if so.
+    let retry = |ctx: &mut RequestCtx, reason: RetryReason| {
+        if !worker
+            .retry_budget
+            .try_retry(crate::worker::now(), permille)
+        {
+            log::debug!("retry budget spent: {} gets its error", ctx.peer);
+            return false;
+        }
+        worker.stats.retry(reason);
+        ctx.retries += 1;
+        true
+    };
     // Allocates only when a connection fails.
     let mut tried: Vec<ServerIdx> = Vec::new();
     let mut last_error = None;
+    // The next try must open a fresh connection (after a stale pooled one).
     let mut fresh_only = false;
+    // A connection that died before answering moves the request once.
+    let mut moved_after_death = false;
     let mut server = ctx.decision.pick(view, &tried);
     loop {
         let Some(chosen) = server else {
@@ -208,21 +229,22 @@ pub async fn forward<F: Front>(
                 .take(target.backend, timeouts.backend_idle)
                 .filter(|conn| matches!(conn, Upstream::Tls(_)) == backend_tls.is_some())
         };
+        fresh_only = false;
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(conn) => conn,
             None => match connect(target.addr, backend_tls, timeouts.backend_connect).await {
                 Ok(conn) => conn,
                 Err(err) => {
+                    // Nothing was sent: another server may take it (SPEC §7).
                     log::debug!("connect to {} failed: {err}", target.addr);
                     Stats::bump(&worker.stats.backend_connect_errors);
                     worker.report_failure(view, ctx.decision.group, chosen);
                     tried.push(chosen);
                     last_error = Some(err);
                     server = ctx.decision.pick(view, &tried);
-                    if server.is_some() {
-                        Stats::bump(&worker.stats.retries);
-                        ctx.retries += 1;
+                    if server.is_some() && !retry(ctx, RetryReason::ConnectFailed) {
+                        server = None;
                     }
                     continue;
                 }
@@ -231,7 +253,6 @@ pub async fn forward<F: Front>(
         ctx.times.connected = Some(crate::worker::now());
         let attempt = Attempt {
             conn,
-            reused,
             backend: target.backend,
             server: chosen,
             load: InFlight::new(&view.groups[g].servers[chosen.get()]),
@@ -239,16 +260,34 @@ pub async fn forward<F: Front>(
         match exchange(worker, view, ctx, front, out, (is_head, upgrade), attempt).await {
             Exchanged::Answered(answer) => return Ok(answer),
             Exchanged::Failed(err) => return Err(err),
-            Exchanged::Stale(back) => {
+            Exchanged::Died { out: back, err } => {
+                // The connection failed before any response byte.
                 out = back;
-                if front.retryable() && !fresh_only {
+                let again = if !front.retryable() {
+                    // POST, PATCH or a body already streamed: never replayed.
+                    false
+                } else if reused {
+                    // A keep-alive race: the same server, on a fresh
+                    // connection, so that no session moves for it.
                     fresh_only = true;
-                    Stats::bump(&worker.stats.retries);
-                    ctx.retries += 1;
+                    retry(ctx, RetryReason::PooledStale)
+                } else if moved_after_death {
+                    false
+                } else {
+                    worker.report_failure(view, ctx.decision.group, chosen);
+                    moved_after_death = true;
+                    tried.push(chosen);
+                    server = ctx.decision.pick(view, &tried);
+                    server.is_some() && retry(ctx, RetryReason::BackendDied)
+                };
+                if again {
                     continue;
                 }
+                if !reused {
+                    worker.report_failure(view, ctx.decision.group, chosen);
+                }
                 worker.buffers.give(out);
-                return Err(ProxyError::BackendClosed);
+                return Err(err);
             }
         }
     }
@@ -311,7 +350,6 @@ async fn exchange<F: Front>(
 ) -> Exchanged<F::Head> {
     let Attempt {
         mut conn,
-        reused,
         backend,
         server: chosen,
         load,
@@ -332,11 +370,10 @@ async fn exchange<F: Front>(
         return Exchanged::Failed(ProxyError::BackendTimeout);
     };
     if let Err(IoFailure::Failed(err)) = result {
-        if reused {
-            return Exchanged::Stale(out);
-        }
-        worker.buffers.give(out);
-        return Exchanged::Failed(ProxyError::BackendIo(err));
+        return Exchanged::Died {
+            out,
+            err: ProxyError::BackendIo(err),
+        };
     }
 
     let mut request_complete = true;
@@ -356,6 +393,9 @@ async fn exchange<F: Front>(
 
     // The response head, after any informational (1xx) responses.
     let mut buf = worker.buffers.take();
+    // Some response byte arrived (an informational response may have been
+    // relayed already): from then on the request is never sent again.
+    let mut answered = false;
     loop {
         if !buf.is_empty() {
             let reading = Reading {
@@ -415,7 +455,6 @@ async fn exchange<F: Front>(
                 }
             }
         }
-        let nothing_yet = buf.is_empty();
         let (result, back) = io::read_more(&mut conn, buf, backend_limit).await;
         let Some(back) = back else {
             // A backend too slow: 504, and dropping `conn` closes it, so the
@@ -428,16 +467,16 @@ async fn exchange<F: Front>(
         };
         buf = back;
         match result {
-            Ok(n) if n > 0 => {}
+            Ok(n) if n > 0 => answered = true,
             Ok(_) | Err(_) => {
                 worker.buffers.give(buf);
-                if nothing_yet && reused && front.retryable() {
-                    return Exchanged::Stale(out);
-                }
                 let err = match result {
                     Err(IoFailure::Failed(err)) => ProxyError::BackendIo(err),
                     _ => ProxyError::BackendClosed,
                 };
+                if !answered {
+                    return Exchanged::Died { out, err };
+                }
                 worker.report_failure(view, ctx.decision.group, chosen);
                 worker.buffers.give(out);
                 return Exchanged::Failed(err);
