@@ -372,28 +372,30 @@ fn slow_clients_cannot_starve_a_well_behaved_one() {
         "[limits]\nmax_connections = 256\n[timeouts]\nclient_head = \"3s\"\n",
     );
     let process = Process::start(&config);
-    let mut good = Client::connect(process.addr);
-    assert_eq!(good.get("/warm").status, 200);
+    assert_eq!(Client::connect(process.addr).get("/warm").status, 200);
     let before = process.status_kib("VmHWM:");
 
-    // 500 slowloris connections: half a request line, then nothing.
+    // 500 slowloris connections from 253 addresses (each under the
+    // per-client limit): half a request line, then nothing.
     let slow: Vec<TcpStream> = (0..500)
-        .map(|_| {
-            let mut stream = TcpStream::connect(process.addr).unwrap();
+        .filter_map(|i| {
+            let mut stream = common::connect_from(common::loopback_source(i), process.addr).ok()?;
             let _ = stream.write_all(b"GET / HTTP/1.1\r\nHo");
-            stream
+            Some(stream)
         })
         .collect();
+    assert_eq!(slow.len(), 500);
 
+    // The well-behaved client opens a new connection for each request.
     let mut fast_enough = 0;
     for i in 0..100 {
         let started = Instant::now();
-        let response = good.get(&format!("/{i}"));
+        let response = Client::connect(process.addr).get(&format!("/{i}"));
         assert_eq!(response.status, 200);
         if started.elapsed() < Duration::from_secs(1) {
             fast_enough += 1;
         }
-        thread::sleep(Duration::from_millis(30));
+        thread::sleep(Duration::from_millis(30)); // pacing, like a user
     }
     assert!(
         fast_enough >= 99,

@@ -9,6 +9,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -170,14 +171,27 @@ fn a_reload_opens_added_listeners_and_closes_removed_ones() {
 
 #[test]
 fn an_unchanged_listener_keeps_its_sockets_and_their_queued_connections() {
-    let backend = Backend::named("s0", Default::default());
-    // One connection at a time: the second waits in the listen queue,
-    // where closing the socket would reset it.
+    // `/hold` waits until released: a request in flight, which is never
+    // closed to make room.
+    let release = Arc::new(AtomicBool::new(false));
+    let released = release.clone();
+    let backend = Backend::respond(move |req| {
+        while req.target == "/hold" && !released.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Some(common::ok(&format!("s0 {}", req.target)))
+    });
+    // One connection at a time, that one busy: the second waits in the
+    // listen queue, where closing the socket would reset it.
     let base = insert(&[backend.addr]) + "\n[limits]\nmax_connections = 1\n";
     let limpet = Limpet::start(&base);
     let addr = limpet.running().listen_addrs()[0];
     let mut holding = Client::connect(addr);
-    assert_eq!(get(&mut holding, None).status, 200);
+    holding.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || { limpet.running().reports()[0].in_flight == 1 }
+    ));
     let mut queued = Client::connect(addr);
     queued.send(b"GET /queued HTTP/1.1\r\nHost: t\r\n\r\n");
 
@@ -196,6 +210,11 @@ fn an_unchanged_listener_keeps_its_sockets_and_their_queued_connections() {
         .unwrap();
     assert!(limpet.snapshot_reached(generation));
     assert_eq!(listener_addr(&limpet, "renamed"), Some(addr));
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(
+        holding.read_response(false).unwrap().body_text(),
+        "s0 /hold"
+    );
     drop(holding);
     let response = queued
         .read_response(false)

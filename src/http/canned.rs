@@ -38,6 +38,7 @@ pub const REQUEST_TIMEOUT: &[u8] = canned!("408", "Request Timeout", "16");
 pub const CONTENT_TOO_LARGE: &[u8] = canned!("413", "Content Too Large", "18");
 pub const URI_TOO_LONG: &[u8] = canned!("414", "URI Too Long", "13");
 pub const MISDIRECTED_REQUEST: &[u8] = canned!("421", "Misdirected Request", "20");
+pub const TOO_MANY_REQUESTS: &[u8] = canned!("429", "Too Many Requests", "18");
 pub const HEADER_FIELDS_TOO_LARGE: &[u8] = canned!("431", "Request Header Fields Too Large", "32");
 pub const INTERNAL_SERVER_ERROR: &[u8] = canned!("500", "Internal Server Error", "22");
 pub const BAD_GATEWAY: &[u8] = canned!("502", "Bad Gateway", "12");
@@ -55,6 +56,7 @@ pub fn error_response(status: u16) -> &'static [u8] {
         413 => CONTENT_TOO_LARGE,
         414 => URI_TOO_LONG,
         421 => MISDIRECTED_REQUEST,
+        429 => TOO_MANY_REQUESTS,
         431 => HEADER_FIELDS_TOO_LARGE,
         502 => BAD_GATEWAY,
         503 => SERVICE_UNAVAILABLE,
@@ -76,6 +78,7 @@ mod tests {
         (413, "Content Too Large"),
         (414, "URI Too Long"),
         (421, "Misdirected Request"),
+        (429, "Too Many Requests"),
         (431, "Request Header Fields Too Large"),
         (500, "Internal Server Error"),
         (502, "Bad Gateway"),

@@ -39,7 +39,7 @@ pub use cycle::InMemory;
 pub use framing::Remaining;
 pub use upstream::{RetryBudget, UpstreamPool};
 
-use crate::worker::{Stats, Worker};
+use crate::worker::{Slot, Stats, Worker};
 
 /// Serves one accepted client connection to its end. A panic while serving
 /// closes this connection only; it is counted and logged, and the worker
@@ -50,10 +50,11 @@ pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Isolated<impl Future<Output = ()>> {
+    let slot = worker.conns.register(peer.ip());
     Isolated::new(
         worker.clone(),
-        peer,
-        h1::run(worker, listener, stream, peer),
+        slot,
+        h1::run(worker, listener, stream, peer, slot),
     )
 }
 
@@ -70,12 +71,26 @@ pub fn serve_tls(
     timeout: Duration,
 ) -> Isolated<impl Future<Output = ()>> {
     let work_worker = worker.clone();
-    Isolated::new(worker, peer, async move {
+    let slot = worker.conns.register(peer.ip());
+    Isolated::new(worker, slot, async move {
         let Some(stream) = tls::accept(&work_worker, stream, peer, config, timeout).await else {
             return;
         };
-        h1::run(work_worker, listener, stream, peer).await;
+        h1::run(work_worker, listener, stream, peer, slot).await;
     })
+}
+
+/// Answers a connection limpet will not serve with `status` (when it can
+/// answer at all: not before a TLS handshake), within a second, and closes.
+pub async fn refuse_connection(mut stream: TcpStream, status: Option<u16>) {
+    if let Some(status) = status {
+        let _ = io::write_all(
+            &mut stream,
+            crate::http::error_response(status),
+            Duration::from_secs(1),
+        )
+        .await;
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -87,14 +102,17 @@ pin_project_lite::pin_project! {
     /// wrapper's state, doubling what every idle connection holds.
     pub struct Isolated<F> {
         worker: Rc<Worker>,
-        peer: SocketAddr,
+        // Its place in the worker's connection table.
+        slot: Slot,
         #[pin]
         work: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
     }
 
     impl<F> PinnedDrop for Isolated<F> {
         fn drop(this: Pin<&mut Self>) {
-            let worker = this.project().worker;
+            let this = this.project();
+            let worker = this.worker;
+            worker.conns.remove(*this.slot);
             let stats = &worker.stats;
             stats.active_connections.set(stats.active_connections.get().saturating_sub(1));
             worker.conn_closed.notify_all();
@@ -103,14 +121,14 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future<Output = ()>> Isolated<F> {
-    fn new(worker: Rc<Worker>, peer: SocketAddr, work: F) -> Self {
+    fn new(worker: Rc<Worker>, slot: Slot, work: F) -> Self {
         let stats = &worker.stats;
         stats
             .active_connections
             .set(stats.active_connections.get() + 1);
         Isolated {
             worker,
-            peer,
+            slot,
             work: AssertUnwindSafe(work).catch_unwind(),
         }
     }
@@ -131,7 +149,10 @@ impl<F: Future<Output = ()>> Future for Isolated<F> {
                 log::error!(
                     "worker {}: serving {} panicked; that connection was closed",
                     this.worker.id,
-                    this.peer
+                    this.worker
+                        .conns
+                        .peer(*this.slot)
+                        .map_or("a client".into(), |ip| ip.to_string())
                 );
                 Poll::Ready(())
             }
@@ -177,13 +198,16 @@ mod tests {
         let (worker, mut runtime) = worker_and_runtime();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         runtime.block_on(async {
-            Isolated::new(worker.clone(), peer, async {
+            let slot = worker.conns.register(peer.ip());
+            Isolated::new(worker.clone(), slot, async {
                 panic!("a bug reached by one connection")
             })
             .await;
             assert_eq!(worker.stats.panics.get(), 1);
             assert_eq!(worker.stats.active_connections.get(), 0);
-            Isolated::new(worker.clone(), peer, async {}).await;
+            let slot = worker.conns.register(peer.ip());
+            Isolated::new(worker.clone(), slot, async {}).await;
+            assert_eq!(worker.conns.from_client(peer.ip()), 0, "both removed");
             assert_eq!(worker.stats.panics.get(), 1);
             assert_eq!(
                 monoio::spawn(async { 7 }).await,

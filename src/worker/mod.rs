@@ -5,6 +5,7 @@
 
 mod buffers;
 mod clock;
+mod conns;
 pub mod deadline;
 mod driver;
 mod event;
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 
 pub use buffers::BufferPool;
 pub use clock::{now, PollScope};
+pub use conns::{Conns, Phase, Slot};
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
 pub use stats::{RetryReason, Shed, Stats};
@@ -183,6 +185,8 @@ pub struct Worker {
     view: RefCell<Rc<CoreView>>,
     pub buffers: BufferPool,
     pub upstreams: UpstreamPool,
+    /// The client connections, by what they are doing.
+    pub conns: Conns,
     /// How many more retries this core may make (SPEC §7).
     pub retry_budget: RetryBudget,
     pub stats: Stats,
@@ -210,6 +214,7 @@ impl Worker {
             view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64, None))),
             buffers: BufferPool::new(buffer_bytes, keep_buffers),
             upstreams,
+            conns: Conns::default(),
             retry_budget: RetryBudget::default(),
             stats: Stats::default(),
             conn_closed: LocalEvent::default(),
@@ -478,6 +483,44 @@ async fn run(spec: WorkerSpec) {
     log::debug!("worker {id}: stopped");
 }
 
+/// Makes room for one more connection under `limits.max_connections`:
+/// at the cap, the connection worth least is told to close (idle, oldest
+/// first, then one still sending its first head); when every connection is
+/// busy, waits until one closes or turns idle. False when stopping.
+async fn admit(worker: &Worker, closing: &Closing) -> bool {
+    let ended = || worker.stopping.get() || closing.closed.get();
+    loop {
+        let max = worker.view().snapshot.config.limits.max_connections as u64;
+        // Connections told to close are on their way out: they do not count.
+        let open = worker
+            .stats
+            .active_connections
+            .get()
+            .saturating_sub(worker.conns.shedding() as u64);
+        if open < max {
+            return true;
+        }
+        if ended() {
+            return false;
+        }
+        if let Some(reason) = worker.conns.shed_one() {
+            log::debug!(
+                "worker {}: full; a {} connection closed to admit one",
+                worker.id,
+                reason.label()
+            );
+            worker.stats.shed(reason);
+            return true;
+        }
+        let slot = std::pin::pin!(select(
+            worker.conn_closed.wait(),
+            worker.conns.sheddable.wait()
+        ));
+        let stop = std::pin::pin!(select(worker.stop.wait(), closing.event.wait()));
+        select(slot, stop).await;
+    }
+}
+
 async fn accept_loop(
     worker: Rc<Worker>,
     listener_id: ListenerId,
@@ -486,13 +529,6 @@ async fn accept_loop(
 ) {
     let ended = || worker.stopping.get() || closing.closed.get();
     loop {
-        let max = worker.view().snapshot.config.limits.max_connections as u64;
-        while worker.stats.active_connections.get() >= max && !ended() {
-            // The next connection waits in the kernel's backlog.
-            let slot = std::pin::pin!(worker.conn_closed.wait());
-            let stop = std::pin::pin!(select(worker.stop.wait(), closing.event.wait()));
-            select(slot, stop).await;
-        }
         if ended() {
             return;
         }
@@ -501,6 +537,28 @@ async fn accept_loop(
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
                 Stats::bump(&worker.stats.accepted);
+                let view = worker.view();
+                let per_client = view.snapshot.config.limits.max_connections_per_client;
+                if per_client > 0 && worker.conns.from_client(peer.ip()) >= per_client {
+                    worker.stats.shed(Shed::PerClient);
+                    if worker.conns.should_log(peer.ip(), now()) {
+                        log::info!(
+                            "worker {}: {} has {per_client} connections open (limits.max_connections_per_client); refusing more",
+                            worker.id,
+                            peer.ip()
+                        );
+                    }
+                    let plain = view
+                        .snapshot
+                        .listener(listener_id)
+                        .and_then(|i| view.snapshot.config.listeners.get(i))
+                        .is_some_and(|l| l.tls.is_none());
+                    monoio::spawn(proxy::refuse_connection(stream, plain.then_some(429)));
+                    continue;
+                }
+                if !admit(&worker, &closing).await {
+                    return;
+                }
                 // The listener's TLS configuration as of now: a reload
                 // changes what new handshakes get, not open connections.
                 let view = worker.view();

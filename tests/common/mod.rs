@@ -498,3 +498,19 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// A connection to `addr` from the loopback address `source` (Linux routes
+/// all of 127/8 to lo), so that tests can open many connections without
+/// being one client to limpet's per-address limits.
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The `i`th of 253 loopback sources, 127.0.0.2 to 127.0.0.254.
+pub fn loopback_source(i: usize) -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, 2 + (i % 253) as u8])
+}

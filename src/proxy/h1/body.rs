@@ -13,10 +13,13 @@ use crate::net::{Stream, Upstream};
 use crate::proxy::framing::Remaining;
 use crate::proxy::io::{self, IoFailure};
 use crate::proxy::upstream::SendError;
-use crate::worker::{Stats, Worker};
+use crate::worker::{Shed, Stats, Worker};
 
 /// Streams the request body from the client (bytes already buffered first)
 /// to the backend. On return `client.buf` holds only bytes after the body.
+/// `client_limit` bounds each wait for the client; after its first second
+/// the body must also average `min_rate` bytes per second (0: no minimum),
+/// so a body trickled a byte per wait cannot hold a backend connection.
 pub async fn send_request_body<S: Stream>(
     worker: &Worker,
     client: &mut Client<S>,
@@ -24,10 +27,14 @@ pub async fn send_request_body<S: Stream>(
     framing: BodyFraming,
     client_limit: Duration,
     backend_limit: Duration,
+    min_rate: u32,
 ) -> Result<(), SendError> {
     let mut remaining = Remaining::of_request(framing);
+    let started = crate::worker::now();
+    let mut received: u64 = 0;
     loop {
         if !client.buf.is_empty() {
+            received += client.buf.len() as u64;
             let n = remaining
                 .advance(&client.buf)
                 .map_err(|err| SendError::Client(ProxyError::BadRequestBody(err)))?;
@@ -43,12 +50,32 @@ pub async fn send_request_body<S: Stream>(
         if client.buf.capacity() == 0 {
             client.buf = worker.buffers.take();
         }
+        // The bytes so far buy this much time at `min_rate`.
+        let rated = (min_rate > 0).then(|| {
+            let earned_ms = received.saturating_mul(1000) / u64::from(min_rate);
+            let until = started + Duration::from_millis(earned_ms.max(1000));
+            until.saturating_duration_since(crate::worker::now())
+        });
+        let limit = rated.map_or(client_limit, |rated| rated.min(client_limit));
         let buf = std::mem::take(&mut client.buf);
-        let (result, buf) = io::read_more(&mut client.stream, buf, client_limit).await;
+        let (result, buf) = io::read_more(&mut client.stream, buf, limit).await;
         client.buf = buf.unwrap_or_default();
         match result {
             Ok(0) => return Err(SendError::Client(ProxyError::ClientClosed)),
             Ok(_) => {}
+            Err(IoFailure::TimedOut) if rated.is_some_and(|rated| rated < client_limit) => {
+                worker.stats.shed(Shed::SlowBody);
+                if worker
+                    .conns
+                    .should_log(client.peer.ip(), crate::worker::now())
+                {
+                    log::info!(
+                        "{}: request body slower than limits.min_body_rate ({min_rate} B/s); closed",
+                        client.peer
+                    );
+                }
+                return Err(SendError::Client(ProxyError::ClientTimeout));
+            }
             Err(IoFailure::TimedOut) => return Err(SendError::Client(ProxyError::ClientTimeout)),
             Err(IoFailure::Failed(err)) => {
                 return Err(SendError::Client(ProxyError::ClientIo(err)))

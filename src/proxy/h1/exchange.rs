@@ -73,6 +73,7 @@ fn buffered_body(request: &H1Request, buf: &[u8]) -> Option<usize> {
 struct Limits {
     client: std::time::Duration,
     backend: std::time::Duration,
+    min_body_rate: u32,
 }
 
 /// What the client's response head said.
@@ -140,6 +141,7 @@ impl<S: ClientStream> Front for H1Front<'_, S> {
             request.body,
             self.limits.client,
             self.limits.backend,
+            self.limits.min_body_rate,
         )
         .await
     }
@@ -216,6 +218,7 @@ pub async fn forward<S: ClientStream>(
         limits: Limits {
             client: timeouts.client_body,
             backend: timeouts.backend_response,
+            min_body_rate: view.snapshot.config.limits.min_body_rate,
         },
         buffered,
     };

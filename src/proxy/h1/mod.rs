@@ -19,7 +19,7 @@ pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 
@@ -29,13 +29,15 @@ use super::stream::ClientStream;
 use crate::error::ProxyError;
 use crate::http;
 use crate::net::{ListenerId, Upstream};
-use crate::worker::{CoreView, Stats, Worker};
+use crate::worker::{CoreView, Phase, Shed, Slot, Stats, Worker};
 
 /// A client connection and the bytes received from it but not yet used
 /// (the rest of a head, a body, or pipelined requests).
 pub struct Client<S> {
     pub stream: S,
     pub peer: SocketAddr,
+    /// Its place in the worker's connection table (see `worker::Conns`).
+    pub slot: Slot,
     /// The listener it came in on; its settings are looked up per request.
     pub listener: ListenerId,
     /// When the connection was accepted.
@@ -73,11 +75,13 @@ pub async fn run<S: ClientStream>(
     listener: ListenerId,
     stream: S,
     peer: SocketAddr,
+    slot: Slot,
 ) {
     let worker = &*worker;
     let mut client = Client {
         stream,
         peer,
+        slot,
         listener,
         accepted: crate::worker::now(),
         buf: Vec::new(),
@@ -90,14 +94,20 @@ pub async fn run<S: ClientStream>(
             let idle = if first {
                 timeouts.client_head
             } else {
+                // Idle: the first to go when the worker is full.
+                worker.conns.set(slot, Phase::Idle);
                 timeouts.client_idle
             };
             // TLS: rustls may already hold decrypted bytes; `readable` says so.
             let readable = std::pin::pin!(client.stream.readable());
             let deadline = crate::worker::deadline::after(idle);
-            match select(readable, deadline).await {
+            let shed = worker.conns.shed(slot);
+            match select(readable, select(deadline, shed)).await {
                 Either::Left((Ok(()), _)) => {}
                 Either::Left((Err(_), _)) | Either::Right(_) => break,
+            }
+            if !first {
+                worker.conns.set(slot, Phase::Busy);
             }
         }
         let head_clock = if first {
@@ -137,6 +147,8 @@ async fn serve_one<S: ClientStream>(
     let mut out = Vec::new();
     match read_request(worker, &view, client, listener, &mut out, head_clock).await {
         Ok((request, ctx)) => {
+            // A request in flight is never shed.
+            worker.conns.set(client.slot, Phase::Busy);
             Stats::bump(&worker.stats.requests);
             exchange::forward(worker, &view, client, request, ctx, out).await
         }
@@ -166,6 +178,7 @@ async fn read_request<S: ClientStream>(
         client.buf = worker.buffers.take();
     }
     let deadline = head_clock + view.snapshot.config.timeouts.client_head;
+    let min_rate = view.snapshot.config.limits.min_head_rate;
     loop {
         if !client.buf.is_empty() {
             if out.capacity() == 0 {
@@ -197,13 +210,38 @@ async fn read_request<S: ClientStream>(
                 return Err(Stop::Refuse(ProxyError::HeadTooLarge));
             }
         }
-        let left = deadline.saturating_duration_since(crate::worker::now());
+        // After its first second a head must average `min_head_rate`: the
+        // bytes so far buy this much time (issue 17, slow-header floods).
+        let rate_deadline = (min_rate > 0).then(|| {
+            let earned_ms = client.buf.len() as u64 * 1000 / u64::from(min_rate);
+            head_clock + Duration::from_millis(earned_ms.max(1000))
+        });
+        let until = rate_deadline.map_or(deadline, |rated| rated.min(deadline));
+        let left = until.saturating_duration_since(crate::worker::now());
         let buf = std::mem::take(&mut client.buf);
-        let (result, buf) = io::read_more(&mut client.stream, buf, left).await;
+        let read = std::pin::pin!(io::read_more(&mut client.stream, buf, left));
+        let (result, buf) = match select(read, worker.conns.shed(client.slot)).await {
+            Either::Left((read, _)) => read,
+            // The worker is full and this connection is worth least.
+            Either::Right(_) => return Err(Stop::Quiet),
+        };
         client.buf = buf.unwrap_or_default();
         match result {
             Ok(0) | Err(IoFailure::Failed(_)) => return Err(Stop::Quiet),
             Ok(_) => {}
+            Err(IoFailure::TimedOut) if rate_deadline.is_some_and(|rated| rated < deadline) => {
+                worker.stats.shed(Shed::SlowHead);
+                if worker
+                    .conns
+                    .should_log(client.peer.ip(), crate::worker::now())
+                {
+                    log::info!(
+                        "{}: request head slower than limits.min_head_rate ({min_rate} B/s); closed",
+                        client.peer
+                    );
+                }
+                return Err(Stop::Refuse(ProxyError::ClientTimeout));
+            }
             Err(IoFailure::TimedOut) => return Err(Stop::Refuse(ProxyError::ClientTimeout)),
         }
     }
