@@ -323,6 +323,14 @@ impl Client {
         }
     }
 
+    /// A client over a connection made elsewhere (`connect_from`).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        let _ = stream.set_nodelay(true);
+        Client {
+            conn: Conn::new(stream),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.conn.stream.write_all(bytes).expect("send to limpet");
     }
