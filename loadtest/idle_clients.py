@@ -58,8 +58,15 @@ def main():
         context.verify_mode = ssl.CERT_NONE
         context.set_alpn_protocols(["http/1.1"])
 
+    opened = [0]
+
     def connect():
-        s = socket.create_connection((host, int(port)))
+        # From 127.0.0.2 to 127.0.0.254 in turn (Linux routes 127/8 to lo):
+        # thousands of connections are many clients, not one, to limpet's
+        # limits.max_connections_per_client (256 per address by default).
+        source = f"127.0.0.{2 + opened[0] % 253}" if host.startswith("127.") else ""
+        opened[0] += 1
+        s = socket.create_connection((host, int(port)), source_address=(source, 0))
         if context:
             s = context.wrap_socket(s, server_hostname=server_name)
         return s

@@ -67,9 +67,7 @@ impl Flood {
                                 Ok(0) => false,
                                 Ok(_) => false, // an answer (408): it is over
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    !due || stream
-                                        .write_all(&[head[sent[i] % head.len()]])
-                                        .is_ok()
+                                    !due || stream.write_all(&[head[sent[i] % head.len()]]).is_ok()
                                 }
                                 Err(_) => false,
                             }
@@ -138,8 +136,14 @@ fn flooded_good_client_is_served(sources: fn(usize) -> IpAddr) {
     let opened = flood.opened.load(Ordering::SeqCst);
     drop(flood);
     assert!(served >= 198, "{served} of 200 served within 2 s");
-    assert!(opened >= 2 * CAP, "the flood kept {opened} connections coming");
-    assert!(shed(&limpet, 1) + shed(&limpet, 3) > 0, "slow heads were shed or timed out");
+    assert!(
+        opened >= 2 * CAP,
+        "the flood kept {opened} connections coming"
+    );
+    assert!(
+        shed(&limpet, 1) + shed(&limpet, 3) > 0,
+        "slow heads were shed or timed out"
+    );
 }
 
 #[test]
@@ -213,11 +217,16 @@ fn one_address_gets_429_past_its_connection_limit() {
         limpet.running().reports()[0].active_connections == 4
     }));
     let fifth = connect_from(source, limpet.addr).unwrap();
-    fifth.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut answer = String::new();
     let mut fifth = fifth;
     let _ = fifth.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 429 Too Many Requests"), "{answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 429 Too Many Requests"),
+        "{answer:?}"
+    );
     assert_eq!(shed(&limpet, 2), 1);
     // Another address is not affected; one closed slot lets this one in.
     let other = connect_from(IpAddr::from([127, 0, 0, 8]), limpet.addr).unwrap();
@@ -235,7 +244,9 @@ fn a_head_slower_than_min_head_rate_gets_408_after_its_first_second() {
     let backend = Backend::named("s0", Default::default());
     let limpet = Limpet::start(&config(backend.addr, "min_head_rate = 256"));
     let mut stream = TcpStream::connect(limpet.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let started = Instant::now();
     // A byte every 100 ms: 10 B/s, far under 256.
     let head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
@@ -260,7 +271,10 @@ fn a_head_slower_than_min_head_rate_gets_408_after_its_first_second() {
     let took = started.elapsed();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert_eq!(shed(&limpet, 3), 1);
 }
 
@@ -270,7 +284,9 @@ fn a_body_slower_than_min_body_rate_gets_408_and_its_backend_connection_closes()
     let backend = Backend::named("s0", log.clone());
     let limpet = Limpet::start(&config(backend.addr, "min_body_rate = 1024"));
     let mut stream = TcpStream::connect(limpet.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream
         .write_all(b"PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
         .unwrap();
@@ -302,5 +318,8 @@ fn a_body_slower_than_min_body_rate_gets_408_and_its_backend_connection_closes()
     assert_eq!(shed(&limpet, 4), 1);
     // The backend got the head and part of the body, never a whole request.
     thread::sleep(Duration::from_millis(200)); // checks that nothing more arrives
-    assert!(log.lock().unwrap().is_empty(), "no complete request reached the backend");
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "no complete request reached the backend"
+    );
 }
