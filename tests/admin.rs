@@ -10,19 +10,14 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
-use serde_json::Value;
 
+/// Two or three servers behind an insert-mode group, with `persistence`
+/// keys and an admin listener with `admin` keys.
 fn config(addrs: &[SocketAddr], admin: &str, persistence: &str) -> String {
-    config_with(
+    insert_config(
         addrs,
-        "balance = \"round_robin\"",
-        &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n[groups.web.persistence]\nmode = \"insert\"\n{persistence}"),
+        &format!("{persistence}\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n"),
     )
-}
-
-fn json(response: &Response) -> Value {
-    assert_eq!(response.status, 200, "{}", response.body_text());
-    serde_json::from_slice(&response.body).unwrap()
 }
 
 fn pair() -> (Backend, Backend) {
@@ -32,13 +27,9 @@ fn pair() -> (Backend, Backend) {
     )
 }
 
+/// `GET /` on a fresh connection, with `Cookie: cookie` if given.
 fn get(limpet: &Limpet, cookie: Option<&str>) -> Response {
-    let mut client = limpet.client();
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
-    client.read_response(false).unwrap()
+    limpet.client().get_with("/", cookie)
 }
 
 #[test]
@@ -46,19 +37,13 @@ fn stats_and_metrics_count_what_happened() {
     let (b0, b1) = pair();
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
     let first = get(&limpet, None);
-    let cookie = first
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = first.cookie_pair();
     for _ in 0..3 {
         get(&limpet, Some(&cookie));
     }
     get(&limpet, Some("SERVERID=garbage"));
 
-    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let stats = limpet.stats();
     let servers = &stats["groups"][0]["servers"];
     assert_eq!(stats["groups"][0]["name"], "web");
     assert_eq!(stats["listeners"][0]["name"], "test");
@@ -102,11 +87,13 @@ fn stats_and_metrics_count_what_happened() {
 fn drain_disable_and_enable_over_http() {
     let (b0, b1) = pair();
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
-    let t0 = json(&limpet.admin("GET", "/sticky/web/s0", "", None))["cookie"]
+    let t0 = limpet.admin("GET", "/sticky/web/s0", "", None).json()["cookie"]
         .as_str()
         .unwrap()
         .to_string();
-    let drained = json(&limpet.admin("POST", "/servers/web/s0/drain", "", None));
+    let drained = limpet
+        .admin("POST", "/servers/web/s0/drain", "", None)
+        .json();
     assert_eq!(drained["admin"], "draining");
     let generation = drained["snapshot"].as_u64().unwrap();
     assert!(limpet.snapshot_reached(generation));
@@ -122,7 +109,7 @@ fn drain_disable_and_enable_over_http() {
             "no new session on a draining server"
         );
     }
-    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let stats = limpet.stats();
     assert_eq!(stats["groups"][0]["servers"][0]["admin"], "draining");
     assert!(
         stats["groups"][0]["servers"][0]["sticky_hits"]
@@ -150,14 +137,18 @@ fn drain_disable_and_enable_over_http() {
         405
     );
     assert_eq!(limpet.admin("GET", "/nothing", "", None).status, 404);
-    json(&limpet.admin("POST", "/servers/web/s0/enable", "", None));
+    limpet
+        .admin("POST", "/servers/web/s0/enable", "", None)
+        .json();
 }
 
 #[test]
 fn weights_change_without_a_restart() {
     let (b0, b1) = pair();
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
-    let answer = json(&limpet.admin("PUT", "/servers/web/s1/weight", "3", None));
+    let answer = limpet
+        .admin("PUT", "/servers/web/s1/weight", "3", None)
+        .json();
     let generation = answer["snapshot"].as_u64().unwrap();
     assert!(limpet.snapshot_reached(generation));
     let order: String = (0..8)
@@ -182,17 +173,21 @@ fn weights_change_without_a_restart() {
 fn token_lookup_says_which_server_and_why_not() {
     let (b0, b1) = pair();
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
-    let pinned = json(&limpet.admin("GET", "/sticky/web/s1", "", None));
+    let pinned = limpet.admin("GET", "/sticky/web/s1", "", None).json();
     let token = pinned["token"].as_str().unwrap();
     assert_eq!(pinned["cookie"], format!("SERVERID={token}"));
-    let found = json(&limpet.admin("GET", &format!("/sticky/web?token={token}"), "", None));
+    let found = limpet
+        .admin("GET", &format!("/sticky/web?token={token}"), "", None)
+        .json();
     assert_eq!(
         (found["status"].as_str(), found["server"].as_str()),
         (Some("valid"), Some("s1"))
     );
-    let garbled = json(&limpet.admin("GET", "/sticky/web?token=%%", "", None));
+    let garbled = limpet.admin("GET", "/sticky/web?token=%%", "", None).json();
     assert_eq!(garbled["status"], "garbled");
-    let unknown = json(&limpet.admin("GET", "/sticky/web?token=AAAAAAAAAAA", "", None));
+    let unknown = limpet
+        .admin("GET", "/sticky/web?token=AAAAAAAAAAA", "", None)
+        .json();
     assert_eq!(unknown["status"], "unknown");
     assert_eq!(
         get(&limpet, Some(&format!("SERVERID={token}"))).body_text(),
@@ -244,17 +239,19 @@ fn reload_over_http_reads_the_file_and_keeps_a_drain() {
     std::fs::write(&path, config(&[b0.addr, b1.addr], "", "")).unwrap();
     let mut limpet = Limpet::start(&config(&[b0.addr, b1.addr], "", ""));
     limpet.running = limpet.running.take().map(|r| r.reload_from(path.clone()));
-    let t0 = json(&limpet.admin("GET", "/sticky/web/s0", "", None))["cookie"]
+    let t0 = limpet.admin("GET", "/sticky/web/s0", "", None).json()["cookie"]
         .as_str()
         .unwrap()
         .to_string();
-    json(&limpet.admin("POST", "/servers/web/s0/drain", "", None));
+    limpet
+        .admin("POST", "/servers/web/s0/drain", "", None)
+        .json();
 
     std::fs::write(&path, config(&[b0.addr, b1.addr, b2.addr], "", "")).unwrap();
-    let reloaded = json(&limpet.admin("POST", "/reload", "", None));
+    let reloaded = limpet.admin("POST", "/reload", "", None).json();
     assert_eq!(reloaded["reloaded"], true);
     assert!(limpet.snapshot_reached(reloaded["snapshot"].as_u64().unwrap()));
-    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let stats = limpet.stats();
     let servers = &stats["groups"][0]["servers"];
     assert_eq!(
         servers[0]["admin"], "draining",
@@ -275,7 +272,7 @@ fn reload_over_http_reads_the_file_and_keeps_a_drain() {
         why.contains("limpet.toml:2") && why.contains("name"),
         "the answer names file, line and key: {why}"
     );
-    let stats = json(&limpet.admin("GET", "/stats", "", None));
+    let stats = limpet.stats();
     assert_eq!(stats["groups"][0]["servers"].as_array().unwrap().len(), 3);
 }
 

@@ -30,6 +30,8 @@ fn one_request(raw: &'static [u8], then_reset: bool) -> Backend {
         conn.read_request().unwrap();
         conn.stream.write_all(raw).unwrap();
         if then_reset {
+            // A sleep on purpose: the response is on its way before the
+            // reset, which would otherwise discard what is still unsent.
             thread::sleep(Duration::from_millis(20));
             reset(conn);
         }
@@ -149,6 +151,8 @@ fn an_early_response_is_relayed_and_the_body_never_replayed() {
         conn.stream
             .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
             .unwrap();
+        // A sleep on purpose: the answer reaches limpet first, the reset
+        // then lands while limpet is still sending the body.
         thread::sleep(Duration::from_millis(50));
         reset(conn);
     });
@@ -174,6 +178,7 @@ fn an_early_response_is_relayed_and_the_body_never_replayed() {
         "the request was cut short"
     );
     assert!(client.conn.is_closed(Duration::from_secs(2)));
+    // A sleep on purpose: what is checked is that no second attempt comes.
     thread::sleep(Duration::from_millis(100));
     assert_eq!(requests.load(Ordering::SeqCst), 1, "never sent twice");
 }

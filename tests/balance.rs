@@ -14,14 +14,9 @@ use std::time::Duration;
 
 use common::*;
 
-fn log() -> Arc<Mutex<Vec<Received>>> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
+/// A GET on a fresh connection to `addr`.
 fn get(addr: std::net::SocketAddr, host: &str, path: &str, extra: &str) -> Response {
-    let mut client = Client::connect(addr);
-    client.send(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").as_bytes());
-    client.read_response(false).unwrap()
+    Client::connect(addr).get_host(path, host, extra)
 }
 
 #[test]
@@ -126,6 +121,7 @@ fn fast_share(balance: &str) -> usize {
         Some(ok("fast"))
     });
     let slow = Backend::respond(|_| {
+        // A sleep on purpose: this is the slow server.
         thread::sleep(Duration::from_millis(200));
         Some(ok("slow"))
     });

@@ -38,6 +38,8 @@ fn backend(
         }
         seen.fetch_add(1, Ordering::SeqCst);
         if req.target == "/hold" {
+            // Held until the test releases it, however long that takes:
+            // a backend that is slow on purpose.
             while !release.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(5));
             }
@@ -85,20 +87,8 @@ fn config(addrs: &[SocketAddr], balance: &str, extra: &str) -> String {
     text
 }
 
-fn stats_server(limpet: &Limpet, name: &str) -> serde_json::Value {
-    let stats = limpet.admin("GET", "/stats", "", None);
-    let stats: serde_json::Value = serde_json::from_str(&stats.body_text()).unwrap();
-    stats["groups"][0]["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()
-        .clone()
-}
-
 fn in_flight(limpet: &Limpet, name: &str) -> u64 {
-    stats_server(limpet, name)["in_flight"].as_u64().unwrap()
+    limpet.server_stats(name)["in_flight"].as_u64().unwrap()
 }
 
 /// Sends `n` requests without a cookie, each on a new connection, and
@@ -121,20 +111,14 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
     let addrs: Vec<_> = servers.iter().map(|s| s.backend.addr).collect();
     let limpet = Limpet::start(&config(&addrs, "least_outstanding", ""));
     assert!(eventually(Duration::from_secs(5), || {
-        stats_server(&limpet, "C")["health"] == "up"
+        limpet.server_stats("C")["health"] == "up"
     }));
 
     // A session on A: an idle group's first pick is A (ties go in order).
     let mut client = limpet.client();
     let first = client.get("/who");
     assert_eq!(first.body_text(), "A");
-    let cookie = first
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = first.cookie_pair();
 
     // Three requests held open on A by its session cookie.
     const HELD: u64 = 3;
@@ -156,7 +140,7 @@ fn requests_in_flight_keep_counting_across_health_weight_and_reload_changes() {
     // A health change of C.
     servers[2].healthy.store(false, Ordering::SeqCst);
     assert!(eventually(Duration::from_secs(5), || {
-        stats_server(&limpet, "C")["health"] == "down"
+        limpet.server_stats("C")["health"] == "down"
     }));
     assert_eq!(in_flight(&limpet, "A"), HELD, "after a health change");
     assert!(
@@ -208,7 +192,7 @@ fn round_robin_keeps_its_place_when_a_weight_changes() {
     // With the rotation kept, C is next; a fresh state would pick B.
     assert_eq!(cookieless(&limpet, 1), ["C"]);
     // And the counters survived the change too.
-    let responses = |name| stats_server(&limpet, name)["responses"].as_u64().unwrap();
+    let responses = |name| limpet.server_stats(name)["responses"].as_u64().unwrap();
     assert_eq!((responses("A"), responses("B"), responses("C")), (1, 1, 1));
 }
 
@@ -226,7 +210,7 @@ fn per_server_counters_survive_a_reload() {
         .running()
         .reload(limpet::config::parse(&text, "t.toml").unwrap())
         .unwrap();
-    let responses = |name| stats_server(&limpet, name)["responses"].as_u64().unwrap();
+    let responses = |name| limpet.server_stats(name)["responses"].as_u64().unwrap();
     assert_eq!((responses("A"), responses("B")), (1, 1));
     let mut client = Client::connect(limpet.addr);
     client.send(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n");

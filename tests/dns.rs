@@ -13,17 +13,13 @@ mod common;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use limpet::balance::ServerIdx;
 use limpet::control::ReloadError;
 use limpet::dns::Resolve;
-use limpet::sticky::{TokenKey, TokenTable};
 
 /// DNS as the test says: each name's addresses (whatever the port asked)
 /// or an error; a name it does not know does not resolve.
@@ -64,65 +60,22 @@ impl Resolve for FakeDns {
 /// One worker, an admin listener, insert-mode persistence, names resolved
 /// again every 100 ms; `servers` are addresses as written (`s0`, `s1`, …).
 fn config(servers: &[&str], extra: &str) -> String {
-    let mut toml = String::from(
-        "[workers]\ncount = 1\n\n[dns]\ninterval = \"100ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
-         [[listeners]]\nname = \"test\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\n\n\
-         [groups.web]\nbalance = \"round_robin\"\n\n[groups.web.persistence]\nmode = \"insert\"\n",
-    );
-    for (i, address) in servers.iter().enumerate() {
-        toml.push_str(&format!(
-            "\n[[groups.web.servers]]\nname = \"s{i}\"\naddress = \"{address}\"\n"
-        ));
-    }
-    toml.push('\n');
-    toml.push_str(extra);
-    toml
+    let dns = "[dns]\ninterval = \"100ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    insert_config(servers, &format!("\n{dns}\n{extra}"))
 }
 
 fn start(toml: &str, dns: &FakeDns) -> Limpet {
     let config = limpet::config::parse(toml, "test.toml").unwrap();
-    let running = limpet::server::start_with(config, Arc::new(dns.clone()), None).unwrap();
-    let addr = running.listen_addrs()[0];
-    Limpet {
-        running: Some(running),
-        addr,
-    }
-}
-
-fn token(names: &[&str], i: u32) -> String {
-    let table = TokenTable::build(&TokenKey::from_secret(None), "web", names, None).unwrap();
-    String::from_utf8(table.token(ServerIdx(i)).to_vec()).unwrap()
-}
-
-/// `GET /` on a fresh connection, with a session cookie if given.
-fn get(limpet: &Limpet, cookie: Option<&str>) -> Response {
-    let mut client = limpet.client();
-    let cookie = cookie
-        .map(|c| format!("Cookie: SERVERID={c}\r\n"))
-        .unwrap_or_default();
-    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
-    client.read_response(false).unwrap()
-}
-
-fn stats_server(limpet: &Limpet, s: usize) -> serde_json::Value {
-    let stats = limpet.admin("GET", "/stats", "", None);
-    let stats: serde_json::Value = serde_json::from_str(&stats.body_text()).unwrap();
-    stats["groups"][0]["servers"][s].clone()
+    Limpet::from_running(limpet::server::start_with(config, Arc::new(dns.clone()), None).unwrap())
 }
 
 /// Waits until `server` of `web` is reached at `addr`, and every worker
 /// routes with the snapshot that says so.
-fn moved_to(limpet: &Limpet, s: usize, addr: SocketAddr) -> bool {
+fn moved_to(limpet: &Limpet, server: &str, addr: SocketAddr) -> bool {
     let moved = eventually(Duration::from_secs(3), || {
-        stats_server(limpet, s)["address"] == addr.to_string()
+        limpet.server_stats(server)["address"] == addr.to_string()
     });
-    let stats = limpet.admin("GET", "/stats", "", None);
-    let stats: serde_json::Value = serde_json::from_str(&stats.body_text()).unwrap();
-    moved && limpet.snapshot_reached(stats["snapshot"].as_u64().unwrap())
-}
-
-fn log() -> Arc<Mutex<Vec<Received>>> {
-    Arc::new(Mutex::new(Vec::new()))
+    moved && limpet.snapshot_reached(limpet.stats()["snapshot"].as_u64().unwrap())
 }
 
 #[test]
@@ -130,8 +83,8 @@ fn localhost_resolves_with_the_system_resolver_and_serves() {
     let backend = Backend::named("b", log());
     let address = format!("localhost:{}", backend.addr.port());
     let limpet = Limpet::start(&config(&[&address], ""));
-    assert_eq!(get(&limpet, None).body_text(), "b /");
-    let server = stats_server(&limpet, 0);
+    assert_eq!(limpet.get_token(None).body_text(), "b /");
+    let server = limpet.server_stats("s0");
     assert_eq!(server["configured"], address.as_str());
     assert_eq!(server["address"], backend.addr.to_string());
 }
@@ -146,25 +99,29 @@ fn a_name_that_moves_takes_its_server_and_sessions_along() {
     let dns = FakeDns::default();
     dns.set("app.test", &[a.addr]);
     let limpet = start(&config(&["app.test:80", &c.addr.to_string()], ""), &dns);
-    let pinned = token(&["s0", "s1"], 0);
-    assert_eq!(get(&limpet, Some(&pinned)).body_text(), "a /");
-    let before = stats_server(&limpet, 0);
+    let pinned = token("web", 2, 0);
+    assert_eq!(limpet.get_token(Some(&pinned)).body_text(), "a /");
+    let before = limpet.server_stats("s0");
     assert_eq!(before["configured"], "app.test:80");
     assert_eq!(before["address"], a.addr.to_string());
 
     // The name moves: the server (and its sessions, keyed by its name) go
     // along, with no Set-Cookie: the token still names the same server.
     dns.set("app.test", &[b.addr]);
-    assert!(moved_to(&limpet, 0, b.addr));
-    let moved = get(&limpet, Some(&pinned));
+    assert!(moved_to(&limpet, "s0", b.addr));
+    let moved = limpet.get_token(Some(&pinned));
     assert_eq!(moved.body_text(), "b /");
     assert_eq!(moved.header("set-cookie"), None);
-    assert_eq!(stats_server(&limpet, 0)["health"], "up");
+    assert_eq!(limpet.server_stats("s0")["health"], "up");
 
-    // Several addresses, the current one among them: it stays.
+    // Several addresses, the current one among them: it stays, through
+    // lookups that could have moved it.
     dns.set("app.test", &[a.addr, b.addr]);
-    thread::sleep(Duration::from_millis(400));
-    assert_eq!(get(&limpet, Some(&pinned)).body_text(), "b /");
+    let lookups = dns.lookups.load(Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(10), || {
+        dns.lookups.load(Ordering::SeqCst) >= lookups + 3
+    }));
+    assert_eq!(limpet.get_token(Some(&pinned)).body_text(), "b /");
 
     // A failing name keeps its last address.
     dns.fail("app.test");
@@ -172,17 +129,17 @@ fn a_name_that_moves_takes_its_server_and_sessions_along() {
     assert!(eventually(Duration::from_secs(3), || {
         dns.lookups.load(Ordering::SeqCst) >= lookups + 3
     }));
-    assert_eq!(get(&limpet, Some(&pinned)).body_text(), "b /");
-    assert_eq!(stats_server(&limpet, 0)["address"], b.addr.to_string());
+    assert_eq!(limpet.get_token(Some(&pinned)).body_text(), "b /");
+    assert_eq!(limpet.server_stats("s0")["address"], b.addr.to_string());
 
     // And follows it again once it resolves elsewhere.
     dns.set("app.test", &[a.addr]);
     assert!(eventually(Duration::from_secs(3), || {
-        get(&limpet, Some(&pinned)).body_text() == "a /"
+        limpet.get_token(Some(&pinned)).body_text() == "a /"
     }));
     // The other server was never touched by any of it.
-    let other = token(&["s0", "s1"], 1);
-    assert_eq!(get(&limpet, Some(&other)).body_text(), "c /");
+    let other = token("web", 2, 1);
+    assert_eq!(limpet.get_token(Some(&other)).body_text(), "c /");
 }
 
 #[test]
@@ -219,7 +176,7 @@ fn a_name_that_does_not_resolve_refuses_start_and_reload() {
         }
         other => panic!("reload: {other:?}"),
     }
-    assert_eq!(get(&limpet, None).body_text(), "a /");
+    assert_eq!(limpet.get_token(None).body_text(), "a /");
 }
 
 #[test]
@@ -228,7 +185,7 @@ fn reload_keeps_a_name_on_its_address_while_it_has_it() {
     let dns = FakeDns::default();
     dns.set("app.test", &[a.addr, b.addr]);
     let limpet = start(&config(&["app.test:80"], ""), &dns);
-    assert_eq!(get(&limpet, None).body_text(), "a /");
+    assert_eq!(limpet.get_token(None).body_text(), "a /");
     // The resolver's order changes; a reload does not move the server.
     dns.set("app.test", &[b.addr, a.addr]);
     let reloaded = config(&["app.test:80"], "")
@@ -238,8 +195,12 @@ fn reload_keeps_a_name_on_its_address_while_it_has_it() {
         .reload(limpet::config::parse(&reloaded, "t.toml").unwrap())
         .unwrap();
     assert!(limpet.snapshot_reached(generation));
-    thread::sleep(Duration::from_millis(300));
-    assert_eq!(get(&limpet, None).body_text(), "a /");
+    // And neither do the lookups on the timer that follow it.
+    let lookups = dns.lookups.load(Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(10), || {
+        dns.lookups.load(Ordering::SeqCst) >= lookups + 3
+    }));
+    assert_eq!(limpet.get_token(None).body_text(), "a /");
     // A reload that names another host goes where that name points.
     dns.set("other.test", &[b.addr]);
     let generation = limpet
@@ -247,71 +208,42 @@ fn reload_keeps_a_name_on_its_address_while_it_has_it() {
         .reload(limpet::config::parse(&config(&["other.test:80"], ""), "t.toml").unwrap())
         .unwrap();
     assert!(limpet.snapshot_reached(generation));
-    assert_eq!(get(&limpet, None).body_text(), "b /");
-}
-
-/// Answers `/healthz` with 200 while `healthy`, else 503.
-fn checked(name: &'static str, healthy: Arc<AtomicBool>) -> Backend {
-    Backend::respond(move |req| {
-        if req.target == "/healthz" {
-            return Some(if healthy.load(Ordering::SeqCst) {
-                ok("up")
-            } else {
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown".to_vec()
-            });
-        }
-        Some(ok(&format!("{name} {}", req.target)))
-    })
+    assert_eq!(limpet.get_token(None).body_text(), "b /");
 }
 
 #[test]
 fn health_checks_probe_where_the_name_points_now() {
-    let sick = checked("a", Arc::new(AtomicBool::new(false)));
-    let well = checked("b", Arc::new(AtomicBool::new(true)));
+    let sick = Backend::checked("a", Arc::new(AtomicBool::new(false)), Default::default());
+    let probes = Arc::new(AtomicUsize::new(0));
+    let well = Backend::checked("b", Arc::new(AtomicBool::new(true)), probes.clone());
     let dns = FakeDns::default();
     dns.set("app.test", &[well.addr]);
     let checks = "[groups.web.health]\npath = \"/healthz\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nhealthy_threshold = 2\nunhealthy_threshold = 2\n";
     let limpet = start(&config(&["app.test:80"], checks), &dns);
-    thread::sleep(Duration::from_millis(400));
-    assert_eq!(stats_server(&limpet, 0)["health"], "up");
+    // Up after checks: the second one's answer is in once the third goes.
+    assert!(eventually(Duration::from_secs(10), || probes
+        .load(Ordering::SeqCst)
+        >= 3));
+    assert_eq!(limpet.server_stats("s0")["health"], "up");
     dns.set("app.test", &[sick.addr]);
     assert!(eventually(Duration::from_secs(3), || {
-        stats_server(&limpet, 0)["health"] == "down"
+        limpet.server_stats("s0")["health"] == "down"
     }));
     dns.set("app.test", &[well.addr]);
     assert!(eventually(Duration::from_secs(3), || {
-        stats_server(&limpet, 0)["health"] == "up"
+        limpet.server_stats("s0")["health"] == "up"
     }));
-    assert_eq!(get(&limpet, None).body_text(), "b /");
+    assert_eq!(limpet.get_token(None).body_text(), "b /");
 }
 
-/// `limpet check` on `text`, killed if it takes more than 30 s (a lookup
-/// with no reachable DNS server can be slow; here it must not hang).
+/// `limpet check` on `text`: whether it passed, and its stderr.
 fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("limpet.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_limpet"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("limpet check did not finish in 30 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.success(), stderr)
+    let output = common::process::cli("check", &path);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
 }
 
 #[test]
@@ -339,19 +271,8 @@ fn a_move_to_another_ip_on_the_same_port_uses_fresh_connections() {
     let port = first.local_addr().unwrap().port();
     let second = std::net::TcpListener::bind(("127.0.0.2", port)).unwrap();
     let (a, b) = (log(), log());
-    let respond = |name: &'static str, log: Arc<Mutex<Vec<Received>>>| {
-        move |mut conn: Conn| {
-            while let Some(request) = conn.read_request() {
-                log.lock().unwrap().push(request.clone());
-                let answer = ok(&format!("{name} {}", request.target));
-                if std::io::Write::write_all(&mut conn.stream, &answer).is_err() {
-                    break;
-                }
-            }
-        }
-    };
-    let backend_a = Backend::on(first, respond("a", a.clone()));
-    let backend_b = Backend::on(second, respond("b", b.clone()));
+    let backend_a = Backend::named_on(first, "a", a.clone());
+    let backend_b = Backend::named_on(second, "b", b.clone());
     let dns = FakeDns::default();
     dns.set("app.test", &[backend_a.addr]);
     let limpet = start(&config(&[&format!("app.test:{port}")], ""), &dns);
@@ -365,7 +286,7 @@ fn a_move_to_another_ip_on_the_same_port_uses_fresh_connections() {
     assert_eq!(get_on(&mut client), "a /");
     assert_eq!(backend_a.connection_count(), 1);
     dns.set("app.test", &[backend_b.addr]);
-    assert!(moved_to(&limpet, 0, backend_b.addr));
+    assert!(moved_to(&limpet, "s0", backend_b.addr));
     assert_eq!(get_on(&mut client), "b /");
     assert_eq!(backend_b.connection_count(), 1);
     assert_eq!(a.lock().unwrap().len(), 2);

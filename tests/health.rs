@@ -15,55 +15,14 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use limpet::balance::ServerIdx;
 use limpet::control::AdminState;
-use limpet::sticky::{TokenKey, TokenTable};
-
-fn token(i: u32) -> String {
-    let table =
-        TokenTable::build(&TokenKey::from_secret(None), "web", &["s0", "s1"], None).unwrap();
-    String::from_utf8(table.token(ServerIdx(i)).to_vec()).unwrap()
-}
-
-/// Answers `/healthz` with 200 while `healthy` (else 503), counting probes;
-/// every other path with `<name> <target>`.
-fn checked(name: &'static str, healthy: Arc<AtomicBool>, probes: Arc<AtomicUsize>) -> Backend {
-    Backend::respond(move |req| {
-        if req.target == "/healthz" {
-            probes.fetch_add(1, Ordering::SeqCst);
-            return Some(if healthy.load(Ordering::SeqCst) {
-                ok("up")
-            } else {
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown".to_vec()
-            });
-        }
-        Some(ok(&format!("{name} {}", req.target)))
-    })
-}
 
 fn config(addrs: &[SocketAddr], health: &str, workers: usize) -> String {
-    config_with(
-        addrs,
-        "balance = \"round_robin\"",
-        &format!("[groups.web.persistence]\nmode = \"insert\"\n\n[groups.web.health]\n{health}"),
-    )
-    .replace("count = 1", &format!("count = {workers}"))
+    insert_config(addrs, &format!("\n[groups.web.health]\n{health}"))
+        .replace("count = 1", &format!("count = {workers}"))
 }
 
 const CHECKS: &str = "path = \"/healthz\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nhealthy_threshold = 2\nunhealthy_threshold = 2\n";
-
-fn get(limpet: &Limpet, cookie: Option<&str>) -> Response {
-    let mut client = limpet.client();
-    let cookie = cookie
-        .map(|c| format!("Cookie: SERVERID={c}\r\n"))
-        .unwrap_or_default();
-    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
-    client.read_response(false).unwrap()
-}
-
-fn set_cookie(response: &Response) -> Option<&str> {
-    response.header("set-cookie")
-}
 
 #[test]
 fn failing_checks_move_sessions_and_passing_ones_bring_the_server_back() {
@@ -71,26 +30,27 @@ fn failing_checks_move_sessions_and_passing_ones_bring_the_server_back() {
         Arc::new(AtomicBool::new(true)),
         Arc::new(AtomicBool::new(true)),
     );
-    let b0 = checked("s0", up0.clone(), Default::default());
-    let b1 = checked("s1", up1, Default::default());
+    let b0 = Backend::checked("s0", up0.clone(), Default::default());
+    let b1 = Backend::checked("s1", up1, Default::default());
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], CHECKS, 1));
-    let (t0, t1) = (token(0), token(1));
-    assert_eq!(get(&limpet, Some(&t0)).body_text(), "s0 /");
+    let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
+    assert_eq!(limpet.get_token(Some(&t0)).body_text(), "s0 /");
 
     up0.store(false, Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(3), || get(&limpet, Some(&t0))
+        eventually(Duration::from_secs(3), || limpet
+            .get_token(Some(&t0))
             .body_text()
             == "s1 /"),
         "the session fails over once s0 fails its checks"
     );
-    let moved = get(&limpet, Some(&t0));
+    let moved = limpet.get_token(Some(&t0));
     assert_eq!(
-        set_cookie(&moved),
+        moved.header("set-cookie"),
         Some(format!("SERVERID={t1}; Path=/; HttpOnly").as_str())
     );
     for _ in 0..5 {
-        let response = get(&limpet, None);
+        let response = limpet.get_token(None);
         assert_eq!(
             response.body_text(),
             "s1 /",
@@ -100,17 +60,19 @@ fn failing_checks_move_sessions_and_passing_ones_bring_the_server_back() {
 
     up0.store(true, Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(3), || get(&limpet, None).body_text()
+        eventually(Duration::from_secs(3), || limpet
+            .get_token(None)
+            .body_text()
             == "s0 /"),
         "s0 takes new sessions again once its checks pass"
     );
-    let stays = get(&limpet, Some(&t1));
+    let stays = limpet.get_token(Some(&t1));
     assert_eq!(
         stays.body_text(),
         "s1 /",
         "the moved session stays where it is"
     );
-    assert_eq!(set_cookie(&stays), None);
+    assert_eq!(stays.header("set-cookie"), None);
 }
 
 #[test]
@@ -129,13 +91,14 @@ fn a_flapping_server_does_not_bounce_sessions() {
         }
         Some(ok("s0 /"))
     });
-    let b1 = checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
+    let b1 = Backend::checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
     let limpet = Limpet::start(&config(&[b0.addr, b1.addr], CHECKS, 1));
-    let t0 = token(0);
+    let t0 = token("web", 2, 0);
     for _ in 0..15 {
-        let response = get(&limpet, Some(&t0));
+        let response = limpet.get_token(Some(&t0));
         assert_eq!(response.body_text(), "s0 /");
-        assert_eq!(set_cookie(&response), None);
+        assert_eq!(response.header("set-cookie"), None);
+        // A sleep on purpose: the checks go on, and flap, between requests.
         thread::sleep(Duration::from_millis(100));
     }
     assert!(
@@ -166,6 +129,7 @@ fn one_prober_per_process_whatever_the_worker_count() {
         // Probing starts with the control thread, before start() returns
         // (which can take a while on a loaded machine): count a window.
         let before = probes.load(Ordering::SeqCst);
+        // A sleep on purpose: the window is the measure.
         thread::sleep(Duration::from_millis(1000));
         counts.push(probes.load(Ordering::SeqCst) - before);
         drop(limpet);
@@ -182,38 +146,35 @@ fn one_prober_per_process_whatever_the_worker_count() {
 
 #[test]
 fn a_server_refusing_connections_fails_over_at_once_and_is_ejected() {
-    let b1 = checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
+    let b1 = Backend::checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
     let passive = "max_fails = 2\nfail_window = \"10s\"\neject_time = \"1s\"\n";
     let limpet = Limpet::start(&config(&[dead_address(), b1.addr], passive, 1));
-    let t0 = token(0);
-    let errors = || {
-        limpet
-            .running()
-            .reports()
-            .iter()
-            .map(|r| r.backend_connect_errors)
-            .sum::<u64>()
-    };
+    let t0 = token("web", 2, 0);
+    let errors = || limpet.total(|r| r.backend_connect_errors);
     for _ in 0..6 {
-        let response = get(&limpet, Some(&t0));
+        let response = limpet.get_token(Some(&t0));
         assert_eq!(
             response.body_text(),
             "s1 /",
             "a connect failure fails over at once"
         );
-        assert!(set_cookie(&response).is_some());
-        thread::sleep(Duration::from_millis(20));
+        assert!(response.header("set-cookie").is_some());
+        if errors() == 2 {
+            // The ejection reaches the worker as a new snapshot.
+            assert!(limpet.snapshot_reached(2));
+        }
     }
     assert_eq!(errors(), 2, "ejected after max_fails: no more attempts");
+    // A sleep on purpose: past eject_time.
     thread::sleep(Duration::from_millis(1300));
-    assert_eq!(get(&limpet, Some(&t0)).body_text(), "s1 /");
+    assert_eq!(limpet.get_token(Some(&t0)).body_text(), "s1 /");
     assert_eq!(errors(), 3, "tried again after eject_time");
 }
 
 #[test]
 fn draining_keeps_sessions_until_the_drain_timeout_then_moves_them() {
-    let b0 = checked("s0", Arc::new(AtomicBool::new(true)), Default::default());
-    let b1 = checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
+    let b0 = Backend::checked("s0", Arc::new(AtomicBool::new(true)), Default::default());
+    let b1 = Backend::checked("s1", Arc::new(AtomicBool::new(true)), Default::default());
     let limpet = Limpet::start(&config(
         &[b0.addr, b1.addr],
         "drain_timeout = \"500ms\"\n",
@@ -221,37 +182,34 @@ fn draining_keeps_sessions_until_the_drain_timeout_then_moves_them() {
     ));
     let control = limpet.running().control().clone();
     futures_executor::block_on(control.set_admin("web", "s0", AdminState::Draining)).unwrap();
-    let (t0, t1) = (token(0), token(1));
-    assert!(eventually(Duration::from_secs(1), || get(&limpet, None)
+    let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
+    assert!(eventually(Duration::from_secs(1), || limpet
+        .get_token(None)
         .body_text()
         == "s1 /"));
-    let stuck = get(&limpet, Some(&t0));
+    let stuck = limpet.get_token(Some(&t0));
     assert_eq!(
         stuck.body_text(),
         "s0 /",
         "draining: stuck sessions still arrive"
     );
-    assert_eq!(set_cookie(&stuck), None);
-    let hits: u64 = limpet
-        .running()
-        .reports()
-        .iter()
-        .map(|r| r.servers[0][0].1)
-        .sum();
+    assert_eq!(stuck.header("set-cookie"), None);
+    let hits = limpet.total(|r| r.servers[0][0].1);
     assert!(
         hits >= 1,
         "the operator sees sticky requests still reaching s0"
     );
 
+    // A sleep on purpose: past drain_timeout.
     thread::sleep(Duration::from_millis(700));
-    let moved = get(&limpet, Some(&t0));
+    let moved = limpet.get_token(Some(&t0));
     assert_eq!(
         moved.body_text(),
         "s1 /",
         "after drain_timeout the session moves"
     );
     assert_eq!(
-        set_cookie(&moved),
+        moved.header("set-cookie"),
         Some(format!("SERVERID={t1}; Path=/; HttpOnly").as_str())
     );
 }

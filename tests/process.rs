@@ -9,98 +9,15 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::process::*;
 use common::*;
-
-const LIMPET: &str = env!("CARGO_BIN_EXE_limpet");
-
-/// A limpet child process; killed (by its PID) when dropped.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn start(toml: &str) -> Process {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("limpet.toml");
-        std::fs::write(&path, toml).unwrap();
-        let mut child = Command::new(LIMPET)
-            .args(["run", "--config"])
-            .arg(&path)
-            .env("LIMPET_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("limpet reports its address");
-        Process {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).unwrap()
-    }
-
-    /// A line of /proc/PID/status, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `limpet COMMAND --config PATH`, run to completion.
-fn cli(command: &str, path: &std::path::Path) -> std::process::Output {
-    Command::new(LIMPET)
-        .arg(command)
-        .arg("--config")
-        .arg(path)
-        .output()
-        .unwrap()
-}
-
-/// Waits (at most 10 s) for `child` to exit, and checks it exited with 0.
-fn exits_cleanly(child: &mut Child) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "limpet did not stop"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use nix::sys::signal::Signal;
 
 fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
@@ -217,11 +134,7 @@ fn sigterm_stops_with_exit_code_zero() {
     let backend = Backend::named("a", Default::default());
     let mut process = Process::start(&config_for(&[backend.addr], ""));
     assert_eq!(Client::connect(process.addr).get("/").status, 200);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(process.pid()),
-        nix::sys::signal::SIGTERM,
-    )
-    .unwrap();
+    process.signal(Signal::SIGTERM);
     exits_cleanly(&mut process.child);
 }
 
@@ -395,7 +308,9 @@ fn slow_clients_cannot_starve_a_well_behaved_one() {
         if started.elapsed() < Duration::from_secs(1) {
             fast_enough += 1;
         }
-        thread::sleep(Duration::from_millis(30)); // pacing, like a user
+        // A sleep on purpose: the good requests spread over the slow
+        // clients' 3 s head timeout.
+        thread::sleep(Duration::from_millis(30));
     }
     assert!(
         fast_enough >= 99,
@@ -416,19 +331,13 @@ fn sighup_reloads_a_good_file_and_refuses_a_bad_one() {
         Backend::named("b", Default::default()),
     );
     let process = Process::start(&config_for(&[a.addr], ""));
-    let path = process._dir.path().join("limpet.toml");
-    let hup = || {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(process.pid()),
-            nix::sys::signal::SIGHUP,
-        )
-        .unwrap()
-    };
+    let path = &process.config;
     let listen = process.addr.to_string();
 
-    std::fs::write(&path, "this is [not toml").unwrap();
-    hup();
-    thread::sleep(Duration::from_millis(300));
+    std::fs::write(path, "this is [not toml").unwrap();
+    process.hup();
+    assert!(eventually(Duration::from_secs(10), || process
+        .logged("SIGHUP: reload refused")));
     assert_eq!(
         Client::connect(process.addr).get("/x").body_text(),
         "a /x",
@@ -439,8 +348,8 @@ fn sighup_reloads_a_good_file_and_refuses_a_bad_one() {
         "default_group = \"web\"",
         &format!("default_group = \"web\"\n[[listeners.routes]]\npath_prefix = \"/b\"\ngroup = \"b\"\n\n[[groups.b.servers]]\nname = \"b\"\naddress = \"{}\"\n", b.addr),
     );
-    std::fs::write(&path, routed).unwrap();
-    hup();
+    std::fs::write(path, routed).unwrap();
+    process.hup();
     assert!(eventually(Duration::from_secs(3), || Client::connect(
         process.addr
     )
@@ -452,7 +361,11 @@ fn sighup_reloads_a_good_file_and_refuses_a_bad_one() {
 
 #[test]
 fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
-    let backend = Backend::respond(|_| {
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let counted = arrived.clone();
+    let backend = Backend::respond(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        // A sleep on purpose: the request is still in flight at SIGTERM.
         thread::sleep(Duration::from_millis(800));
         Some(ok("finished"))
     });
@@ -470,12 +383,10 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
             response.header("connection").map(str::to_owned),
         )
     });
-    thread::sleep(Duration::from_millis(200));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(process.pid()),
-        nix::sys::signal::SIGTERM,
-    )
-    .unwrap();
+    assert!(eventually(Duration::from_secs(10), || arrived
+        .load(Ordering::SeqCst)
+        == 1));
+    process.signal(Signal::SIGTERM);
     let (status, body, connection) = in_flight.join().unwrap();
     assert_eq!(
         (status, body.as_str()),
@@ -511,13 +422,7 @@ fn the_access_log_has_a_line_per_request() {
     let limpet = Limpet::start(&config);
     let json_addr = limpet.running().listen_addrs()[1];
     let first = limpet.client().get("/first");
-    let cookie = first
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = first.cookie_pair();
     let mut client = limpet.client();
     client.send(format!("GET /again HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes());
     assert_eq!(client.read_response(false).unwrap().status, 200);
@@ -562,23 +467,12 @@ fn the_access_log_has_a_line_per_request() {
 
 #[test]
 fn a_cookie_minted_by_one_process_is_honoured_by_another() {
-    let log = || std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (a, b) = (Backend::named("s0", log()), Backend::named("s1", log()));
-    let config = config_with(
-        &[a.addr, b.addr],
-        "balance = \"round_robin\"",
-        "[groups.web.persistence]\nmode = \"insert\"\n",
-    );
+    let config = insert_config(&[a.addr, b.addr], "");
     let first = Process::start(&config);
     let second = Process::start(&config);
     let minted = Client::connect(first.addr).get("/");
-    let cookie = minted
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = minted.cookie_pair();
     let server = minted.body_text()[..2].to_string();
     for _ in 0..4 {
         let mut client = Client::connect(second.addr);

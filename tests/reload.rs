@@ -9,44 +9,21 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
-use limpet::balance::ServerIdx;
 use limpet::control::{AdminState, ReloadError};
-use limpet::sticky::{TokenKey, TokenTable};
-
-fn token(names: &[&str], i: u32) -> String {
-    let table = TokenTable::build(&TokenKey::from_secret(None), "web", names, None).unwrap();
-    String::from_utf8(table.token(ServerIdx(i)).to_vec()).unwrap()
-}
-
-fn insert(addrs: &[SocketAddr]) -> String {
-    config_with(
-        addrs,
-        "balance = \"round_robin\"",
-        "[groups.web.persistence]\nmode = \"insert\"\n",
-    )
-}
-
-fn get(client: &mut Client, cookie: Option<&str>) -> Response {
-    let cookie = cookie
-        .map(|c| format!("Cookie: SERVERID={c}\r\n"))
-        .unwrap_or_default();
-    client.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
-    client.read_response(false).unwrap()
-}
 
 #[test]
 fn reload_keeps_connections_admin_states_and_sessions() {
-    let log = || Arc::new(Mutex::new(Vec::new()));
     let (b0, b1, b2) = (
         Backend::named("s0", log()),
         Backend::named("s1", log()),
         Backend::named("s2", log()),
     );
-    let limpet = Limpet::start(&insert(&[b0.addr, b1.addr]));
+    let limpet = Limpet::start(&insert_config(&[b0.addr, b1.addr], ""));
     let running = limpet.running();
     futures_executor::block_on(
         running
@@ -55,17 +32,20 @@ fn reload_keeps_connections_admin_states_and_sessions() {
     )
     .unwrap();
     let mut client = limpet.client();
-    let t0 = token(&["s0", "s1"], 0);
-    assert_eq!(get(&mut client, Some(&t0)).body_text(), "s0 /");
-    assert_eq!(get(&mut client, None).body_text(), "s1 /");
+    let t0 = token("web", 2, 0);
+    assert_eq!(client.get_token(Some(&t0)).body_text(), "s0 /");
+    assert_eq!(client.get_token(None).body_text(), "s1 /");
     let s1_connections = b1.connection_count();
 
     let generation = running
-        .reload(limpet::config::parse(&insert(&[b0.addr, b1.addr, b2.addr]), "new.toml").unwrap())
+        .reload(
+            limpet::config::parse(&insert_config(&[b0.addr, b1.addr, b2.addr], ""), "new.toml")
+                .unwrap(),
+        )
         .unwrap();
     assert!(limpet.snapshot_reached(generation));
     // The same client connection, after the reload.
-    let stuck = get(&mut client, Some(&t0));
+    let stuck = client.get_token(Some(&t0));
     assert_eq!(
         stuck.body_text(),
         "s0 /",
@@ -74,7 +54,7 @@ fn reload_keeps_connections_admin_states_and_sessions() {
     assert_eq!(stuck.header("set-cookie"), None, "the token did not change");
     let mut new_sessions = std::collections::BTreeSet::new();
     for _ in 0..4 {
-        new_sessions.insert(get(&mut client, None).body_text());
+        new_sessions.insert(client.get_token(None).body_text());
     }
     assert_eq!(
         new_sessions,
@@ -91,8 +71,8 @@ fn reload_keeps_connections_admin_states_and_sessions() {
 #[test]
 fn a_reload_that_changes_workers_changes_nothing() {
     let backend = Backend::named("s0", Default::default());
-    let limpet = Limpet::start(&insert(&[backend.addr]));
-    let threads = insert(&[backend.addr]).replace("count = 1", "count = 2");
+    let limpet = Limpet::start(&insert_config(&[backend.addr], ""));
+    let threads = insert_config(&[backend.addr], "").replace("count = 1", "count = 2");
     let err = limpet
         .running()
         .reload(limpet::config::parse(&threads, "x.toml").unwrap())
@@ -104,13 +84,6 @@ fn a_reload_that_changes_workers_changes_nothing() {
         1,
         "no snapshot was sent"
     );
-}
-
-/// A second listener, on its own port, routing to the same group.
-fn with_listener(toml: &str, name: &str, listen: &str) -> String {
-    format!(
-        "{toml}\n[[listeners]]\nname = \"{name}\"\nlisten = \"{listen}\"\ndefault_group = \"web\"\n"
-    )
 }
 
 fn listener_addr(limpet: &Limpet, name: &str) -> Option<SocketAddr> {
@@ -125,11 +98,11 @@ fn listener_addr(limpet: &Limpet, name: &str) -> Option<SocketAddr> {
 #[test]
 fn a_reload_opens_added_listeners_and_closes_removed_ones() {
     let backend = Backend::named("s0", Default::default());
-    let base = insert(&[backend.addr]);
+    let base = insert_config(&[backend.addr], "");
     let limpet = Limpet::start(&base);
     let first = limpet.running().listen_addrs()[0];
     let mut before = limpet.client();
-    assert_eq!(get(&mut before, None).status, 200);
+    assert_eq!(before.get_token(None).status, 200);
 
     // Added: bound on every worker, serving as soon as the reload returns.
     let added = with_listener(&base, "second", "127.0.0.1:0");
@@ -142,9 +115,9 @@ fn a_reload_opens_added_listeners_and_closes_removed_ones() {
     assert_ne!(second.port(), 0);
     assert_ne!(second, first);
     let mut on_second = Client::connect(second);
-    assert_eq!(get(&mut on_second, None).body_text(), "s0 /");
+    assert_eq!(on_second.get_token(None).body_text(), "s0 /");
     // The first listener's connection and port are untouched.
-    assert_eq!(get(&mut before, None).status, 200);
+    assert_eq!(before.get_token(None).status, 200);
     assert_eq!(Client::connect(first).get("/").status, 200);
 
     // Removed: the port stops accepting; a connection accepted on it ends at
@@ -156,7 +129,7 @@ fn a_reload_opens_added_listeners_and_closes_removed_ones() {
     assert!(limpet.snapshot_reached(generation));
     assert_eq!(listener_addr(&limpet, "second"), None);
     assert!(
-        eventually(std::time::Duration::from_secs(2), || {
+        eventually(Duration::from_secs(2), || {
             std::net::TcpStream::connect(second).is_err()
         }),
         "nothing listens on {second} any more"
@@ -166,7 +139,7 @@ fn a_reload_opens_added_listeners_and_closes_removed_ones() {
         on_second.read_response(false).is_none(),
         "closed, not answered, at the request boundary"
     );
-    assert_eq!(get(&mut before, None).status, 200);
+    assert_eq!(before.get_token(None).status, 200);
 }
 
 #[test]
@@ -177,21 +150,20 @@ fn an_unchanged_listener_keeps_its_sockets_and_their_queued_connections() {
     let released = release.clone();
     let backend = Backend::respond(move |req| {
         while req.target == "/hold" && !released.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(5)); // held until the test releases it
         }
         Some(common::ok(&format!("s0 {}", req.target)))
     });
     // One connection at a time, that one busy: the second waits in the
     // listen queue, where closing the socket would reset it.
-    let base = insert(&[backend.addr]) + "\n[limits]\nmax_connections = 1\n";
+    let base = insert_config(&[backend.addr], "") + "\n[limits]\nmax_connections = 1\n";
     let limpet = Limpet::start(&base);
     let addr = limpet.running().listen_addrs()[0];
     let mut holding = Client::connect(addr);
     holding.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert!(common::eventually(
-        std::time::Duration::from_secs(5),
-        || { limpet.running().reports()[0].in_flight == 1 }
-    ));
+    assert!(common::eventually(Duration::from_secs(5), || {
+        limpet.running().reports()[0].in_flight == 1
+    }));
     let mut queued = Client::connect(addr);
     queued.send(b"GET /queued HTTP/1.1\r\nHost: t\r\n\r\n");
 
@@ -225,7 +197,7 @@ fn an_unchanged_listener_keeps_its_sockets_and_their_queued_connections() {
 #[test]
 fn a_reload_whose_new_listener_cannot_bind_changes_nothing() {
     let backend = Backend::named("s0", Default::default());
-    let base = insert(&[backend.addr]);
+    let base = insert_config(&[backend.addr], "");
     let limpet = Limpet::start(&base);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap();
@@ -261,7 +233,7 @@ fn a_reload_whose_new_listener_cannot_bind_changes_nothing() {
 
 /// The insert-mode group with these servers (named s0, s1, …) and weights.
 fn weighted(addrs: &[SocketAddr], weights: &[u32]) -> String {
-    let mut toml = insert(&[]);
+    let mut toml = insert_config(&[] as &[SocketAddr], "");
     for (i, (addr, weight)) in addrs.iter().zip(weights).enumerate() {
         toml.push_str(&format!(
             "\n[[groups.web.servers]]\nname = \"s{i}\"\naddress = \"{addr}\"\nweight = {weight}\n"
@@ -272,25 +244,25 @@ fn weighted(addrs: &[SocketAddr], weights: &[u32]) -> String {
 
 #[test]
 fn sticky_traffic_goes_on_through_five_reloads() {
-    let log = || Arc::new(Mutex::new(Vec::new()));
     let backends: Vec<Backend> = ["s0", "s1", "s2", "s3"]
         .into_iter()
         .map(|name| Backend::named(name, log()))
         .collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let limpet = Limpet::start(&weighted(&addrs[..2], &[1, 1]));
-    let sessions = [token(&["s0", "s1"], 0), token(&["s0", "s1"], 1)];
+    let sessions = [token("web", 2, 0), token("web", 2, 1)];
 
     // One keep-alive client, alternating between two sessions, all along.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = Arc::new(AtomicU32::new(0));
     let mut client = limpet.client();
     let traffic = {
-        let (stop, sessions) = (stop.clone(), sessions.clone());
+        let (stop, sessions, progress) = (stop.clone(), sessions.clone(), progress.clone());
         std::thread::spawn(move || {
             let (mut sent, mut failures) = (0u32, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let i = (sent % 2) as usize;
-                let response = get(&mut client, Some(&sessions[i]));
+                let response = client.get_token(Some(&sessions[i]));
                 let expected = format!("s{i} /");
                 if response.status != 200
                     || response.body_text() != expected
@@ -304,6 +276,7 @@ fn sticky_traffic_goes_on_through_five_reloads() {
                     ));
                 }
                 sent += 1;
+                progress.store(sent, Ordering::SeqCst);
             }
             (sent, failures)
         })
@@ -317,13 +290,22 @@ fn sticky_traffic_goes_on_through_five_reloads() {
         (4, &[2, 3, 1, 1]),
         (4, &[2, 3, 2, 1]),
     ];
+    // Ten requests at least before each reload and after the last.
+    let flowed = |since: &mut u32| {
+        let more = eventually(Duration::from_secs(10), || {
+            progress.load(Ordering::SeqCst) >= *since + 10
+        });
+        *since = progress.load(Ordering::SeqCst);
+        more
+    };
+    let mut since = 0;
     for (servers, weights) in steps {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(flowed(&mut since), "traffic goes on");
         let config = limpet::config::parse(&weighted(&addrs[..servers], weights), "x.toml");
         let generation = limpet.running().reload(config.unwrap()).unwrap();
         assert!(limpet.snapshot_reached(generation));
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(flowed(&mut since), "traffic goes on");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, failures) = traffic.join().unwrap();
     assert!(sent >= 50, "the client kept sending ({sent} requests)");
@@ -337,7 +319,7 @@ fn sticky_traffic_goes_on_through_five_reloads() {
     let mut client = limpet.client();
     let mut reached = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        let response = get(&mut client, None);
+        let response = client.get_token(None);
         assert_eq!(response.status, 200);
         reached.insert(response.body_text());
     }
@@ -356,7 +338,7 @@ fn a_reload_reopens_access_logs_and_opens_those_of_added_listeners() {
         dir.path().join("access.log.1"),
         dir.path().join("added.log"),
     );
-    let base = insert(&[backend.addr]).replace(
+    let base = insert_config(&[backend.addr], "").replace(
         "default_group = \"web\"\n",
         &format!(
             "default_group = \"web\"\naccess_log = \"{}\"\n",
@@ -372,7 +354,7 @@ fn a_reload_reopens_access_logs_and_opens_those_of_added_listeners() {
             .collect::<Vec<_>>()
     };
     assert_eq!(limpet.client().get("/before").status, 200);
-    assert!(eventually(std::time::Duration::from_secs(3), || {
+    assert!(eventually(Duration::from_secs(3), || {
         lines(&log).len() == 1
     }));
 
@@ -389,7 +371,7 @@ fn a_reload_reopens_access_logs_and_opens_those_of_added_listeners() {
     let added = listener_addr(&limpet, "added").unwrap();
     assert_eq!(Client::connect(added).get("/added").status, 200);
     assert!(
-        eventually(std::time::Duration::from_secs(3), || {
+        eventually(Duration::from_secs(3), || {
             lines(&log).len() == 1 && lines(&added_log).len() == 1
         }),
         "new lines go to the reopened file and the added listener's: {:?} {:?}",
@@ -408,11 +390,15 @@ fn a_reload_reopens_access_logs_and_opens_those_of_added_listeners() {
 #[test]
 fn stopping_waits_for_the_shutdown_timeout_a_reload_set() {
     // Longer than the first file's timeout plus stop()'s 2 s margin.
-    let backend = Backend::respond(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(3500));
+    let arrived = Arc::new(AtomicU32::new(0));
+    let counted = arrived.clone();
+    let backend = Backend::respond(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        // A sleep on purpose: the request is in flight when stop() is called.
+        std::thread::sleep(Duration::from_millis(3500));
         Some(ok("finished"))
     });
-    let short = insert(&[backend.addr]) + "\n[timeouts]\nshutdown = \"1s\"\n";
+    let short = insert_config(&[backend.addr], "") + "\n[timeouts]\nshutdown = \"1s\"\n";
     let mut limpet = Limpet::start(&short);
     let generation = limpet
         .running()
@@ -424,12 +410,14 @@ fn stopping_waits_for_the_shutdown_timeout_a_reload_set() {
     let in_flight = {
         let answered = answered.clone();
         std::thread::spawn(move || {
-            let response = get(&mut client, None);
+            let response = client.get_token(None);
             answered.store(true, std::sync::atomic::Ordering::SeqCst);
             response.status
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(eventually(Duration::from_secs(10), || arrived
+        .load(Ordering::SeqCst)
+        == 1));
     limpet.running.take().unwrap().stop();
     assert!(
         answered.load(std::sync::atomic::Ordering::SeqCst),

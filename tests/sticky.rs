@@ -8,44 +8,11 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use limpet::balance::ServerIdx;
 use limpet::control::AdminState;
-use limpet::sticky::{TokenKey, TokenTable};
-
-type Log = Arc<Mutex<Vec<Received>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-/// The unsigned token of server `s<i>` of group `group` (default key).
-fn token(group: &str, servers: usize, i: u32) -> String {
-    let names: Vec<String> = (0..servers).map(|n| format!("s{n}")).collect();
-    let table = TokenTable::build(&TokenKey::from_secret(None), group, &names, None).unwrap();
-    String::from_utf8(table.token(ServerIdx(i)).to_vec()).unwrap()
-}
-
-fn set_cookies(response: &Response) -> Vec<&str> {
-    response
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
-fn get_with(client: &mut Client, path: &str, cookie: Option<&str>) -> Response {
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    client.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes());
-    client.read_response(false).unwrap()
-}
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -54,30 +21,25 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// Two backends `s0` and `s1` answering `<name> <target>` behind an
-/// insert-mode limpet with `persistence` keys.
+/// Two backends `s0` and `s1` answering `<name> <target>` behind a
+/// round-robin, insert-mode limpet with `persistence` keys.
 struct Pair {
     logs: [Log; 2],
     backends: Vec<Option<Backend>>,
     limpet: Limpet,
 }
 
-fn insert_pair(persistence: &str, group_keys: &str) -> Pair {
+fn insert_pair(persistence: &str) -> Pair {
     let logs = [log(), log()];
     let backends = vec![
         Some(Backend::named("s0", logs[0].clone())),
         Some(Backend::named("s1", logs[1].clone())),
     ];
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.as_ref().unwrap().addr).collect();
-    let config = config_with(
-        &addrs,
-        &format!("balance = \"round_robin\"\n{group_keys}"),
-        &format!("[groups.web.persistence]\nmode = \"insert\"\n{persistence}"),
-    );
     Pair {
         logs,
         backends,
-        limpet: Limpet::start(&config),
+        limpet: Limpet::start(&insert_config(&addrs, persistence)),
     }
 }
 
@@ -87,14 +49,14 @@ fn server_of(response: &Response) -> &str {
 
 #[test]
 fn insert_new_session_gets_both_cookies_in_the_golden_form() {
-    let pair = insert_pair("timeout = \"10m\"\n", "");
+    let pair = insert_pair("timeout = \"10m\"\n");
     let mut client = pair.limpet.client();
     let before = unix_now();
-    let first = get_with(&mut client, "/", None);
+    let first = client.get_with("/", None);
     let server = server_of(&first).to_string();
     let index: u32 = server[1..].parse().unwrap();
     let token = token("web", 2, index);
-    let cookies = set_cookies(&first);
+    let cookies = first.set_cookies();
     assert_eq!(cookies.len(), 2, "{cookies:?}");
     let expires = |line: &str| -> u64 {
         let date = line
@@ -131,27 +93,24 @@ fn insert_new_session_gets_both_cookies_in_the_golden_form() {
 
     // §3.3/§3.4: the cookie sticks, and is not sent again.
     for _ in 0..4 {
-        let again = get_with(&mut client, "/", Some(&format!("SERVERID={token}")));
+        let again = client.get_with("/", Some(&format!("SERVERID={token}")));
         assert_eq!(server_of(&again), server);
-        assert!(set_cookies(&again).is_empty());
+        assert!(again.set_cookies().is_empty());
         assert_eq!(again.header("cache-control"), None);
     }
     // The CORS twin alone works too.
-    let twin = get_with(&mut client, "/", Some(&format!("SERVERCORSID={token}")));
+    let twin = client.get_with("/", Some(&format!("SERVERCORSID={token}")));
     assert_eq!(server_of(&twin), server);
-    assert!(set_cookies(&twin).is_empty());
+    assert!(twin.set_cookies().is_empty());
 }
 
 #[test]
 fn insert_without_timeout_sends_session_cookies_and_names_are_configurable() {
-    let pair = insert_pair(
-        "cookie = \"LB\"\ncors = false\npath = \"/shop\"\ndomain = \"example.com\"\nhttp_only = false\nsecure = true\n",
-        "",
-    );
-    let first = get_with(&mut pair.limpet.client(), "/", None);
+    let pair = insert_pair("cookie = \"LB\"\ncors = false\npath = \"/shop\"\ndomain = \"example.com\"\nhttp_only = false\nsecure = true\n");
+    let first = pair.limpet.client().get_with("/", None);
     let index: u32 = server_of(&first)[1..].parse().unwrap();
     assert_eq!(
-        set_cookies(&first),
+        first.set_cookies(),
         [format!(
             "LB={}; Path=/shop; Domain=example.com; Secure",
             token("web", 2, index)
@@ -161,16 +120,15 @@ fn insert_without_timeout_sends_session_cookies_and_names_are_configurable() {
 
 #[test]
 fn insert_disagreeing_cookies_serverid_wins_and_both_are_resent() {
-    let pair = insert_pair("", "");
+    let pair = insert_pair("");
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
-    let response = get_with(
-        &mut pair.limpet.client(),
-        "/",
-        Some(&format!("SERVERCORSID={t1}; SERVERID={t0}")),
-    );
+    let response = pair
+        .limpet
+        .client()
+        .get_with("/", Some(&format!("SERVERCORSID={t1}; SERVERID={t0}")));
     assert_eq!(server_of(&response), "s0");
     assert_eq!(
-        set_cookies(&response),
+        response.set_cookies(),
         [
             format!("SERVERID={t0}; Path=/; HttpOnly"),
             format!("SERVERCORSID={t0}; Path=/; HttpOnly; Secure; SameSite=None"),
@@ -180,17 +138,16 @@ fn insert_disagreeing_cookies_serverid_wins_and_both_are_resent() {
 
 #[test]
 fn insert_strips_only_the_persistence_cookies() {
-    let pair = insert_pair("", "");
+    let pair = insert_pair("");
     let t0 = token("web", 2, 0);
     let mut client = pair.limpet.client();
-    get_with(
-        &mut client,
+    client.get_with(
         "/a",
         Some(&format!(
             "a=1; SERVERID={t0};  b=\"x y\"; SERVERCORSID={t0}"
         )),
     );
-    get_with(&mut client, "/b", Some(&format!("SERVERID={t0}")));
+    client.get_with("/b", Some(&format!("SERVERID={t0}")));
     let log = pair.logs[0].lock().unwrap();
     // The other cookies byte for byte; the separator left by a removed pair
     // is tidied.
@@ -214,61 +171,61 @@ fn insert_cache_control_is_left_alone_when_already_private() {
         "[groups.web.persistence]\nmode = \"insert\"\n",
     );
     let limpet = Limpet::start(&config);
-    let response = get_with(&mut limpet.client(), "/", None);
-    assert_eq!(set_cookies(&response).len(), 2);
+    let response = limpet.client().get_with("/", None);
+    assert_eq!(response.set_cookies().len(), 2);
     assert_eq!(response.header("cache-control"), Some("private, max-age=0"));
 }
 
 #[test]
 fn insert_failover_when_the_server_stops_and_the_session_sticks_to_the_new_one() {
-    let mut pair = insert_pair("", "");
+    let mut pair = insert_pair("");
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
     let mut client = pair.limpet.client();
     assert_eq!(
-        server_of(&get_with(&mut client, "/", Some(&format!("SERVERID={t0}")))),
+        server_of(&client.get_with("/", Some(&format!("SERVERID={t0}")))),
         "s0"
     );
-    pair.backends[0] = None; // s0 stops: port closed, connections shut
-    thread::sleep(Duration::from_millis(50));
-    let moved = get_with(&mut client, "/", Some(&format!("SERVERID={t0}")));
+    // s0 stops: its port is closed and its connections shut when the
+    // drop returns.
+    pair.backends[0] = None;
+    let moved = client.get_with("/", Some(&format!("SERVERID={t0}")));
     assert_eq!(moved.status, 200);
     assert_eq!(server_of(&moved), "s1");
     assert_eq!(
-        set_cookies(&moved)[0],
+        moved.set_cookies()[0],
         format!("SERVERID={t1}; Path=/; HttpOnly")
     );
-    let stuck = get_with(&mut client, "/", Some(&format!("SERVERID={t1}")));
+    let stuck = client.get_with("/", Some(&format!("SERVERID={t1}")));
     assert_eq!(server_of(&stuck), "s1");
-    assert!(set_cookies(&stuck).is_empty());
-    let reports = pair.limpet.running().reports();
-    assert!(reports.iter().map(|r| r.sticky_moved).sum::<u64>() >= 1);
+    assert!(stuck.set_cookies().is_empty());
+    assert!(pair.limpet.total(|r| r.sticky_moved) >= 1);
 }
 
 #[test]
 fn insert_disabled_server_fails_over_and_a_draining_one_keeps_its_sessions() {
-    let pair = insert_pair("", "");
+    let pair = insert_pair("");
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
     let control = pair.limpet.running().control().clone();
     let generation =
         futures_executor::block_on(control.set_admin("web", "s0", AdminState::Draining)).unwrap();
     assert!(pair.limpet.snapshot_reached(generation));
     let mut client = pair.limpet.client();
-    let stuck = get_with(&mut client, "/", Some(&format!("SERVERID={t0}")));
+    let stuck = client.get_with("/", Some(&format!("SERVERID={t0}")));
     assert_eq!(server_of(&stuck), "s0", "draining keeps stuck sessions");
     for _ in 0..3 {
-        let new = get_with(&mut client, "/", None);
+        let new = client.get_with("/", None);
         assert_eq!(server_of(&new), "s1", "draining takes no new session");
         assert_eq!(
-            set_cookies(&new)[0],
+            new.set_cookies()[0],
             format!("SERVERID={t1}; Path=/; HttpOnly")
         );
     }
     let generation =
         futures_executor::block_on(control.set_admin("web", "s0", AdminState::Disabled)).unwrap();
     assert!(pair.limpet.snapshot_reached(generation));
-    let moved = get_with(&mut client, "/", Some(&format!("SERVERID={t0}")));
+    let moved = client.get_with("/", Some(&format!("SERVERID={t0}")));
     assert_eq!(server_of(&moved), "s1", "disabled: sessions fail over");
-    assert_eq!(set_cookies(&moved).len(), 2);
+    assert_eq!(moved.set_cookies().len(), 2);
 }
 
 #[test]
@@ -282,17 +239,19 @@ fn insert_connect_failure_fails_over_with_a_new_cookie() {
     );
     let limpet = Limpet::start(&config);
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
-    let response = get_with(&mut limpet.client(), "/", Some(&format!("SERVERID={t0}")));
+    let response = limpet
+        .client()
+        .get_with("/", Some(&format!("SERVERID={t0}")));
     assert_eq!((response.status, server_of(&response)), (200, "s1"));
     assert_eq!(
-        set_cookies(&response)[0],
+        response.set_cookies()[0],
         format!("SERVERID={t1}; Path=/; HttpOnly")
     );
 }
 
 #[test]
 fn insert_garbled_forged_and_foreign_tokens_are_treated_as_absent() {
-    let pair = insert_pair("", "");
+    let pair = insert_pair("");
     let mut client = pair.limpet.client();
     for bad in [
         "SERVERID=%%%",
@@ -300,17 +259,11 @@ fn insert_garbled_forged_and_foreign_tokens_are_treated_as_absent() {
         "SERVERID=short",
         &format!("SERVERID={}", token("api", 2, 0)),
     ] {
-        let response = get_with(&mut client, "/", Some(bad));
+        let response = client.get_with("/", Some(bad));
         assert_eq!(response.status, 200, "{bad}");
-        assert_eq!(set_cookies(&response).len(), 2, "{bad}: a fresh session");
+        assert_eq!(response.set_cookies().len(), 2, "{bad}: a fresh session");
     }
-    let refused: u64 = pair
-        .limpet
-        .running()
-        .reports()
-        .iter()
-        .map(|r| r.sticky_refused.iter().sum::<u64>())
-        .sum();
+    let refused = pair.limpet.total(|r| r.sticky_refused.iter().sum());
     assert_eq!(refused, 4);
 }
 
@@ -334,33 +287,25 @@ fn insert_upgrade_response_gets_the_cookies() {
         .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     let switched = client.read_response(true).unwrap();
     assert_eq!(switched.status, 101);
-    assert_eq!(set_cookies(&switched).len(), 2);
+    assert_eq!(switched.set_cookies().len(), 2);
 }
 
 #[test]
 fn tokens_agree_across_processes_with_the_same_config() {
-    let pair = insert_pair("", "");
+    let pair = insert_pair("");
     let addrs: Vec<SocketAddr> = pair
         .backends
         .iter()
         .map(|b| b.as_ref().unwrap().addr)
         .collect();
-    let config = config_with(
-        &addrs,
-        "balance = \"round_robin\"",
-        "[groups.web.persistence]\nmode = \"insert\"\n",
-    );
+    let config = insert_config(&addrs, "");
     let other = Limpet::start(&config);
-    let first = get_with(&mut pair.limpet.client(), "/", None);
-    let cookie = set_cookies(&first)[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let first = pair.limpet.client().get_with("/", None);
+    let cookie = first.cookie_pair();
     for _ in 0..3 {
-        let response = get_with(&mut other.client(), "/", Some(&cookie));
+        let response = other.client().get_with("/", Some(&cookie));
         assert_eq!(server_of(&response), server_of(&first));
-        assert!(set_cookies(&response).is_empty());
+        assert!(response.set_cookies().is_empty());
     }
 }
 
@@ -378,26 +323,16 @@ fn a_cookie_from_another_group_is_ignored() {
     let api_addr = limpet.running().listen_addrs()[1];
     let web_token = token("web", 1, 0);
     assert_ne!(web_token, token("api", 1, 0), "tokens are per group");
-    let response = get_with(
-        &mut Client::connect(api_addr),
-        "/",
-        Some(&format!("SERVERID={web_token}")),
-    );
+    let response = Client::connect(api_addr).get_with("/", Some(&format!("SERVERID={web_token}")));
     assert_eq!(response.status, 200);
     assert_eq!(
-        set_cookies(&response)[0],
+        response.set_cookies()[0],
         format!("SERVERID={}; Path=/; HttpOnly", token("api", 1, 0))
     );
 }
 
 fn signed_limpet(addrs: &[SocketAddr], keys: &str, limits: &str) -> Limpet {
-    let persistence =
-        format!("[groups.web.persistence]\nmode = \"insert\"\nkeys = {keys}\n{limits}");
-    Limpet::start(&config_with(
-        addrs,
-        "balance = \"round_robin\"",
-        &persistence,
-    ))
+    Limpet::start(&insert_config(addrs, &format!("keys = {keys}\n{limits}")))
 }
 
 #[test]
@@ -405,12 +340,8 @@ fn signed_tokens_survive_key_rotation_and_expire() {
     let (b0, b1) = (Backend::named("s0", log()), Backend::named("s1", log()));
     let addrs = [b0.addr, b1.addr];
     let old = signed_limpet(&addrs, "[\"first-key-0123456789\"]", "");
-    let first = get_with(&mut old.client(), "/", None);
-    let cookie = set_cookies(&first)[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let first = old.client().get_with("/", None);
+    let cookie = first.cookie_pair();
     assert_eq!(cookie.len(), "SERVERID=".len() + 38, "{cookie}");
 
     let rotated = signed_limpet(
@@ -418,39 +349,35 @@ fn signed_tokens_survive_key_rotation_and_expire() {
         "[\"second-key-0123456789\", \"first-key-0123456789\"]",
         "",
     );
-    let kept = get_with(&mut rotated.client(), "/", Some(&cookie));
+    let kept = rotated.client().get_with("/", Some(&cookie));
     assert_eq!(
         server_of(&kept),
         server_of(&first),
         "the old key still verifies"
     );
-    assert!(set_cookies(&kept).is_empty());
+    assert!(kept.set_cookies().is_empty());
 
     let dropped = signed_limpet(&addrs, "[\"second-key-0123456789\"]", "");
-    let refused = get_with(&mut dropped.client(), "/", Some(&cookie));
+    let refused = dropped.client().get_with("/", Some(&cookie));
     assert_eq!(
-        set_cookies(&refused).len(),
+        refused.set_cookies().len(),
         2,
         "a key no longer listed signs nothing valid"
     );
 
     let expiring = signed_limpet(&addrs, "[\"first-key-0123456789\"]", "max_age = \"1s\"\n");
-    let fresh = get_with(&mut expiring.client(), "/", None);
-    let cookie = set_cookies(&fresh)[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let fresh = expiring.client().get_with("/", None);
+    let cookie = fresh.cookie_pair();
+    // A sleep on purpose: past max_age.
     thread::sleep(Duration::from_millis(2100));
-    let expired = get_with(&mut expiring.client(), "/", Some(&cookie));
+    let expired = expiring.client().get_with("/", Some(&cookie));
     assert_eq!(
-        set_cookies(&expired).len(),
+        expired.set_cookies().len(),
         2,
         "older than max_age: refused, a new session"
     );
-    let reports = expiring.running().reports();
     assert!(
-        reports.iter().map(|r| r.sticky_refused[3]).sum::<u64>() >= 1,
+        expiring.total(|r| r.sticky_refused[3]) >= 1,
         "counted as expired"
     );
 }
@@ -465,18 +392,15 @@ fn signed_tokens_are_resigned_after_half_of_max_idle() {
         "[\"first-key-0123456789\"]",
         "max_idle = \"4s\"\n",
     );
-    let first = get_with(&mut limpet.client(), "/", None);
-    let cookie = set_cookies(&first)[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let soon = get_with(&mut limpet.client(), "/", Some(&cookie));
-    assert!(set_cookies(&soon).is_empty(), "young token: nothing sent");
+    let first = limpet.client().get_with("/", None);
+    let cookie = first.cookie_pair();
+    let soon = limpet.client().get_with("/", Some(&cookie));
+    assert!(soon.set_cookies().is_empty(), "young token: nothing sent");
+    // A sleep on purpose: past max_idle / 2 (see above).
     thread::sleep(Duration::from_millis(3200));
-    let later = get_with(&mut limpet.client(), "/", Some(&cookie));
+    let later = limpet.client().get_with("/", Some(&cookie));
     assert_eq!(server_of(&later), server_of(&first));
-    let resigned = set_cookies(&later);
+    let resigned = later.set_cookies();
     assert_eq!(resigned.len(), 2, "re-signed past max_idle / 2");
     assert_ne!(resigned[0].split(';').next().unwrap(), cookie);
 }
@@ -519,45 +443,33 @@ fn rewrite_prefixes_the_token_and_gives_the_backend_its_own_value() {
     let (b0, b1) = (rewrite_backend("s0", l0), rewrite_backend("s1", l1));
     let limpet = Limpet::start(&rewrite_config(&[b0.addr, b1.addr]));
     let mut client = limpet.client();
-    let login = get_with(&mut client, "/login", None);
+    let login = client.get_with("/login", None);
     let server = server_of(&login).to_string();
     let t = token("web", 2, server[1..].parse().unwrap());
     assert_eq!(
-        set_cookies(&login),
+        login.set_cookies(),
         [
             format!("BACKEND_SERVER={t}.abc123; Path=/; HttpOnly"),
             "other=1".to_string()
         ]
     );
     for _ in 0..3 {
-        let next = get_with(
-            &mut client,
-            "/page",
-            Some(&format!("x=1; BACKEND_SERVER={t}.abc123")),
-        );
+        let next = client.get_with("/page", Some(&format!("x=1; BACKEND_SERVER={t}.abc123")));
         assert_eq!(
             next.body_text(),
             format!("{server} x=1; BACKEND_SERVER=abc123")
         );
-        assert!(set_cookies(&next).is_empty());
+        assert!(next.set_cookies().is_empty());
     }
-    let quoted = get_with(
-        &mut client,
-        "/quoted",
-        Some(&format!("BACKEND_SERVER={t}.abc123")),
-    );
+    let quoted = client.get_with("/quoted", Some(&format!("BACKEND_SERVER={t}.abc123")));
     // Inside the quotes; the application's own spacing and attributes kept.
     assert_eq!(
-        set_cookies(&quoted),
+        quoted.set_cookies(),
         [format!("BACKEND_SERVER = \"{t}.q1\" ;Path=/app;")]
     );
-    let logout = get_with(
-        &mut client,
-        "/logout",
-        Some(&format!("BACKEND_SERVER={t}.abc123")),
-    );
+    let logout = client.get_with("/logout", Some(&format!("BACKEND_SERVER={t}.abc123")));
     assert_eq!(
-        set_cookies(&logout),
+        logout.set_cookies(),
         ["BACKEND_SERVER=; Max-Age=0; Path=/"],
         "deletion passes through"
     );
@@ -573,66 +485,44 @@ fn rewrite_failover_reissues_and_stays_after_recovery() {
     let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
     let mut client = limpet.client();
     assert_eq!(
-        server_of(&get_with(
-            &mut client,
-            "/page",
-            Some(&format!("BACKEND_SERVER={t0}.abc123"))
-        )),
+        server_of(&client.get_with("/page", Some(&format!("BACKEND_SERVER={t0}.abc123")))),
         "s0"
     );
 
-    drop(b0);
-    thread::sleep(Duration::from_millis(50));
-    let moved = get_with(
-        &mut client,
-        "/page",
-        Some(&format!("BACKEND_SERVER={t0}.abc123")),
-    );
+    drop(b0); // returns once the port is closed and the connections shut
+    let moved = client.get_with("/page", Some(&format!("BACKEND_SERVER={t0}.abc123")));
     assert_eq!(server_of(&moved), "s1");
     assert_eq!(moved.body_text(), "s1 BACKEND_SERVER=abc123");
     assert_eq!(
-        set_cookies(&moved),
+        moved.set_cookies(),
         [format!("BACKEND_SERVER={t1}.abc123; Path=/; HttpOnly")]
     );
 
     // A failover response that sets the cookie itself is only rewritten.
-    let relogin = get_with(
-        &mut client,
-        "/login",
-        Some(&format!("BACKEND_SERVER={t0}.abc123")),
-    );
+    let relogin = client.get_with("/login", Some(&format!("BACKEND_SERVER={t0}.abc123")));
     assert_eq!(
-        set_cookies(&relogin)[0],
+        relogin.set_cookies()[0],
         format!("BACKEND_SERVER={t1}.abc123; Path=/; HttpOnly")
     );
-    assert_eq!(set_cookies(&relogin).len(), 2);
+    assert_eq!(relogin.set_cookies().len(), 2);
 
     // s0 comes back on the same port; the session stays on s1.
-    let listener = loop {
-        match TcpListener::bind(addr0) {
-            Ok(listener) => break listener,
-            Err(_) => thread::sleep(Duration::from_millis(20)),
-        }
-    };
+    let mut listener = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        listener = TcpListener::bind(addr0).ok();
+        listener.is_some()
+    }));
+    let listener = listener.unwrap();
     let l0_back = log();
     let recovered = l0_back.clone();
-    let _b0 = Backend::on(listener, move |mut conn| {
-        while let Some(req) = conn.read_request() {
-            recovered.lock().unwrap().push(req);
-            use std::io::Write;
-            if conn.stream.write_all(&ok("s0 back")).is_err() {
-                break;
-            }
-        }
+    let _b0 = Backend::respond_on(listener, move |req| {
+        recovered.lock().unwrap().push(req.clone());
+        Some(ok("s0 back"))
     });
     for _ in 0..3 {
-        let stays = get_with(
-            &mut client,
-            "/page",
-            Some(&format!("BACKEND_SERVER={t1}.abc123")),
-        );
+        let stays = client.get_with("/page", Some(&format!("BACKEND_SERVER={t1}.abc123")));
         assert_eq!(server_of(&stays), "s1");
-        assert!(set_cookies(&stays).is_empty());
+        assert!(stays.set_cookies().is_empty());
     }
     assert!(
         l0_back.lock().unwrap().is_empty(),
@@ -656,15 +546,13 @@ fn rewrite_failover_goes_where_the_ring_says_so_every_node_agrees() {
     for value in ["abc123", "user-7", "zz", "session-42"] {
         // The ring's first server for this value other than s0 (down).
         let expected = ring.pick(hash_key(value.as_bytes()), |s| s.0 != 0).unwrap();
-        let response = get_with(
-            &mut limpet.client(),
-            "/page",
-            Some(&format!("BACKEND_SERVER={t0}.{value}")),
-        );
+        let response = limpet
+            .client()
+            .get_with("/page", Some(&format!("BACKEND_SERVER={t0}.{value}")));
         assert_eq!(server_of(&response), names[expected.get()], "value {value}");
         let reissued = token("web", 4, expected.0);
         assert_eq!(
-            set_cookies(&response),
+            response.set_cookies(),
             [format!(
                 "BACKEND_SERVER={reissued}.{value}; Path=/; HttpOnly"
             )]
