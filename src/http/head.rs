@@ -152,18 +152,37 @@ pub fn write_request_head(
 ) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(req.target);
+    match req.origin {
+        // Absolute-form goes out in origin-form, its authority as the only
+        // `Host` (RFC 9112 §3.2.2).
+        Some(origin) => {
+            if origin.first() != Some(&b'/') {
+                out.push(b'/');
+            }
+            out.extend_from_slice(origin);
+        }
+        None => out.extend_from_slice(req.target),
+    }
     out.push(b' ');
     out.extend_from_slice(req.version.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let replace_host = match (req.origin, req.authority) {
+        (Some(_), Some(authority)) => {
+            write_field(out, b"Host", authority);
+            true
+        }
+        _ => false,
+    };
 
     let connection = ConnectionNames::new(req.headers);
     let mut lines = LineRuns::new(req.head, req.headers);
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         let disposition = request_disposition(name);
+        let is_host = name.len() == 4 && name.eq_ignore_ascii_case(b"host");
         if disposition == Disposition::Drop
-            || (connection.contains(name) && !name.eq_ignore_ascii_case(b"host"))
+            || (connection.contains(name) && !is_host)
+            || (replace_host && is_host)
         {
             continue;
         }
@@ -189,8 +208,8 @@ pub fn write_request_head(
     write_ip(out, fwd.client_ip);
     out.extend_from_slice(b"\r\n");
     write_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
-    if let Some(host) = req.host.filter(|h| !h.is_empty()) {
-        write_field(out, b"X-Forwarded-Host", host);
+    if let Some(authority) = req.authority {
+        write_field(out, b"X-Forwarded-Host", authority);
     }
     match req.body {
         BodyFraming::None => {}

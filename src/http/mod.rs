@@ -11,6 +11,7 @@
 //! (bare LF, conflicting framing, a bad `Host`, ...) is checked here, and each
 //! check says in a comment which layer owns it.
 
+pub mod authority;
 pub mod canned;
 pub mod chunked;
 mod field;
@@ -18,6 +19,7 @@ pub mod head;
 pub mod request;
 pub mod response;
 
+pub use authority::AuthorityError;
 pub use canned::{error_response, CONTINUE_100};
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
 pub use head::{

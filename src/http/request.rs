@@ -26,6 +26,7 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 use thiserror::Error;
 
+use super::authority::{self, AuthorityError};
 use super::field::{self, FieldFault, HeadFacts, TransferCoding};
 use super::{BodyFraming, Version};
 
@@ -102,6 +103,8 @@ pub enum RequestError {
     RepeatedHost,
     #[error("invalid Host value")]
     BadHost,
+    #[error("invalid authority in the request target: {0}")]
+    BadAuthority(AuthorityError),
     #[error("a framing field in disguise (Content_Length, Transfer---Encoding, …)")]
     DisguisedFraming,
     #[error("a body on a GET or HEAD request")]
@@ -157,6 +160,15 @@ pub struct Request<'b, 'h> {
     pub upgrade: bool,
     /// The single `Host` value (required on 1.1, optional on 1.0).
     pub host: Option<&'b [u8]>,
+    /// The effective authority (RFC 9112 §3.2.2): an absolute-form
+    /// target's, else a non-empty `Host`; checked by [`authority::check`].
+    /// Routing, the SNI check, `X-Forwarded-Host` and the backend's `Host`
+    /// use it.
+    pub authority: Option<&'b [u8]>,
+    /// An absolute-form target's path and query, to forward in origin-form
+    /// (empty or starting with `?` when it had no path); `None` for every
+    /// other form, which goes out as received.
+    pub origin: Option<&'b [u8]>,
 }
 
 impl Request<'_, '_> {
@@ -227,6 +239,13 @@ pub fn parse_request<'b, 'h>(
     check_target(method, target)?;
     let facts = HeadFacts::collect(headers)?;
     let host = check_host(&facts, version)?;
+    let (authority, origin) = match authority::split_absolute(target) {
+        Some((authority, origin)) => {
+            authority::check(authority).map_err(RequestError::BadAuthority)?;
+            (Some(authority), Some(origin))
+        }
+        None => (host.filter(|h| !h.is_empty()), None),
+    };
     let body = framing(&facts, version)?;
     // A body on GET or HEAD is ignored by some servers and read by others:
     // a classic way to smuggle a second request (desync-guardian: Ambiguous).
@@ -253,6 +272,8 @@ pub fn parse_request<'b, 'h>(
         // RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0 request.
         upgrade: is_11 && facts.connection_upgrade && facts.has_upgrade,
         host,
+        authority,
+        origin,
     }))
 }
 
@@ -275,7 +296,7 @@ fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), RequestError> {
 }
 
 /// Origin-form (`/path`), absolute-form (`http://` or `https://`, forwarded
-/// as received) or `OPTIONS *`. CONNECT and authority-form are refused.
+/// in origin-form with its authority as `Host`) or `OPTIONS *`. CONNECT and authority-form are refused.
 fn check_target(method: &str, target: &[u8]) -> Result<(), RequestError> {
     if method == "CONNECT" {
         return Err(RequestError::Connect);
@@ -298,10 +319,9 @@ fn check_target(method: &str, target: &[u8]) -> Result<(), RequestError> {
 }
 
 /// RFC 9112 §3.2: exactly one Host on 1.1, at most one on 1.0. Its value is
-/// `uri-host [ ":" port ]` (RFC 3986): unreserved, pct-encoded, sub-delims,
-/// `:` and the IPv6 brackets. A comma (two values folded into one) and
-/// anything that could smuggle a path or userinfo (`/`, `@`, whitespace) is
-/// refused; an empty value is allowed, as the RFC allows it.
+/// an authority that [`authority::check`] accepts (even when an
+/// absolute-form target overrides it: a malformed one is refused, not
+/// ignored); an empty value is allowed, as the RFC allows it.
 fn check_host<'b>(
     facts: &HeadFacts<'b>,
     version: Version,
@@ -309,18 +329,10 @@ fn check_host<'b>(
     match (facts.host_count, facts.host, version) {
         (0, _, Version::Http11) => Err(RequestError::MissingHost),
         (0, _, Version::Http10) => Ok(None),
-        (1, Some(host), _) if host.iter().all(|&b| is_host_byte(b)) => Ok(Some(host)),
+        (1, Some(host), _) if host.is_empty() || authority::check(host).is_ok() => Ok(Some(host)),
         (1, _, _) => Err(RequestError::BadHost),
         _ => Err(RequestError::RepeatedHost),
     }
-}
-
-const fn is_host_byte(b: u8) -> bool {
-    matches!(b,
-        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
-        | b'-' | b'.' | b'_' | b'~' | b'%'
-        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b';' | b'='
-        | b':' | b'[' | b']')
 }
 
 /// RFC 9112 §6.1 and §6.3 for requests, without the leniencies a proxy must

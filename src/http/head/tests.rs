@@ -333,6 +333,8 @@ fn hand_built_heads_are_written_from_their_parts() {
         expect_continue: false,
         upgrade: false,
         host: Some(b"a"),
+        authority: Some(b"a"),
+        origin: None,
     };
     let mut out = Vec::new();
     write_request_head(&req, &untrusted(), &mut out, strip_lb);
@@ -341,4 +343,27 @@ fn hand_built_heads_are_written_from_their_parts() {
         "GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nX-A: 1\r\n\
          X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
     );
+}
+
+#[test]
+fn absolute_form_goes_out_in_origin_form_with_its_authority_as_host() {
+    let out = forwarded(
+        b"GET http://other.example/x?y HTTP/1.1\r\nX-A: 1\r\nHost: a.example\r\nX-B: 2\r\n\r\n",
+        &untrusted(),
+    );
+    assert_eq!(
+        out,
+        "GET /x?y HTTP/1.1\r\nHost: other.example\r\nX-A: 1\r\nX-B: 2\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: other.example\r\n\r\n"
+    );
+    let out = forwarded(
+        b"GET HTTP://other.example:81?q HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        &untrusted(),
+    );
+    assert!(
+        out.starts_with("GET /?q HTTP/1.1\r\nHost: other.example:81\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("a.example"), "{out}");
 }

@@ -209,6 +209,22 @@ fn each_refusal_has_its_own_error_and_status() {
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", E::BadHost),
         (b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", E::BadHost),
         (b"GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", E::BadHost),
+        (b"GET / HTTP/1.1\r\nHost: a.example:99999x\r\n\r\n", E::BadHost),
+        (b"GET / HTTP/1.1\r\nHost: a.example:99999\r\n\r\n", E::BadHost),
+        (b"GET / HTTP/1.1\r\nHost: a.example:\r\n\r\n", E::BadHost),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", E::BadHost),
+        (
+            b"GET http://a.example:99999/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            E::BadAuthority(AuthorityError::BadPort),
+        ),
+        (
+            b"GET http://u@a.example/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            E::BadAuthority(AuthorityError::BadHost),
+        ),
+        (
+            b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+            E::BadAuthority(AuthorityError::EmptyHost),
+        ),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", E::BadVersion),
         (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", E::BadVersion),
         (b"GET / http/1.1\r\nHost: a\r\n\r\n", E::BadVersion),
@@ -367,7 +383,7 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
     ]);
     let path = "/[a-zA-Z0-9._~%/?=&-]{0,40}";
     let version = prop::sample::select(vec!["HTTP/1.0", "HTTP/1.1"]);
-    let host = "[a-z0-9.-]{1,20}(:[0-9]{1,5})?";
+    let host = "[a-z0-9.-]{1,20}(:[1-5][0-9]{0,3})?";
     let field = ("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,40}")
         .prop_filter("framing fields are generated on purpose", |(n, _)| {
             // Nor in disguise (`Content--Length`): that is refused.
@@ -459,4 +475,23 @@ fn a_body_on_get_or_head_is_refused() {
             assert_eq!(r.body, BodyFraming::Length(0));
         },
     );
+}
+
+#[test]
+fn the_absolute_form_authority_is_the_effective_authority() {
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
+    let buf = b"GET http://other.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    assert_eq!(req.authority, Some(&b"other.example"[..]));
+    assert_eq!(req.origin, Some(&b"/x?y"[..]));
+    assert_eq!(req.host, Some(&b"a.example"[..]));
+
+    let buf = b"GET /x HTTP/1.1\r\nHost: a.example:8080\r\n\r\n";
+    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    assert_eq!(req.authority, Some(&b"a.example:8080"[..]));
+    assert_eq!(req.origin, None);
+
+    let buf = b"GET /x HTTP/1.0\r\nHost: \r\n\r\n";
+    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    assert_eq!(req.authority, None);
 }

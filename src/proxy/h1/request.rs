@@ -29,17 +29,14 @@ pub struct H1Request {
     pub log_request: Option<Vec<u8>>,
 }
 
-/// The path of a request target: origin-form as is; absolute-form
-/// (`http://host/path`) from the first `/` after the authority.
-fn path_of(target: &[u8]) -> &[u8] {
-    if target.first() == Some(&b'/') {
-        return target;
+/// The path routing sees: origin-form as is; absolute-form from its path
+/// (`/` when it has none, as the backend will get it).
+fn path_of<'b>(req: &http::Request<'b, '_>) -> &'b [u8] {
+    match req.origin {
+        Some(origin) if origin.first() == Some(&b'/') => origin,
+        Some(_) => b"/",
+        None => req.target,
     }
-    let Some(scheme_end) = memchr::memmem::find(target, b"://") else {
-        return target;
-    };
-    let authority = &target[scheme_end + 3..];
-    memchr::memchr(b'/', authority).map_or(b"/", |i| &authority[i..])
 }
 
 /// Parses the head at the start of `buf`; `Ok(None)` when it is not complete
@@ -61,8 +58,8 @@ pub fn prepare(
         conn,
         &RequestView {
             method: req.method,
-            authority: req.host,
-            path: path_of(req.target),
+            authority: req.authority,
+            path: path_of(&req),
             fields: req.headers,
         },
     )?;
