@@ -34,13 +34,13 @@ fn head(c: &mut Criterion) {
     group.bench_function("parse_request", |b| {
         b.iter(|| {
             let mut headers = [std::mem::MaybeUninit::uninit(); 100];
-            let req = parse_request(black_box(BROWSER_REQUEST), &mut headers, &LIMITS);
+            let req = parse_request(black_box(BROWSER_REQUEST), &mut headers, &LIMITS, &[]);
             black_box(req.map(|r| r.map(|r| r.head_len))).ok();
         })
     });
 
     let mut headers = [std::mem::MaybeUninit::uninit(); 100];
-    let Ok(Some(req)) = parse_request(BROWSER_REQUEST, &mut headers, &LIMITS) else {
+    let Ok(Some(req)) = parse_request(BROWSER_REQUEST, &mut headers, &LIMITS, &[]) else {
         return;
     };
     let fwd = Forwarding {

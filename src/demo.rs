@@ -160,7 +160,7 @@ async fn hello(mut stream: TcpStream, name: &'static str) {
         // Read a head.
         let (head_len, framing, keep_alive) = loop {
             let mut headers = [std::mem::MaybeUninit::uninit(); 100];
-            match http::parse_request(&buf, &mut headers, &limits) {
+            match http::parse_request(&buf, &mut headers, &limits, &[]) {
                 Ok(Some(req)) => break (req.head_len, req.body, req.keep_alive),
                 Ok(None) if buf.len() < buf.capacity() => {}
                 _ => return,

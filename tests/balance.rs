@@ -86,10 +86,15 @@ address = "{}"
             "Host: {host}, path {path}"
         );
     }
-    // Absolute-form targets route by their path too.
+    // Absolute-form targets route by their path too, and by their own
+    // authority; the backend gets origin-form (RFC 9112 §3.2.2).
     assert_eq!(
         get(addr, "other.test", "http://other.test/static/x", "").body_text(),
-        "static http://other.test/static/x"
+        "static /static/x"
+    );
+    assert_eq!(
+        get(addr, "other.test", "http://api.example.com/x", "").body_text(),
+        "api /x"
     );
 }
 

@@ -1,12 +1,17 @@
 //! `http::parse_request` on arbitrary bytes, then `write_request_head` on
 //! every accepted head; the written head must parse again to the same
-//! request line, Host and body framing.
+//! request line (origin-form for an absolute-form target, whose authority
+//! becomes the only Host), Host and body framing. Each input runs with the
+//! listeners' default upgrade allow-list (`["websocket"]`) and with one
+//! chosen by the input's length and first byte; `upgrade` may only name an
+//! offer that list allows.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
-use limpet::http::{parse_request, write_request_head, Forwarding, Limits};
+use limpet::http::authority;
+use limpet::http::{parse_request, upgrade_matches, write_request_head, Forwarding, Limits};
 use limpet::sticky::cookie::{strip_into, CookieFinder};
 
 const LIMITS: Limits = Limits {
@@ -22,10 +27,26 @@ const REPARSE: Limits = Limits {
     max_headers: 256,
 };
 
+/// Protocol names an allow-list may hold.
+const PROTOCOLS: [&str; 6] = ["websocket", "h2c", "chat", "websocket/13", "tls/1.0", "x"];
+
 fuzz_target!(|data: &[u8]| {
+    let default = vec!["websocket".to_owned()];
+    let bits = (data.len() as u8) ^ data.first().copied().unwrap_or(0);
+    let fuzzed: Vec<String> = PROTOCOLS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, p)| p.to_string())
+        .collect();
+    check(data, &default);
+    check(data, &fuzzed);
+});
+
+fn check(data: &[u8], upgrades: &[String]) {
     // More slots than the limit, so that the limit is what binds.
     let mut headers = [std::mem::MaybeUninit::uninit(); 64];
-    let req = match parse_request(data, &mut headers, &LIMITS) {
+    let req = match parse_request(data, &mut headers, &LIMITS, upgrades) {
         Ok(Some(req)) => req,
         Ok(None) => {
             assert!(data.len() < LIMITS.max_head_bytes, "partial beyond the head limit");
@@ -45,6 +66,25 @@ fuzz_target!(|data: &[u8]| {
     if req.version == limpet::http::Version::Http11 {
         assert!(req.host.is_some(), "HTTP/1.1 accepted without Host");
     }
+    if let Some(upgrade) = req.upgrade {
+        assert_eq!(req.version, limpet::http::Version::Http11, "1.0 upgraded");
+        let entry = &upgrades[upgrade.allowed];
+        assert!(upgrade_matches(entry.as_bytes(), upgrade.token), "upgrade not allowed");
+    }
+    let absolute = authority::split_absolute(req.target);
+    match absolute {
+        Some((auth, origin)) => {
+            assert_eq!(req.authority, Some(auth));
+            assert_eq!(req.origin, Some(origin));
+        }
+        None => {
+            assert_eq!(req.origin, None);
+            assert_eq!(req.authority, req.host.filter(|h| !h.is_empty()));
+        }
+    }
+    if let Some(auth) = req.authority {
+        assert_eq!(authority::check(auth), Ok(()), "authority not validated");
+    }
 
     let finder = CookieFinder::new("SERVERID").unwrap();
     let fwd = Forwarding {
@@ -58,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     });
 
     let mut again = [std::mem::MaybeUninit::uninit(); 256];
-    let re = match parse_request(&out, &mut again, &REPARSE) {
+    let re = match parse_request(&out, &mut again, &REPARSE, upgrades) {
         Ok(Some(re)) => re,
         other => panic!(
             "written head does not parse again: {other:?}\n{}",
@@ -67,13 +107,26 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(re.head_len, out.len());
     assert_eq!(re.method, req.method);
-    assert_eq!(re.target, req.target);
+    match absolute {
+        // Origin-form, the target's authority as the only Host.
+        Some((auth, origin)) => {
+            assert_eq!(re.origin, None);
+            let path = re.target.strip_prefix(b"/".as_slice()).unwrap_or(re.target);
+            assert!(re.target.starts_with(b"/"), "not origin-form");
+            assert!(path == origin || re.target == origin, "path changed");
+            assert_eq!(re.host, Some(auth));
+        }
+        None => {
+            assert_eq!(re.target, req.target);
+            assert_eq!(re.host, req.host);
+        }
+    }
+    assert_eq!(re.authority, req.authority);
     assert_eq!(re.version, req.version);
-    assert_eq!(re.host, req.host);
     assert_eq!(re.body, req.body);
-    assert_eq!(re.upgrade, req.upgrade);
+    assert_eq!(re.upgrade.map(|u| u.token), req.upgrade.map(|u| u.token));
     // No persistence cookie leaks to the backend.
     for h in re.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("cookie")) {
         assert!(finder.find(h.value).is_none(), "SERVERID forwarded");
     }
-});
+}

@@ -140,7 +140,7 @@ async fn read_call(stream: &mut TcpStream, token: Option<&str>) -> Result<Call, 
             return Err(Answer::error(400, "closed before a full request"));
         }
         let mut headers = [std::mem::MaybeUninit::uninit(); 64];
-        let request = match http::parse_request(&buf, &mut headers, &limits) {
+        let request = match http::parse_request(&buf, &mut headers, &limits, &[]) {
             Ok(Some(request)) => request,
             Ok(None) => continue,
             Err(err) => return Err(Answer::error(err.status(), err)),

@@ -28,6 +28,9 @@ pub struct Listener {
     pub trusted_proxies: Vec<IpNet>,
     /// One line per request, appended to this file.
     pub access_log: Option<AccessLog>,
+    /// The `Upgrade` protocols passed to backends, lower-case (default
+    /// `["websocket"]`); any other is removed from the request (SPEC §7).
+    pub upgrade_protocols: Vec<String>,
     /// `tls = { certs = [..] }`: an HTTPS listener.
     pub tls: Option<super::tls::ListenerTls>,
 }
@@ -66,6 +69,45 @@ pub enum HostMatch {
     /// `*.example.com` is stored as `.example.com`: any host ending with it.
     /// It does not match `example.com` itself.
     Suffix(String),
+}
+
+/// `upgrade_protocols = ["websocket"]`: protocol names as `Upgrade` lists
+/// them (RFC 9110 §7.8: a token, optionally `/version`), compared ignoring
+/// case. `h2c` is refused: RFC 9113 §3.1 deprecates it, and this listener
+/// serves HTTP/2 with prior knowledge instead.
+fn upgrade_protocols(
+    src: &Source<'_>,
+    list: &[Spanned<String>],
+    at: &KeyPath,
+) -> Result<Vec<String>, ConfigError> {
+    let mut protocols: Vec<String> = Vec::with_capacity(list.len());
+    for (i, name) in list.iter().enumerate() {
+        let value = name.get_ref();
+        let is_token = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
+        };
+        let (protocol, version) = value.split_once('/').unwrap_or((value, "x"));
+        if !is_token(protocol) || !is_token(version) {
+            let problem = format!("\"{value}\" is not a protocol name such as \"websocket\"");
+            return Err(src.at(name, at.index(i), problem));
+        }
+        let lower = value.to_ascii_lowercase();
+        if lower == "h2c" {
+            return Err(src.at(
+                name,
+                at.index(i),
+                "\"h2c\" cannot be allowed: HTTP/2 is served with prior knowledge, and RFC 9113 deprecates the h2c upgrade",
+            ));
+        }
+        if protocols.contains(&lower) {
+            return Err(src.at(name, at.index(i), format!("repeats \"{value}\"")));
+        }
+        protocols.push(lower);
+    }
+    Ok(protocols)
 }
 
 impl Listener {
@@ -143,6 +185,10 @@ impl Listener {
                 None
             }
         };
+        let upgrade_protocols = match &raw.upgrade_protocols {
+            None => vec!["websocket".to_owned()],
+            Some(list) => upgrade_protocols(src, list, &at.key("upgrade_protocols"))?,
+        };
         let tls = match &raw.tls {
             Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at)?),
             None => None,
@@ -155,6 +201,7 @@ impl Listener {
             routes,
             trusted_proxies,
             access_log,
+            upgrade_protocols,
             tls,
         })
     }

@@ -42,6 +42,7 @@ pub(super) const BACKEND_CONNECT: Duration = Duration::from_secs(3);
 pub(super) const BACKEND_RESPONSE: Duration = Duration::from_secs(30);
 pub(super) const BACKEND_IDLE: Duration = Duration::from_secs(30);
 pub(super) const SHUTDOWN: Duration = Duration::from_secs(10);
+pub(super) const TUNNEL: Duration = Duration::from_secs(3600);
 
 pub(super) const DNS_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -116,6 +117,7 @@ pub(super) struct Timeouts {
     pub(super) backend_response: Value<String>,
     pub(super) backend_idle: Value<String>,
     pub(super) shutdown: Value<String>,
+    pub(super) tunnel: Value<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +140,7 @@ pub(super) struct Listener {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) access_log: Value<String>,
     pub(super) access_log_format: Value<String>,
+    pub(super) upgrade_protocols: Option<Vec<Spanned<String>>>,
     pub(super) tls: Option<ListenerTls>,
 }
 

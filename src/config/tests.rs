@@ -123,6 +123,7 @@ fn minimal_file_gets_every_default() {
             backend_response: Duration::from_secs(30),
             backend_idle: Duration::from_secs(30),
             shutdown: Duration::from_secs(10),
+            tunnel: Duration::from_secs(3600),
         },
         dns: Dns {
             interval: Duration::from_secs(30),
@@ -135,6 +136,7 @@ fn minimal_file_gets_every_default() {
             routes: vec![],
             trusted_proxies: vec![],
             access_log: None,
+            upgrade_protocols: vec!["websocket".into()],
             tls: None,
         }],
         groups: vec![Group {

@@ -24,6 +24,9 @@ pub struct Timeouts {
     pub backend_idle: Duration,
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish.
     pub shutdown: Duration,
+    /// An upgraded connection (a WebSocket tunnel) with no byte either way
+    /// for this long is closed.
+    pub tunnel: Duration,
 }
 
 impl Default for Timeouts {
@@ -36,6 +39,7 @@ impl Default for Timeouts {
             backend_response: raw::BACKEND_RESPONSE,
             backend_idle: raw::BACKEND_IDLE,
             shutdown: raw::SHUTDOWN,
+            tunnel: raw::TUNNEL,
         }
     }
 }
@@ -84,6 +88,7 @@ impl Timeouts {
                 "backend_idle",
             )?,
             shutdown: timeout(&raw.shutdown, raw::SHUTDOWN, MIN_TIMEOUT, "shutdown")?,
+            tunnel: timeout(&raw.tunnel, raw::TUNNEL, MIN_TIMEOUT, "tunnel")?,
         })
     }
 }

@@ -117,7 +117,12 @@ fn request_disposition(name: &[u8]) -> Disposition {
     }
     let drop = match name.len() {
         6 if name.eq_ignore_ascii_case(b"cookie") => return Disposition::Cookie,
-        14 => name.eq_ignore_ascii_case(b"content-length"),
+        // `HTTP2-Settings` belongs to the h2c upgrade, which is never
+        // forwarded (SPEC §7).
+        14 => {
+            name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"http2-settings")
+        }
         15 => name.eq_ignore_ascii_case(b"x-forwarded-for"),
         16 => name.eq_ignore_ascii_case(b"x-forwarded-host"),
         17 => name.eq_ignore_ascii_case(b"x-forwarded-proto"),
@@ -216,8 +221,9 @@ pub fn write_request_head(
         BodyFraming::Length(n) => write_content_length(out, n),
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
-    if req.upgrade {
-        write_upgrade(out, req.headers);
+    if let Some(upgrade) = req.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+        write_field(out, b"Upgrade", upgrade.token);
     } else if req.version == Version::Http10 {
         // A 1.0 backend closes after each response unless asked not to.
         out.extend_from_slice(b"Connection: keep-alive\r\n");

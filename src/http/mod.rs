@@ -26,7 +26,9 @@ pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
     write_response_head, Forwarding,
 };
-pub use request::{is_idempotent, parse_request, Limits, Request, RequestError};
+pub use request::{
+    is_idempotent, parse_request, upgrade_matches, Limits, Request, RequestError, Upgrade,
+};
 pub use response::{parse_response, Response, ResponseError, ResponseFraming};
 
 /// A request's header fields, whatever the protocol that carried them:

@@ -156,8 +156,10 @@ pub struct Request<'b, 'h> {
     pub keep_alive: bool,
     /// HTTP/1.1 with `Expect: 100-continue` (ignored on 1.0, RFC 9110 §10.1.1).
     pub expect_continue: bool,
-    /// HTTP/1.1, `Connection` holds `upgrade` and an `Upgrade` field is present.
-    pub upgrade: bool,
+    /// HTTP/1.1, `Connection` holds `upgrade`, and an `Upgrade` field
+    /// offers a protocol of the allow-list given to [`parse_request`]: the
+    /// first such offer. Offers of other protocols are not forwarded.
+    pub upgrade: Option<Upgrade<'b>>,
     /// The single `Host` value (required on 1.1, optional on 1.0).
     pub host: Option<&'b [u8]>,
     /// The effective authority (RFC 9112 §3.2.2): an absolute-form
@@ -169,6 +171,15 @@ pub struct Request<'b, 'h> {
     /// (empty or starting with `?` when it had no path); `None` for every
     /// other form, which goes out as received.
     pub origin: Option<&'b [u8]>,
+}
+
+/// The protocol a request may switch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgrade<'b> {
+    /// The offer as the client wrote it (`websocket`, `WebSocket/13`).
+    pub token: &'b [u8],
+    /// Its entry in the allow-list.
+    pub allowed: usize,
 }
 
 impl Request<'_, '_> {
@@ -197,11 +208,14 @@ pub fn is_idempotent(method: &str) -> bool {
 ///
 /// `Ok(None)`: the head is incomplete and still within `limits`, read more
 /// and call again with the longer buffer. `headers` is the caller's storage;
-/// at most `limits.max_headers` of it is used.
+/// at most `limits.max_headers` of it is used. `upgrades` lists the
+/// protocols a request may switch to (lower case; an entry without
+/// `/version` allows every version).
 pub fn parse_request<'b, 'h>(
     buf: &'b [u8],
     headers: &'h mut [MaybeUninit<Header<'b>>],
     limits: &Limits,
+    upgrades: &[String],
 ) -> Result<Option<Request<'b, 'h>>, RequestError> {
     // The request-line limit is checked first so that a long line earns 414
     // even when the buffer is also past the head limit.
@@ -270,11 +284,38 @@ pub fn parse_request<'b, 'h>(
         },
         expect_continue: is_11 && facts.expect_continue,
         // RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0 request.
-        upgrade: is_11 && facts.connection_upgrade && facts.has_upgrade,
+        upgrade: if is_11 && facts.connection_upgrade && facts.has_upgrade {
+            allowed_upgrade(headers, upgrades)
+        } else {
+            None
+        },
         host,
         authority,
         origin,
     }))
+}
+
+/// The first offer of the `Upgrade` fields that `upgrades` allows.
+fn allowed_upgrade<'b>(headers: &[Header<'b>], upgrades: &[String]) -> Option<Upgrade<'b>> {
+    field::headers_named(headers, "upgrade")
+        .flat_map(field::tokens)
+        .find_map(|token| {
+            let allowed = upgrades
+                .iter()
+                .position(|entry| upgrade_matches(entry.as_bytes(), token))?;
+            Some(Upgrade { token, allowed })
+        })
+}
+
+/// Whether the `Upgrade` token `offer` (`name[/version]`) is the allowed
+/// `entry`: the same name, and the same version when `entry` has one;
+/// ignoring case.
+pub fn upgrade_matches(entry: &[u8], offer: &[u8]) -> bool {
+    if memchr::memchr(b'/', entry).is_some() {
+        return entry.eq_ignore_ascii_case(offer);
+    }
+    let name = memchr::memchr(b'/', offer).map_or(offer, |slash| &offer[..slash]);
+    entry.eq_ignore_ascii_case(name)
 }
 
 /// 414 when no complete request line fits in `max_request_line_bytes`.

@@ -62,6 +62,10 @@ pub enum ResponseError {
     TransferEncodingOnHttp10,
     #[error("a framing field in disguise (Content_Length, Transfer---Encoding, …)")]
     DisguisedFraming,
+    #[error(
+        "101 Switching Protocols to a protocol the client did not ask for or that is not allowed"
+    )]
+    UnaskedSwitch,
 }
 
 impl ResponseError {

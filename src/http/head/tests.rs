@@ -18,7 +18,7 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 /// `lb=...` pair, and returns the output as text for readable diffs.
 fn forwarded(input: &[u8], fwd: &Forwarding<'_>) -> String {
     let mut headers = [std::mem::MaybeUninit::uninit(); 32];
-    let req = parse_request(input, &mut headers, &LIMITS)
+    let req = parse_request(input, &mut headers, &LIMITS, &["websocket".to_owned()])
         .unwrap()
         .unwrap();
     let mut out = Vec::new();
@@ -151,7 +151,9 @@ fn hop_by_hop_and_connection_named_fields_are_removed() {
     let out = forwarded(two, &untrusted());
     assert!(!out.contains("X-A") && !out.contains("X-B"), "{out}");
     let mut headers = [std::mem::MaybeUninit::uninit(); 8];
-    let req = parse_request(two, &mut headers, &LIMITS).unwrap().unwrap();
+    let req = parse_request(two, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
     assert!(is_named_in_connection(req.headers, b"x-b"));
     assert!(!is_named_in_connection(req.headers, b"host"));
     let mut headers = [std::mem::MaybeUninit::uninit(); 8];
@@ -159,6 +161,7 @@ fn hop_by_hop_and_connection_named_fields_are_removed() {
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n",
         &mut headers,
         &LIMITS,
+        &[],
     );
     assert!(is_named_in_connection(
         req.unwrap().unwrap().headers,
@@ -191,6 +194,19 @@ fn upgrade_and_http10_connection_fields() {
          X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\
          Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"
     );
+    // h2c is not allowed: the upgrade, the Connection tokens naming it and
+    // HTTP2-Settings are all removed, and the request is plain HTTP/1.1.
+    let h2c = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    assert_eq!(
+        forwarded(h2c, &untrusted()),
+        "GET / HTTP/1.1\r\nHost: a\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+    );
+    // Only the allowed offer goes to the backend.
+    let both =
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n\r\n";
+    assert!(forwarded(both, &untrusted())
+        .ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
     let old = b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n";
     assert_eq!(
         forwarded(old, &untrusted()),
@@ -331,7 +347,7 @@ fn hand_built_heads_are_written_from_their_parts() {
         body: BodyFraming::None,
         keep_alive: true,
         expect_continue: false,
-        upgrade: false,
+        upgrade: None,
         host: Some(b"a"),
         authority: Some(b"a"),
         origin: None,

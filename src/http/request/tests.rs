@@ -11,10 +11,15 @@ const LIMITS: Limits = Limits {
     max_headers: 32,
 };
 
+/// The listeners' default allow-list.
+fn websocket() -> [String; 1] {
+    ["websocket".to_owned()]
+}
+
 /// Parses with roomy storage and hands the request to `check`.
 fn with_request(buf: &[u8], check: impl FnOnce(Request<'_, '_>)) {
     let mut headers = [std::mem::MaybeUninit::uninit(); 32];
-    match parse_request(buf, &mut headers, &LIMITS) {
+    match parse_request(buf, &mut headers, &LIMITS, &websocket()) {
         Ok(Some(req)) => check(req),
         other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
     }
@@ -22,7 +27,7 @@ fn with_request(buf: &[u8], check: impl FnOnce(Request<'_, '_>)) {
 
 fn refused_with(buf: &[u8], limits: &Limits) -> RequestError {
     let mut headers = [std::mem::MaybeUninit::uninit(); 32];
-    match parse_request(buf, &mut headers, limits) {
+    match parse_request(buf, &mut headers, limits, &[]) {
         Err(e) => e,
         other => panic!(
             "{:?} was not refused: {other:?}",
@@ -46,7 +51,7 @@ fn typical_get() {
         );
         assert_eq!(r.headers.len(), 2);
         assert_eq!(r.body, BodyFraming::None);
-        assert!(r.keep_alive && !r.expect_continue && !r.upgrade);
+        assert!(r.keep_alive && !r.expect_continue && r.upgrade.is_none());
         assert_eq!(r.host, Some(&b"example.com"[..]));
         assert!(r.is_idempotent() && !r.is_head());
     });
@@ -90,7 +95,7 @@ fn connection_facts() {
     let facts = |buf: &[u8]| {
         let mut out = None;
         with_request(buf, |r| {
-            out = Some((r.keep_alive, r.expect_continue, r.upgrade))
+            out = Some((r.keep_alive, r.expect_continue, r.upgrade.is_some()))
         });
         out.unwrap()
     };
@@ -257,7 +262,7 @@ fn incomplete_heads_ask_for_more() {
     for cut in 0..full.len() {
         let mut headers = [std::mem::MaybeUninit::uninit(); 4];
         assert_eq!(
-            parse_request(&full[..cut], &mut headers, &LIMITS),
+            parse_request(&full[..cut], &mut headers, &LIMITS, &[]),
             Ok(None),
             "cut at {cut}"
         );
@@ -293,11 +298,14 @@ fn long_request_line_is_414_first() {
     // A line of exactly the limit, CRLF included, is fine.
     let exact = b"GET /aaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut headers = [std::mem::MaybeUninit::uninit(); 8];
-    assert!(parse_request(exact, &mut headers, &limits)
+    assert!(parse_request(exact, &mut headers, &limits, &[])
         .unwrap()
         .is_some());
     // Shorter than the limit and incomplete: wait.
-    assert_eq!(parse_request(&line[..31], &mut headers, &limits), Ok(None));
+    assert_eq!(
+        parse_request(&line[..31], &mut headers, &limits, &[]),
+        Ok(None)
+    );
 }
 
 #[test]
@@ -311,7 +319,7 @@ fn large_heads_and_many_fields_are_431() {
     assert_eq!(exact.len(), 48);
     let mut headers = [std::mem::MaybeUninit::uninit(); 8];
     assert_eq!(
-        parse_request(exact, &mut headers, &limits)
+        parse_request(exact, &mut headers, &limits, &[])
             .unwrap()
             .unwrap()
             .head_len,
@@ -323,7 +331,10 @@ fn large_heads_and_many_fields_are_431() {
         refused_with(&over[..48], &limits),
         RequestError::HeadTooLarge
     );
-    assert_eq!(parse_request(&over[..47], &mut headers, &limits), Ok(None));
+    assert_eq!(
+        parse_request(&over[..47], &mut headers, &limits, &[]),
+        Ok(None)
+    );
     let three = b"GET / HTTP/1.1\r\nHost: a\r\nB: c\r\nD: e\r\n\r\n";
     assert_eq!(refused_with(three, &limits), RequestError::TooManyHeaders);
     assert_eq!(RequestError::HeadTooLarge.status(), 431);
@@ -335,7 +346,7 @@ fn large_heads_and_many_fields_are_431() {
     };
     let mut two = [std::mem::MaybeUninit::uninit(); 2];
     assert_eq!(
-        parse_request(three, &mut two, &roomy),
+        parse_request(three, &mut two, &roomy, &[]),
         Err(RequestError::TooManyHeaders)
     );
 }
@@ -368,7 +379,7 @@ fn arbitrary_bytes_never_panic() {
             .run(&strategy, |bytes| {
                 for limits in [&LIMITS, &small] {
                     let mut headers = [std::mem::MaybeUninit::uninit(); 8];
-                    let _ = parse_request(&bytes, &mut headers, limits);
+                    let _ = parse_request(&bytes, &mut headers, limits, &[]);
                 }
                 Ok(())
             })
@@ -423,12 +434,17 @@ fn valid_requests_parse_the_same_when_fed_in_two_pieces() {
             &(valid_request(), any::<prop::sample::Index>()),
             |(buf, index)| {
                 let mut headers = [std::mem::MaybeUninit::uninit(); 32];
-                let whole = parse_request(&buf, &mut headers, &LIMITS).unwrap().unwrap();
+                let whole = parse_request(&buf, &mut headers, &LIMITS, &[])
+                    .unwrap()
+                    .unwrap();
                 let cut = index.index(whole.head_len);
                 let mut first = [std::mem::MaybeUninit::uninit(); 32];
-                prop_assert_eq!(parse_request(&buf[..cut], &mut first, &LIMITS), Ok(None));
+                prop_assert_eq!(
+                    parse_request(&buf[..cut], &mut first, &LIMITS, &[]),
+                    Ok(None)
+                );
                 let mut second = [std::mem::MaybeUninit::uninit(); 32];
-                let again = parse_request(&buf[..whole.head_len], &mut second, &LIMITS)
+                let again = parse_request(&buf[..whole.head_len], &mut second, &LIMITS, &[])
                     .unwrap()
                     .unwrap();
                 prop_assert_eq!(again, whole);
@@ -481,17 +497,53 @@ fn a_body_on_get_or_head_is_refused() {
 fn the_absolute_form_authority_is_the_effective_authority() {
     let mut headers = [std::mem::MaybeUninit::uninit(); 32];
     let buf = b"GET http://other.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n";
-    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    let req = parse_request(buf, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
     assert_eq!(req.authority, Some(&b"other.example"[..]));
     assert_eq!(req.origin, Some(&b"/x?y"[..]));
     assert_eq!(req.host, Some(&b"a.example"[..]));
 
     let buf = b"GET /x HTTP/1.1\r\nHost: a.example:8080\r\n\r\n";
-    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    let req = parse_request(buf, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
     assert_eq!(req.authority, Some(&b"a.example:8080"[..]));
     assert_eq!(req.origin, None);
 
     let buf = b"GET /x HTTP/1.0\r\nHost: \r\n\r\n";
-    let req = parse_request(buf, &mut headers, &LIMITS).unwrap().unwrap();
+    let req = parse_request(buf, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
     assert_eq!(req.authority, None);
+}
+
+#[test]
+fn only_allowed_protocols_upgrade() {
+    let upgrade = |buf: &[u8], allowed: &[&str]| {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        let mut headers = [std::mem::MaybeUninit::uninit(); 32];
+        let req = parse_request(buf, &mut headers, &LIMITS, &allowed)
+            .unwrap()
+            .unwrap();
+        req.upgrade
+            .map(|u| (String::from_utf8_lossy(u.token).into_owned(), u.allowed))
+    };
+    let h2c = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    assert_eq!(upgrade(h2c, &["websocket"]), None);
+    assert_eq!(upgrade(h2c, &[]), None);
+    let ws =
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c, WebSocket/13\r\n\r\n";
+    assert_eq!(
+        upgrade(ws, &["websocket"]),
+        Some(("WebSocket/13".into(), 0))
+    );
+    assert_eq!(
+        upgrade(ws, &["foo", "websocket/13"]),
+        Some(("WebSocket/13".into(), 1))
+    );
+    assert_eq!(upgrade(ws, &["websocket/12"]), None);
+    assert_eq!(upgrade(ws, &[]), None);
+    assert!(upgrade_matches(b"websocket", b"WEBSOCKET"));
+    assert!(!upgrade_matches(b"websocket", b"websockets"));
 }

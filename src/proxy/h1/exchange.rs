@@ -11,7 +11,7 @@ use super::body::{self, Relayed};
 use super::request::H1Request;
 use super::{Client, Flow};
 use crate::error::ProxyError;
-use crate::http::{self, BodyFraming, ResponseFraming};
+use crate::http::{self, BodyFraming, ResponseFraming, Version};
 use crate::net::Upstream;
 use crate::proxy::context::RequestCtx;
 use crate::proxy::framing::Remaining;
@@ -160,7 +160,20 @@ impl Heads for H1Heads<'_> {
             // limpet already said `100 Continue`; one is enough.
             return false;
         }
-        out.extend_from_slice(response.head);
+        if self.request.version == Version::Http10 {
+            // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client.
+            return false;
+        }
+        // Through the same writer as a final head: no framing or
+        // hop-by-hop field crosses (SPEC §7); `Link` of a 103 does.
+        http::write_response_head(
+            response,
+            out,
+            true,
+            Version::Http11,
+            |value, out| out.extend_from_slice(value),
+            |_| {},
+        );
         true
     }
 
@@ -172,7 +185,7 @@ impl Heads for H1Heads<'_> {
         out: &mut Vec<u8>,
     ) -> (H1Head, bool) {
         let request = self.request;
-        let switching = response.is_switching_protocols() && request.upgrade;
+        let switching = response.is_switching_protocols() && request.upgrade.is_some();
         let client_keep_alive = request.keep_alive
             && ends.request_complete
             && !ends.stopping

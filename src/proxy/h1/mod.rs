@@ -121,7 +121,9 @@ pub async fn run<S: ClientStream>(
             Flow::KeepAlive | Flow::Close => break,
             Flow::Tunnel(backend) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
-                let idle = worker.view().snapshot.config.timeouts.client_idle;
+                // Tunnels have their own idle limit (SPEC §7): a WebSocket
+                // may stay quiet far longer than a keep-alive connection.
+                let idle = worker.view().snapshot.config.timeouts.tunnel;
                 Box::pin(client.stream.tunnel(worker, backend, idle)).await;
                 return;
             }

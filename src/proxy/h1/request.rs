@@ -23,7 +23,9 @@ pub struct H1Request {
     pub idempotent: bool,
     pub is_head: bool,
     pub expect_continue: bool,
-    pub upgrade: bool,
+    /// The entry of the listener's `upgrade_protocols` the client asked
+    /// to switch to.
+    pub upgrade: Option<usize>,
     /// `METHOD target`, when the listener keeps an access log (a buffer
     /// of the worker's access log, given back with the line).
     pub log_request: Option<Vec<u8>>,
@@ -50,7 +52,9 @@ pub fn prepare(
 ) -> Result<Option<(H1Request, Decision)>, ProxyError> {
     let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
     let limit = view.limits.max_headers.min(MAX_HEADERS);
-    let Some(req) = http::parse_request(buf, &mut headers[..limit], &view.limits)? else {
+    let listener = &view.snapshot.config.listeners[conn.listener];
+    let upgrades = &listener.upgrade_protocols;
+    let Some(req) = http::parse_request(buf, &mut headers[..limit], &view.limits, upgrades)? else {
         return Ok(None);
     };
     let decision = decide::decide(
@@ -63,7 +67,6 @@ pub fn prepare(
             fields: req.headers,
         },
     )?;
-    let listener = &view.snapshot.config.listeners[conn.listener];
     let client_ip = conn.peer.ip();
     let forwarding = Forwarding {
         client_ip,
@@ -95,7 +98,7 @@ pub fn prepare(
         idempotent: decision.idempotent,
         is_head: req.is_head(),
         expect_continue: req.expect_continue,
-        upgrade: req.upgrade,
+        upgrade: req.upgrade.map(|u| u.allowed),
         log_request,
     };
     Ok(Some((request, decision)))

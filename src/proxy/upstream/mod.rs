@@ -60,8 +60,9 @@ pub struct Outbound {
     pub head: Vec<u8>,
     /// A HEAD request: the response has no body whatever its fields say.
     pub is_head: bool,
-    /// The client asked to switch protocols: a `101` may answer it.
-    pub upgrade: bool,
+    /// The client asked to switch to this entry of its listener's
+    /// `upgrade_protocols`: a `101` to that protocol may answer it.
+    pub upgrade: Option<usize>,
 }
 
 /// What reading the response head must know of the request.
@@ -70,7 +71,7 @@ pub struct Reading {
     /// The server asked.
     pub server: ServerIdx,
     pub is_head: bool,
-    pub upgrade: bool,
+    pub upgrade: Option<usize>,
     pub ends: Ends,
 }
 
@@ -345,7 +346,7 @@ async fn exchange<F: Front>(
     ctx: &mut RequestCtx,
     front: &mut F,
     out: Vec<u8>,
-    (is_head, upgrade): (bool, bool),
+    (is_head, upgrade): (bool, Option<usize>),
     attempt: Attempt,
 ) -> Exchanged<F::Head> {
     let Attempt {
@@ -538,7 +539,13 @@ pub fn read_head<F: Heads>(
             relay,
         });
     }
-    let switching = response.is_switching_protocols() && upgrade;
+    let switching = response.is_switching_protocols();
+    if switching && !switches_as_asked(view, ctx, upgrade, &response) {
+        // A tunnel the client did not ask for, or to a protocol the
+        // listener does not allow: 502, and the connection is closed
+        // (SPEC §7).
+        return Err(ProxyError::BadResponse(http::ResponseError::UnaskedSwitch));
+    }
     let decision = &ctx.decision;
     let mut cookies =
         decision
@@ -555,6 +562,39 @@ pub fn read_head<F: Heads>(
         cookie_sent,
         front: head,
     }))
+}
+
+/// Whether a `101` switches to the protocol the request asked for, which
+/// its listener allows.
+fn switches_as_asked(
+    view: &CoreView,
+    ctx: &RequestCtx,
+    upgrade: Option<usize>,
+    response: &http::Response<'_, '_>,
+) -> bool {
+    let Some(allowed) = upgrade else {
+        return false;
+    };
+    let protocol = view
+        .snapshot
+        .listener(ctx.listener)
+        .and_then(|i| view.snapshot.config.listeners.get(i))
+        .and_then(|listener| listener.upgrade_protocols.get(allowed));
+    let Some(protocol) = protocol else {
+        return false;
+    };
+    let mut offers = http::headers_named(response.headers, "upgrade").flat_map(|value| {
+        value
+            .split(|&b| b == b',')
+            .map(|t| t.trim_ascii())
+            .filter(|t| !t.is_empty())
+    });
+    // RFC 9110 §7.8: the server names the protocol it switches to; exactly
+    // one, the one asked for.
+    match (offers.next(), offers.next()) {
+        (Some(offer), None) => http::upgrade_matches(protocol.as_bytes(), offer),
+        _ => false,
+    }
 }
 
 /// Counts a response from `ctx.server` and what happened to its session.
