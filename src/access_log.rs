@@ -56,6 +56,39 @@ fn open(path: &Path) -> Result<File, OpenError> {
         })
 }
 
+/// Whether `limpet run` could open `path` as [`open`] does, without
+/// creating or truncating anything (`limpet check`): an existing file is
+/// opened for appending and closed; for a missing one, its directory must
+/// exist and be writable and searchable by this process.
+pub fn check(path: &Path) -> Result<(), OpenError> {
+    let fail = |source| OpenError {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(fail),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let access = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+            rustix::fs::access(dir, access).map_err(|errno| fail(errno.into()))?;
+            if !std::fs::metadata(dir).map_err(fail)?.is_dir() {
+                return Err(fail(std::io::Error::from(
+                    std::io::ErrorKind::NotADirectory,
+                )));
+            }
+            Ok(())
+        }
+        Err(err) => Err(fail(err)),
+    }
+}
+
 /// Opens the log of every listener of `config` that has one; `listeners`
 /// gives their ids, index for index with `config.listeners`.
 pub fn open_all(
@@ -285,7 +318,7 @@ fn write_ip(buf: &mut Vec<u8>, ip: IpAddr) {
 
 /// `bytes` as a JSON string: quotes, backslashes and control characters
 /// escaped; bytes that are not UTF-8 as U+FFFD.
-fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

@@ -1,55 +1,11 @@
-//! The command line: `run`, `check`, `demo`. Parsed by hand because there are
-//! three commands and three flags; a parser crate would outweigh them.
+//! The command line: `run`, `check`, `demo`, `completions`, declared with
+//! clap's derive so that every command has its own `--help` and the shell
+//! completions cannot drift from the parser. It only parses: `main` acts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// What `limpet --help` prints.
-pub const USAGE: &str = "\
-usage:
-  limpet run   --config FILE    serve with the configuration in FILE
-  limpet check --config FILE    validate FILE and exit (0 when valid)
-  limpet demo  [--listen ADDR] [--admin ADDR]
-                                two built-in backends behind an insert-mode
-                                listener (default 127.0.0.1:8080, admin
-                                127.0.0.1:9901); no config file needed
-  limpet --version | --help
-
-environment: LIMPET_LOG=debug|info|warn|error (default info)";
-
-/// One invocation of the binary.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Run {
-        config: PathBuf,
-    },
-    Check {
-        config: PathBuf,
-    },
-    Demo {
-        listen: SocketAddr,
-        admin: SocketAddr,
-    },
-    Help,
-    Version,
-}
-
-/// A command line that makes no sense, said in words.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CliError {
-    #[error("no command given")]
-    NoCommand,
-    #[error("unknown command `{0}`")]
-    UnknownCommand(String),
-    #[error("`{0}` needs a value")]
-    MissingValue(&'static str),
-    #[error("`{command}` does not take `{arg}`")]
-    UnexpectedArgument { command: &'static str, arg: String },
-    #[error("`{command}` needs --config FILE")]
-    MissingConfig { command: &'static str },
-    #[error("{flag} {value}: not an address like 127.0.0.1:8080")]
-    BadAddress { flag: &'static str, value: String },
-}
+use clap::{Parser, Subcommand};
 
 /// The demo's default listener (SPEC §8).
 pub const DEMO_LISTEN: SocketAddr =
@@ -58,63 +14,98 @@ pub const DEMO_LISTEN: SocketAddr =
 pub const DEMO_ADMIN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
 
-/// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
-    let mut args = args.into_iter();
-    let command = args.next().ok_or(CliError::NoCommand)?;
-    let name: &'static str = match command.as_str() {
-        "run" => "run",
-        "check" => "check",
-        "demo" => "demo",
-        "-h" | "--help" | "help" => return Ok(Command::Help),
-        "-V" | "--version" => return Ok(Command::Version),
-        _ => return Err(CliError::UnknownCommand(command)),
-    };
-    let mut config = None;
-    let mut listen = DEMO_LISTEN;
-    let mut admin = DEMO_ADMIN;
-    while let Some(arg) = args.next() {
-        match (name, arg.as_str()) {
-            ("run" | "check", "--config" | "-c") => {
-                config = Some(PathBuf::from(
-                    args.next().ok_or(CliError::MissingValue("--config"))?,
-                ));
-            }
-            ("demo", "--listen") => listen = address("--listen", args.next())?,
-            ("demo", "--admin") => admin = address("--admin", args.next())?,
-            _ => return Err(CliError::UnexpectedArgument { command: name, arg }),
-        }
-    }
-    match name {
-        "demo" => Ok(Command::Demo { listen, admin }),
-        _ => {
-            let config = config.ok_or(CliError::MissingConfig { command: name })?;
-            Ok(if name == "run" {
-                Command::Run { config }
-            } else {
-                Command::Check { config }
-            })
-        }
-    }
+/// `limpet --version`: the crate version and the commit it was built from
+/// (`unknown` when built outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LIMPET_COMMIT"),
+    ")"
+);
+
+/// A thread-per-core io_uring HTTP load balancer with session persistence.
+#[derive(Debug, Parser)]
+#[command(
+    name = "limpet",
+    version = VERSION,
+    about,
+    after_help = "environment: LIMPET_LOG=debug|info|warn|error (default info)",
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-fn address(flag: &'static str, value: Option<String>) -> Result<SocketAddr, CliError> {
-    let value = value.ok_or(CliError::MissingValue(flag))?;
-    value
-        .parse()
-        .map_err(|_| CliError::BadAddress { flag, value })
+/// One invocation of the binary.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve with the configuration in FILE (SIGHUP reloads it).
+    Run {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate FILE as `run` would and exit (0 when valid): server names
+    /// are resolved, TLS files read, access logs checked for appending.
+    Check {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Also bind every listen address (fails beside a running limpet).
+        #[arg(long)]
+        bind: bool,
+    },
+    /// Two built-in backends behind an insert-mode listener; no config
+    /// file needed.
+    Demo {
+        /// The demo listener.
+        #[arg(long, value_name = "ADDR", default_value_t = DEMO_LISTEN)]
+        listen: SocketAddr,
+        /// The demo's admin listener.
+        #[arg(long, value_name = "ADDR", default_value_t = DEMO_ADMIN)]
+        admin: SocketAddr,
+    },
+    /// Print a completion script for SHELL to standard output.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parses the arguments after the program name. `--help` and `--version`
+/// come back as errors of their kind, which `clap::Error::exit` prints.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, clap::Error> {
+    let words = std::iter::once("limpet".to_owned()).chain(args);
+    Cli::try_parse_from(words).map(|cli| cli.command)
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "limpet", out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn parse_str(line: &str) -> Result<Command, CliError> {
-        parse(line.split_whitespace().map(String::from))
+    fn parse_str(line: &str) -> Result<Command, ErrorKind> {
+        parse(line.split_whitespace().map(String::from)).map_err(|e| e.kind())
     }
 
     #[test]
-    fn commands() {
+    fn declaration_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn commands_keep_their_spelling() {
         assert_eq!(
             parse_str("run --config a.toml"),
             Ok(Command::Run {
@@ -124,7 +115,15 @@ mod tests {
         assert_eq!(
             parse_str("check -c b.toml"),
             Ok(Command::Check {
-                config: "b.toml".into()
+                config: "b.toml".into(),
+                bind: false
+            })
+        );
+        assert_eq!(
+            parse_str("check -c b.toml --bind"),
+            Ok(Command::Check {
+                config: "b.toml".into(),
+                bind: true
             })
         );
         assert_eq!(
@@ -144,33 +143,20 @@ mod tests {
     }
 
     #[test]
-    fn mistakes_are_named() {
-        assert_eq!(parse_str(""), Err(CliError::NoCommand));
-        assert_eq!(
-            parse_str("serve"),
-            Err(CliError::UnknownCommand("serve".into()))
-        );
-        assert_eq!(
-            parse_str("run"),
-            Err(CliError::MissingConfig { command: "run" })
-        );
-        assert_eq!(
-            parse_str("run --config"),
-            Err(CliError::MissingValue("--config"))
-        );
+    fn mistakes_are_refused() {
+        assert!(parse_str("").is_err());
+        assert_eq!(parse_str("serve"), Err(ErrorKind::InvalidSubcommand));
+        assert_eq!(parse_str("run"), Err(ErrorKind::MissingRequiredArgument));
+        assert_eq!(parse_str("run --config"), Err(ErrorKind::InvalidValue));
         assert_eq!(
             parse_str("demo --listen localhost"),
-            Err(CliError::BadAddress {
-                flag: "--listen",
-                value: "localhost".into()
-            })
+            Err(ErrorKind::ValueValidation)
         );
         assert_eq!(
             parse_str("check --config a --listen x"),
-            Err(CliError::UnexpectedArgument {
-                command: "check",
-                arg: "--listen".into()
-            })
+            Err(ErrorKind::UnknownArgument)
         );
+        assert_eq!(parse_str("run --help"), Err(ErrorKind::DisplayHelp));
+        assert_eq!(parse_str("--version"), Err(ErrorKind::DisplayVersion));
     }
 }

@@ -11,6 +11,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod balance;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -18,6 +19,7 @@ pub mod demo;
 pub mod dns;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod net;
 pub mod proxy;
 pub mod server;

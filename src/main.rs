@@ -9,33 +9,27 @@ use limpet::dns::SystemResolver;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::new().filter_or("LIMPET_LOG", "info"))
-        .format_target(false)
-        .init();
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
-        Err(err) => {
-            eprintln!("limpet: {err}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
-        }
+        // --help and --version print to stdout and exit 0; mistakes print
+        // the usage to stderr and exit 2.
+        Err(err) => err.exit(),
     };
+    limpet::logging::init();
     let result = match command {
-        Command::Help => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Command::Version => {
-            println!("limpet {}", env!("CARGO_PKG_VERSION"));
+        Command::Completions { shell } => {
+            cli::completions(shell, &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
         // Both resolve server names: a name that does not resolve is a
         // configuration error, at `check` time too.
-        Command::Check { config } => limpet::dns::load_resolved(&config, &SystemResolver)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(anyhow::Error::from),
+        Command::Check { config, bind } => {
+            limpet::check::run(&config, bind).map(|()| println!("{}: ok", config.display()))
+        }
         Command::Run { config: path } => limpet::dns::load_resolved(&path, &SystemResolver)
             .map_err(anyhow::Error::from)
             .and_then(|(cfg, resolved)| {
+                limpet::logging::set_format(cfg.log_format);
                 let resolver = std::sync::Arc::new(SystemResolver);
                 let running =
                     limpet::server::start_with(cfg, resolver, Some(resolved))?.reload_from(path);
@@ -46,7 +40,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("limpet: {err:#}");
+            eprintln!("limpet: {}", limpet::check::chain(&*err));
             ExitCode::FAILURE
         }
     }

@@ -52,6 +52,27 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// `"text"` (the default when absent) or `"json"`.
+    pub(super) fn build(
+        src: &Source<'_>,
+        value: Option<&Spanned<String>>,
+        path: &KeyPath,
+    ) -> Result<Self, ConfigError> {
+        let Some(value) = value else {
+            return Ok(LogFormat::Text);
+        };
+        match value.get_ref().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => {
+                let problem = format!("is `{other}`; expected \"text\" or \"json\"");
+                Err(src.at(value, path, problem))
+            }
+        }
+    }
+}
+
 /// Matches when every condition it has matches; at least one is set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -155,17 +176,11 @@ impl Listener {
             .enumerate()
             .map(|(i, proxy)| net::proxy(src, proxy, &at.key("trusted_proxies").index(i)))
             .collect::<Result<_, _>>()?;
-        let format = match &raw.access_log_format {
-            None => LogFormat::Text,
-            Some(format) => match format.get_ref().as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => {
-                    let problem = format!("is `{other}`; expected \"text\" or \"json\"");
-                    return Err(src.at(format, at.key("access_log_format"), problem));
-                }
-            },
-        };
+        let format = LogFormat::build(
+            src,
+            raw.access_log_format.as_ref(),
+            &at.key("access_log_format"),
+        )?;
         let access_log = match &raw.access_log {
             Some(path) if path.get_ref().is_empty() => {
                 return Err(src.at(path, at.key("access_log"), "must be a file path"));

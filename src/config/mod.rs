@@ -55,6 +55,8 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub dns: Dns,
+    /// `[log] format`: how the process log (stderr) is written.
+    pub log_format: LogFormat,
     /// Never empty; names and addresses are unique.
     pub listeners: Vec<Listener>,
     /// Never empty, sorted by name (TOML tables have no order), so a
@@ -150,6 +152,11 @@ fn build(
     let limits = Limits::build(src, &raw.limits, &workers, &raw.workers)?;
     let timeouts = Timeouts::build(src, &raw.timeouts)?;
     let dns = Dns::build(src, &raw.dns)?;
+    let log_format = LogFormat::build(
+        src,
+        raw.log.format.as_ref(),
+        &KeyPath::root("log").key("format"),
+    )?;
     if raw.groups.is_empty() {
         return Err(src.invalid(
             None,
@@ -206,6 +213,7 @@ fn build(
         limits,
         timeouts,
         dns,
+        log_format,
         listeners,
         groups,
         admin,

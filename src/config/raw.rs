@@ -69,6 +69,8 @@ pub(super) struct Config {
     pub(super) timeouts: Timeouts,
     #[serde(default)]
     pub(super) dns: Dns,
+    #[serde(default)]
+    pub(super) log: Log,
     pub(super) admin: Option<Admin>,
     #[serde(default)]
     pub(super) listeners: Vec<Listener>,
@@ -76,9 +78,17 @@ pub(super) struct Config {
     pub(super) groups: BTreeMap<String, Group>,
 }
 
+/// `[log]`: the process log (stderr), not the access logs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Log {
+    pub(super) format: Value<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Dns {
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) interval: Value<String>,
 }
 
@@ -110,12 +120,19 @@ pub(super) struct Limits {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Timeouts {
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) client_head: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) client_idle: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) client_body: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) backend_connect: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) backend_response: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) backend_idle: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) shutdown: Value<String>,
     pub(super) tunnel: Value<String>,
 }
@@ -150,6 +167,7 @@ pub(super) struct Listener {
 pub(super) struct ListenerTls {
     #[serde(default)]
     pub(super) certs: Vec<CertPair>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) handshake_timeout: Value<String>,
 }
 
@@ -196,15 +214,20 @@ pub(super) struct Group {
 #[serde(deny_unknown_fields)]
 pub(super) struct Health {
     pub(super) path: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) interval: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) timeout: Value<String>,
     pub(super) healthy_threshold: Value<i64>,
     pub(super) unhealthy_threshold: Value<i64>,
     pub(super) expect: Value<String>,
     pub(super) host: Value<String>,
     pub(super) max_fails: Value<i64>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) fail_window: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) eject_time: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) drain_timeout: Value<String>,
 }
 
@@ -232,6 +255,7 @@ pub(super) struct Persistence {
     pub(super) cookie: Value<String>,
     pub(super) cors_cookie: Value<String>,
     pub(super) cors: Value<bool>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) timeout: Value<String>,
     pub(super) path: Value<String>,
     pub(super) domain: Value<String>,
@@ -239,7 +263,9 @@ pub(super) struct Persistence {
     pub(super) secure: Value<bool>,
     pub(super) token_secret: Value<String>,
     pub(super) keys: Value<Vec<Spanned<String>>>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) max_age: Value<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub(super) max_idle: Value<String>,
 }
 
@@ -291,4 +317,35 @@ impl GroupKeys {
     pub(super) fn span(&self, name: &str) -> Option<Range<usize>> {
         self.groups.get_key_value(name).map(|(key, _)| key.span())
     }
+}
+
+/// A duration key's text. A value of another TOML type is refused in
+/// words (`expected a duration such as "10s"`) rather than as `a string`;
+/// the text itself is judged by `duration.rs`.
+struct DurationText(String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DurationText, E> {
+                Ok(DurationText(text.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+fn duration_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Value<String>, D::Error> {
+    let value = Option::<Spanned<DurationText>>::deserialize(deserializer)?;
+    Ok(value.map(|v| {
+        let span = v.span();
+        Spanned::new(span, v.into_inner().0)
+    }))
 }

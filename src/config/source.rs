@@ -80,7 +80,7 @@ impl<'a> Source<'a> {
         let err = err.into_inner();
         let line = err.span().map(|span| self.line(&span));
         // Syntax messages come on several lines ("invalid table header\nexpected ...").
-        let message = err.message().trim().replace('\n', ": ");
+        let message = in_words(&err.message().trim().replace('\n', ": "));
         let origin = self.origin.to_owned();
         if path.is_empty() {
             ConfigError::Syntax {
@@ -212,4 +212,12 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
         }
     }
     out
+}
+
+/// serde names Rust types where the operator wrote TOML: `expected i64`
+/// becomes `expected an integer`.
+fn in_words(message: &str) -> String {
+    message
+        .replace("expected i64", "expected an integer")
+        .replace("expected a boolean", "expected true or false")
 }

@@ -97,6 +97,7 @@ fn every_example_file_parses() {
 fn minimal_file_gets_every_default() {
     let config = ok(BASE);
     let expected = Config {
+        log_format: LogFormat::Text,
         workers: Workers {
             count: None,
             cpus: None,
@@ -409,11 +410,11 @@ fn syntax_and_shape_errors_keep_path_and_line() {
         ),
         (
             "# a comment\n[worker]\ncount = 1\n",
-            "limpet.toml:2: worker: unknown field `worker`, expected one of `workers`, `limits`, `timeouts`, `dns`, `admin`, `listeners`, `groups`",
+            "limpet.toml:2: worker: unknown field `worker`, expected one of `workers`, `limits`, `timeouts`, `dns`, `log`, `admin`, `listeners`, `groups`",
         ),
-        ("[workers]\ncount = \"4\"\n", "limpet.toml:2: workers.count: invalid type: string \"4\", expected i64"),
-        ("[workers]\ncpus = [1, \"2\"]\n", "limpet.toml:2: workers.cpus[1]: invalid type: string \"2\", expected i64"),
-        ("[timeouts]\nclient_head = 10\n", "limpet.toml:2: timeouts.client_head: invalid type: integer `10`, expected a string"),
+        ("[workers]\ncount = \"4\"\n", "limpet.toml:2: workers.count: invalid type: string \"4\", expected an integer"),
+        ("[workers]\ncpus = [1, \"2\"]\n", "limpet.toml:2: workers.cpus[1]: invalid type: string \"2\", expected an integer"),
+        ("[timeouts]\nclient_head = 10\n", "limpet.toml:2: timeouts.client_head: invalid type: integer `10`, expected a duration such as \"10s\""),
         ("# a comment\n[[listeners]]\nlisten = \"127.0.0.1:80\"\n", "limpet.toml:2: listeners[0]: missing field `name`"),
         (
             "[groups.web]\nbalance = \"fastest\"\n",
@@ -423,7 +424,7 @@ fn syntax_and_shape_errors_keep_path_and_line() {
             "[[groups.web.servers]]\nname = \"a\"\nadress = \"127.0.0.1:1\"\n",
             "limpet.toml:3: groups.web.servers[0].adress: unknown field `adress`, expected one of `name`, `address`, `weight`",
         ),
-        ("[[groups.web.servers]]\nname = \"a\"\nweight = 1.5\n", "limpet.toml:3: groups.web.servers[0].weight: invalid type: floating point `1.5`, expected i64"),
+        ("[[groups.web.servers]]\nname = \"a\"\nweight = 1.5\n", "limpet.toml:3: groups.web.servers[0].weight: invalid type: floating point `1.5`, expected an integer"),
         (
             "[groups.web.persistence]\nmode = \"sticky\"\n",
             "limpet.toml:2: groups.web.persistence.mode: unknown variant `sticky`, expected one of `none`, `insert`, `rewrite`",
