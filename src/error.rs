@@ -25,6 +25,10 @@ pub enum ProxyError {
     ClientIo(#[source] io::Error),
     #[error("no usable server")]
     NoServer,
+    /// Strict persistence (`on_server_down = "refuse"`): the session's
+    /// server cannot take it, and no other may (SPEC §3.8).
+    #[error("the session's server is unavailable (retry after {retry_after_secs} s)")]
+    SessionUnavailable { retry_after_secs: u64 },
     #[error("cannot connect to the backend: {0}")]
     Connect(#[source] io::Error),
     #[error("the backend closed the connection before answering")]
@@ -52,7 +56,7 @@ impl ProxyError {
             ProxyError::Misdirected => Some(421),
             ProxyError::ClientTimeout => Some(408),
             ProxyError::ClientClosed | ProxyError::ClientIo(_) => None,
-            ProxyError::NoServer => Some(503),
+            ProxyError::NoServer | ProxyError::SessionUnavailable { .. } => Some(503),
             ProxyError::Connect(_)
             | ProxyError::BackendClosed
             | ProxyError::BackendIo(_)
@@ -60,6 +64,14 @@ impl ProxyError {
             | ProxyError::BadResponseBody(_)
             | ProxyError::ResponseHeadTooLarge => Some(502),
             ProxyError::BackendTimeout => Some(504),
+        }
+    }
+
+    /// The `Retry-After` seconds the answer carries, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ProxyError::SessionUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }

@@ -175,6 +175,7 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
             "hits": sum(|r| r.sticky_hits),
             "new": sum(|r| r.sticky_new),
             "moved": sum(|r| r.sticky_moved),
+            "unavailable": sum(|r| r.sticky_unavailable),
             "refused": refused,
         },
         "workers": workers,

@@ -42,7 +42,9 @@ pub use self::health::{ActiveCheck, Health, Passive};
 pub use self::limits::Limits;
 pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
 pub use self::net::Address;
-pub use self::persistence::{CookieAttrs, InsertConfig, Persistence, RewriteConfig, TokenConfig};
+pub use self::persistence::{
+    CookieAttrs, InsertConfig, OnServerDown, Persistence, RewriteConfig, SameSite, TokenConfig,
+};
 pub use self::timeouts::Timeouts;
 pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_HTTP1};
 pub use self::workers::{Driver, Workers};

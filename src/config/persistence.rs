@@ -13,6 +13,7 @@ use super::error::ConfigError;
 use super::net::is_host_name;
 use super::raw::{self, Mode};
 use super::source::{KeyPath, Source};
+pub use crate::sticky::set_cookie::SameSite;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Persistence {
@@ -32,6 +33,7 @@ pub struct InsertConfig {
     pub timeout: Option<Duration>,
     pub cookie_attrs: CookieAttrs,
     pub tokens: TokenConfig,
+    pub on_server_down: OnServerDown,
 }
 
 /// The backend sets `cookie`; limpet prefixes its value with a token.
@@ -41,6 +43,18 @@ pub struct RewriteConfig {
     /// Used only when limpet re-issues the cookie after a failover.
     pub cookie_attrs: CookieAttrs,
     pub tokens: TokenConfig,
+    pub on_server_down: OnServerDown,
+}
+
+/// What a request whose session names a server that cannot take it gets
+/// (SPEC §3.8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnServerDown {
+    /// Balanced afresh; the response moves the session (failover).
+    #[default]
+    Move,
+    /// `503` with `Retry-After`: no failover or retry moves the session.
+    Refuse,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +65,10 @@ pub struct CookieAttrs {
     pub http_only: bool,
     /// `None`: on for HTTPS listeners (always on for the CORS twin).
     pub secure: Option<bool>,
+    /// The main cookie's `SameSite`; `None`: not sent.
+    pub same_site: Option<SameSite>,
+    /// `Partitioned` (CHIPS).
+    pub partitioned: bool,
 }
 
 impl Default for CookieAttrs {
@@ -60,6 +78,20 @@ impl Default for CookieAttrs {
             domain: None,
             http_only: raw::HTTP_ONLY,
             secure: None,
+            same_site: None,
+            partitioned: false,
+        }
+    }
+}
+
+impl Persistence {
+    /// Whether a session's server that cannot take it makes the request
+    /// fail rather than move (`on_server_down = "refuse"`).
+    pub fn refuses_moves(&self) -> bool {
+        match self {
+            Persistence::None => false,
+            Persistence::Insert(insert) => insert.on_server_down == OnServerDown::Refuse,
+            Persistence::Rewrite(rewrite) => rewrite.on_server_down == OnServerDown::Refuse,
         }
     }
 }
@@ -117,6 +149,7 @@ impl Persistence {
                     cookie: cookie_name(src, cookie, &at.key("cookie"))?,
                     cookie_attrs: build_attrs(src, raw, at)?,
                     tokens: build_tokens(src, raw, at)?,
+                    on_server_down: on_server_down(raw),
                 }))
             }
         }
@@ -172,7 +205,15 @@ fn build_insert(
         timeout,
         cookie_attrs: build_attrs(src, raw, at)?,
         tokens: build_tokens(src, raw, at)?,
+        on_server_down: on_server_down(raw),
     })
+}
+
+fn on_server_down(raw: &raw::Persistence) -> OnServerDown {
+    match raw.on_server_down.as_ref().map(|v| *v.get_ref()) {
+        None | Some(raw::OnServerDown::Move) => OnServerDown::Move,
+        Some(raw::OnServerDown::Refuse) => OnServerDown::Refuse,
+    }
 }
 
 fn cookie_name(
@@ -234,6 +275,34 @@ fn build_attrs(
         }
         None => None,
     };
+    let secure_written = raw.secure.as_ref().is_some_and(|v| *v.get_ref());
+    // A group may be reached over plain HTTP, where the HTTPS default does
+    // not make the cookie Secure, and browsers drop these without it.
+    let needs_secure = |key: &str, span: std::ops::Range<usize>, what: &str| {
+        Err(src.invalid(
+            Some(span),
+            at.key(key),
+            format_args!("{what} needs secure = true written in {at}"),
+        ))
+    };
+    let same_site = match &raw.same_site {
+        Some(value) => Some(match value.get_ref() {
+            raw::SameSite::Lax => SameSite::Lax,
+            raw::SameSite::Strict => SameSite::Strict,
+            raw::SameSite::None if !secure_written => {
+                return needs_secure("same_site", value.span(), "\"None\"");
+            }
+            raw::SameSite::None => SameSite::None,
+        }),
+        None => None,
+    };
+    let partitioned = match &raw.partitioned {
+        Some(value) if *value.get_ref() && !secure_written => {
+            return needs_secure("partitioned", value.span(), "true");
+        }
+        Some(value) => *value.get_ref(),
+        None => false,
+    };
     Ok(CookieAttrs {
         path,
         domain,
@@ -242,6 +311,8 @@ fn build_attrs(
             .as_ref()
             .map_or(raw::HTTP_ONLY, |v| *v.get_ref()),
         secure: raw.secure.as_ref().map(|v| *v.get_ref()),
+        same_site,
+        partitioned,
     })
 }
 

@@ -267,6 +267,9 @@ pub(super) struct Persistence {
     pub(super) max_age: Value<String>,
     #[serde(default, deserialize_with = "duration_text")]
     pub(super) max_idle: Value<String>,
+    pub(super) same_site: Value<SameSite>,
+    pub(super) partitioned: Value<bool>,
+    pub(super) on_server_down: Value<OnServerDown>,
 }
 
 impl Persistence {
@@ -288,6 +291,9 @@ impl Persistence {
             ("keys", span(&self.keys)),
             ("max_age", span(&self.max_age)),
             ("max_idle", span(&self.max_idle)),
+            ("same_site", span(&self.same_site)),
+            ("partitioned", span(&self.partitioned)),
+            ("on_server_down", span(&self.on_server_down)),
         ]
         .into_iter()
         .filter_map(|(key, span)| span.map(|span| (key, span)))
@@ -301,6 +307,21 @@ pub(super) enum Mode {
     None,
     Insert,
     Rewrite,
+}
+
+/// `same_site`, spelt as the attribute is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub(super) enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum OnServerDown {
+    Move,
+    Refuse,
 }
 
 /// Where each group's name was written. Read in a second pass over the

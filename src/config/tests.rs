@@ -293,6 +293,19 @@ fn insert_defaults_and_cors_off() {
     assert_eq!(insert.cookie_attrs.domain.as_deref(), Some(".Example.com"));
 
     assert_eq!(group("mode = \"none\"\n"), Persistence::None);
+    assert_eq!(insert.on_server_down, OnServerDown::Move);
+
+    let Persistence::Insert(insert) = group("mode = \"insert\"\nsecure = true\nsame_site = \"None\"\npartitioned = true\non_server_down = \"refuse\"\n") else {
+        panic!()
+    };
+    assert_eq!(insert.cookie_attrs.same_site, Some(SameSite::None));
+    assert!(insert.cookie_attrs.partitioned);
+    assert_eq!(insert.on_server_down, OnServerDown::Refuse);
+    assert!(Persistence::Insert(insert).refuses_moves());
+    let Persistence::Insert(insert) = group("mode = \"insert\"\nsame_site = \"Lax\"\n") else {
+        panic!()
+    };
+    assert_eq!(insert.cookie_attrs.same_site, Some(SameSite::Lax));
 }
 
 #[test]
@@ -789,6 +802,11 @@ fn persistence_rules() {
         (persistence("mode = \"insert\"\npath = \"/a;Secure\""), "limpet.toml:7: groups.web.persistence.path \"/a;Secure\" must not contain ; or control characters"),
         (persistence("mode = \"insert\"\ndomain = \"example..com\""), "limpet.toml:7: groups.web.persistence.domain \"example..com\" is not a valid domain"),
         (persistence("mode = \"insert\"\ndomain = \"\""), "limpet.toml:7: groups.web.persistence.domain \"\" is not a valid domain"),
+        (persistence("mode = \"insert\"\nsame_site = \"None\""), "limpet.toml:7: groups.web.persistence.same_site \"None\" needs secure = true written in groups.web.persistence"),
+        (persistence("mode = \"insert\"\nsecure = false\nsame_site = \"None\""), "limpet.toml:8: groups.web.persistence.same_site \"None\" needs secure = true written in groups.web.persistence"),
+        (persistence("mode = \"insert\"\npartitioned = true"), "limpet.toml:7: groups.web.persistence.partitioned true needs secure = true written in groups.web.persistence"),
+        (persistence("mode = \"rewrite\"\ncookie = \"A\"\npartitioned = true"), "limpet.toml:8: groups.web.persistence.partitioned true needs secure = true written in groups.web.persistence"),
+        (persistence("mode = \"none\"\non_server_down = \"refuse\""), "limpet.toml:7: groups.web.persistence.on_server_down is not allowed with mode = \"none\""),
     ];
     let borrowed: Vec<(&str, &str)> = cases
         .iter()

@@ -29,6 +29,8 @@ pub struct WorkerReport {
     pub sticky_hits: u64,
     pub sticky_new: u64,
     pub sticky_moved: u64,
+    /// Strict sessions answered 503 (`on_server_down = "refuse"`).
+    pub sticky_unavailable: u64,
     /// Refused persistence tokens by reason: garbled, unknown (another
     /// group or a removed server), bad signature, expired, idle.
     pub sticky_refused: [u64; 5],

@@ -53,6 +53,9 @@ pub struct ServerView {
     /// Draining for longer than the group's `drain_timeout`: its sessions
     /// move at their next request.
     pub drain_expired: bool,
+    /// When its ejection ends, while ejected (a strict session's
+    /// `Retry-After`).
+    pub ejected_until: Option<std::time::Instant>,
 }
 
 impl ServerView {
@@ -69,6 +72,20 @@ impl ServerView {
             AdminState::Disabled => false,
         };
         admitted && self.health == Health::Up
+    }
+
+    /// The `Retry-After` seconds of a strict session refused on this
+    /// server (SPEC §3.8): what is left of its ejection, else 5.
+    pub fn retry_after_secs(&self, now: std::time::Instant) -> u64 {
+        const DEFAULT_SECS: u64 = 5;
+        match self.ejected_until {
+            Some(until) if self.health == Health::Ejected => {
+                let left = until.saturating_duration_since(now);
+                // Rounded up, and never 0: "now" would invite a hot loop.
+                (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+            }
+            _ => DEFAULT_SECS,
+        }
     }
 }
 
@@ -140,6 +157,8 @@ fn cookie_attrs(attrs: &config::CookieAttrs, https: bool) -> sticky::CookieAttrs
         domain: attrs.domain.as_deref(),
         http_only: attrs.http_only,
         secure: attrs.secure.unwrap_or(https),
+        same_site: attrs.same_site,
+        partitioned: attrs.partitioned,
     }
 }
 

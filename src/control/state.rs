@@ -385,6 +385,7 @@ impl Control {
                             admin: track.admin,
                             health: track.health,
                             drain_expired: track.drain_expired(group.health.drain_timeout, now),
+                            ejected_until: track.ejected_until(),
                         })
                         .collect(),
                 },

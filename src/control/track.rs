@@ -83,6 +83,11 @@ impl Track {
         true
     }
 
+    /// When the current ejection ends.
+    pub fn ejected_until(&self) -> Option<Instant> {
+        self.ejected_until
+    }
+
     /// Ends an ejection whose time is up; returns true if it did.
     pub fn expire(&mut self, now: Instant) -> bool {
         match self.ejected_until {

@@ -45,6 +45,20 @@ pub const BAD_GATEWAY: &[u8] = canned!("502", "Bad Gateway", "12");
 pub const SERVICE_UNAVAILABLE: &[u8] = canned!("503", "Service Unavailable", "20");
 pub const GATEWAY_TIMEOUT: &[u8] = canned!("504", "Gateway Timeout", "16");
 
+/// The `503` of a strict session whose server is unavailable (SPEC §3.8):
+/// the canned `503` with `Retry-After`. Built per answer (an error path).
+pub fn unavailable_response(retry_after_secs: u64) -> Vec<u8> {
+    const REASON: &str = "Service Unavailable\n";
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ");
+    out.extend_from_slice(itoa::Buffer::new().format(retry_after_secs).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(REASON.len()).as_bytes());
+    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    out.extend_from_slice(REASON.as_bytes());
+    out
+}
+
 /// The canned response for `status`. A status without one gets the 500,
 /// since asking for it is limpet's own mistake.
 pub fn error_response(status: u16) -> &'static [u8] {
@@ -69,6 +83,14 @@ pub fn error_response(status: u16) -> &'static [u8] {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unavailable_carries_retry_after() {
+        assert_eq!(
+            unavailable_response(7),
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\nService Unavailable\n"
+        );
+    }
 
     const ALL: &[(u16, &str)] = &[
         (400, "Bad Request"),

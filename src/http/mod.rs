@@ -20,7 +20,7 @@ pub mod request;
 pub mod response;
 
 pub use authority::AuthorityError;
-pub use canned::{error_response, CONTINUE_100};
+pub use canned::{error_response, unavailable_response, CONTINUE_100};
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
 pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,

@@ -92,6 +92,25 @@ impl Decision {
         &view.snapshot.groups[self.group.index()].persistence
     }
 
+    /// The server a strict session (`on_server_down = "refuse"`) is pinned
+    /// to: no failover or retry may move it elsewhere (SPEC §3.8). `None`
+    /// without a valid token or in a group that moves sessions.
+    pub fn pinned(&self, view: &CoreView) -> Option<ServerIdx> {
+        let server = self.session.server?;
+        let group = &view.snapshot.config.groups[self.group.index()];
+        group.persistence.refuses_moves().then_some(server)
+    }
+
+    /// The answer to a strict session whose server cannot take it: `503`
+    /// with the `Retry-After` of that server (SPEC §3.8).
+    pub fn unavailable(&self, view: &CoreView, server: ServerIdx) -> ProxyError {
+        let retry_after_secs = view.snapshot.groups[self.group.index()]
+            .servers
+            .get(server.get())
+            .map_or(5, |s| s.retry_after_secs(std::time::Instant::now()));
+        ProxyError::SessionUnavailable { retry_after_secs }
+    }
+
     /// Chooses the server, skipping those in `tried` (connect failures):
     /// the server the session names while it takes stuck sessions (SPEC
     /// §6); else, in rewrite mode, the ring on the application's session

@@ -103,5 +103,5 @@ pub use mode::{
 pub use outcome::Outcome;
 pub use policy::{InsertFinders, Lookup, RewriteLookup, Sent};
 pub use rewrite::{RewriteOutcome, SetCookie};
-pub use set_cookie::{CookieAttrs, InsertCookie, RewriteCookie};
+pub use set_cookie::{CookieAttrs, InsertCookie, RewriteCookie, SameSite};
 pub use token::{Decoded, Refusal, Signing, TokenBuf, TokenError, TokenKey, TokenTable};

@@ -12,6 +12,24 @@ use super::cookie::{is_cookie_name, is_ows, is_tchar, CookieError};
 /// shared caches never hand one client's cookie to another.
 pub const CACHE_CONTROL_LINE: &[u8] = b"Cache-Control: no-cache=\"Set-Cookie\"\r\n";
 
+/// The `SameSite` attribute's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
 /// The attributes a group configures for the cookies limpet writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CookieAttrs<'a> {
@@ -22,6 +40,10 @@ pub struct CookieAttrs<'a> {
     pub http_only: bool,
     /// Default on for HTTPS listeners; the CORS twin is always `Secure`.
     pub secure: bool,
+    /// The main cookie's `SameSite` (the twin's is always `None`).
+    pub same_site: Option<SameSite>,
+    /// `Partitioned` (CHIPS), on both cookies.
+    pub partitioned: bool,
 }
 
 impl Default for CookieAttrs<'_> {
@@ -31,6 +53,8 @@ impl Default for CookieAttrs<'_> {
             domain: None,
             http_only: true,
             secure: false,
+            same_site: None,
+            partitioned: false,
         }
     }
 }
@@ -80,10 +104,18 @@ impl Rendered {
         if attrs.secure || twin {
             push_attr(&mut tail, "Secure", None);
         }
-        if twin {
-            // The twin exists for cross-site requests, which only carry
-            // cookies marked `SameSite=None` (which browsers require Secure).
-            push_attr(&mut tail, "SameSite", Some("None"));
+        // The twin exists for cross-site requests, which only carry cookies
+        // marked `SameSite=None` (which browsers require Secure).
+        let same_site = if twin {
+            Some(SameSite::None)
+        } else {
+            attrs.same_site
+        };
+        if let Some(same_site) = same_site {
+            push_attr(&mut tail, "SameSite", Some(same_site.as_str()));
+        }
+        if attrs.partitioned {
+            push_attr(&mut tail, "Partitioned", None);
         }
         tail.extend_from_slice(b"\r\n");
         Ok(Rendered {
@@ -141,12 +173,15 @@ pub struct InsertCookie {
 impl InsertCookie {
     /// `name` (e.g. `SERVERID`), `twin` (e.g. `SERVERCORSID`, `None` when
     /// turned off), `timeout` in seconds (`None`: browser-session cookies).
+    /// A main cookie that is `SameSite=None` already has no twin: it would
+    /// say the same (SPEC §3.5).
     pub fn build(
         name: &str,
         twin: Option<&str>,
         timeout: Option<u64>,
         attrs: &CookieAttrs<'_>,
     ) -> Result<InsertCookie, CookieError> {
+        let twin = twin.filter(|_| attrs.same_site != Some(SameSite::None));
         Ok(InsertCookie {
             main: Rendered::build(name, attrs, timeout, false)?,
             twin: twin

@@ -277,6 +277,7 @@ impl Worker {
             sticky_hits: s.sticky_hits.get(),
             sticky_new: s.sticky_new.get(),
             sticky_moved: s.sticky_moved.get(),
+            sticky_unavailable: s.sticky_unavailable.get(),
             sticky_refused: std::array::from_fn(|i| s.sticky_refused[i].get()),
             servers: self
                 .view()

@@ -40,6 +40,9 @@ pub struct Stats {
     pub sticky_new: Cell<u64>,
     /// Sessions moved to another server (failover, drain, disable).
     pub sticky_moved: Cell<u64>,
+    /// Strict sessions answered 503: their server was unavailable and
+    /// `on_server_down = "refuse"` forbids a move.
+    pub sticky_unavailable: Cell<u64>,
     /// Persistence cookies treated as absent, by [`Refusal`] (see
     /// [`Stats::refusal_index`]).
     pub sticky_refused: [Cell<u64>; 5],

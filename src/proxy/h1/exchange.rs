@@ -362,7 +362,16 @@ async fn answer_error<S: ClientStream>(
         worker.stats.response(status);
         ctx.status = status;
         let limit = view.snapshot.config.timeouts.client_body;
-        let _ = io::write_all(&mut client.stream, http::error_response(status), limit).await;
+        match err.retry_after_secs() {
+            Some(secs) => {
+                let answer = http::unavailable_response(secs);
+                let _ = io::write_all(&mut client.stream, answer, limit).await;
+            }
+            None => {
+                let _ =
+                    io::write_all(&mut client.stream, http::error_response(status), limit).await;
+            }
+        }
     }
     Flow::Close
 }

@@ -213,6 +213,18 @@ pub async fn forward<F: Front>(
     let mut fresh_only = false;
     // A connection that died before answering moves the request once.
     let mut moved_after_death = false;
+    // Strict persistence: the session's server or a 503, never another.
+    let pinned = ctx.decision.pinned(view);
+    if let Some(pinned) = pinned {
+        if !group
+            .servers
+            .get(pinned.get())
+            .is_some_and(|v| v.takes_stuck())
+        {
+            worker.buffers.give(out);
+            return Err(refuse_move(worker, view, ctx, pinned));
+        }
+    }
     let mut server = ctx.decision.pick(view, &tried);
     loop {
         let Some(chosen) = server else {
@@ -241,6 +253,10 @@ pub async fn forward<F: Front>(
                     log::debug!("connect to {} failed: {err}", target.addr);
                     Stats::bump(&worker.stats.backend_connect_errors);
                     worker.report_failure(view, ctx.decision.group, chosen);
+                    if pinned.is_some() {
+                        worker.buffers.give(out);
+                        return Err(refuse_move(worker, view, ctx, chosen));
+                    }
                     tried.push(chosen);
                     last_error = Some(err);
                     server = ctx.decision.pick(view, &tried);
@@ -274,6 +290,11 @@ pub async fn forward<F: Front>(
                     retry(ctx, RetryReason::PooledStale)
                 } else if moved_after_death {
                     false
+                } else if pinned.is_some() {
+                    // Another server would move a strict session: 503.
+                    worker.report_failure(view, ctx.decision.group, chosen);
+                    worker.buffers.give(out);
+                    return Err(refuse_move(worker, view, ctx, chosen));
                 } else {
                     worker.report_failure(view, ctx.decision.group, chosen);
                     moved_after_death = true;
@@ -292,6 +313,25 @@ pub async fn forward<F: Front>(
             }
         }
     }
+}
+
+/// The error for a strict session whose server `pinned` cannot take it
+/// (SPEC §3.8), counted; the caller answers `503` with `Retry-After` and no
+/// cookie.
+fn refuse_move(
+    worker: &Worker,
+    view: &CoreView,
+    ctx: &RequestCtx,
+    pinned: ServerIdx,
+) -> ProxyError {
+    Stats::bump(&worker.stats.sticky_unavailable);
+    log::debug!(
+        "strict session of {} on server {} (group {}) refused: the server is unavailable",
+        ctx.peer,
+        pinned.0,
+        ctx.decision.group.0
+    );
+    ctx.decision.unavailable(view, pinned)
 }
 
 /// Gives a backend connection whose exchange is over back to the pool when

@@ -69,6 +69,7 @@ impl RewriteMode {
             session,
             chosen,
             set_by_app: false,
+            rewritten: false,
         }
     }
 }
@@ -80,21 +81,28 @@ pub struct RewriteResponse<'a> {
     token: TokenBuf,
     session: &'a Session,
     chosen: ServerIdx,
-    /// The application set its cookie in this response (rewritten).
+    /// The application set or deleted its cookie in this response.
     set_by_app: bool,
+    /// limpet put a token into the application's cookie in this response.
+    rewritten: bool,
 }
 
 impl RewriteResponse<'_> {
     pub(super) fn set_cookie(&mut self, value: &[u8], out: &mut Vec<u8>) {
         let name = self.cookie.name().as_bytes();
-        if rewrite::rewrite_into(value, name, self.token.as_bytes(), out).sets_our_cookie() {
-            self.set_by_app = true;
-        }
+        let outcome = rewrite::rewrite_into(value, name, self.token.as_bytes(), out);
+        self.set_by_app |= outcome.sets_our_cookie();
+        self.rewritten |= outcome == rewrite::RewriteOutcome::Rewritten;
     }
 
     pub(super) fn finish(&mut self, no_cache: impl FnOnce() -> bool, out: &mut Vec<u8>) -> bool {
         if self.set_by_app {
-            // The application's own cookie, rewritten: limpet adds nothing.
+            // The application's own cookie: limpet adds no cookie, but one
+            // it rewrote names a server, so shared caches must not keep it
+            // (SPEC §3.7, as in insert mode).
+            if self.rewritten && no_cache() {
+                out.extend_from_slice(set_cookie::CACHE_CONTROL_LINE);
+            }
             return false;
         }
         let lookup = RewriteLookup {

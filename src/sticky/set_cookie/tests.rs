@@ -38,6 +38,7 @@ fn every_attribute_in_order() {
         domain: Some("example.com"),
         http_only: true,
         secure: true,
+        ..CookieAttrs::default()
     };
     let cookie = InsertCookie::build("SID", None, Some(60), &attrs).unwrap();
     let mut out = Vec::new();
@@ -45,6 +46,103 @@ fn every_attribute_in_order() {
     assert_eq!(
         text(&out),
         "Set-Cookie: SID=tok; Path=/app; Domain=example.com; Max-Age=60; Expires=Thu, 01 Jan 1970 00:01:00 GMT; HttpOnly; Secure\r\n"
+    );
+}
+
+/// Every `same_site` × `partitioned` combination, byte for byte: the
+/// attribute order of SPEC §3.5 (`SameSite` then `Partitioned`), and no
+/// twin when the main cookie is `SameSite=None` already.
+#[test]
+fn golden_same_site_and_partitioned() {
+    let head = "Path=/; Max-Age=600; Expires=Sat, 21 Nov 2026 05:10:00 GMT; HttpOnly; Secure";
+    let twin =
+        |extra: &str| format!("Set-Cookie: SERVERCORSID=tok; {head}; SameSite=None{extra}\r\n");
+    let cases: [(Option<SameSite>, bool, String); 8] = [
+        (
+            None,
+            false,
+            format!("Set-Cookie: SERVERID=tok; {head}\r\n{}", twin("")),
+        ),
+        (
+            None,
+            true,
+            format!(
+                "Set-Cookie: SERVERID=tok; {head}; Partitioned\r\n{}",
+                twin("; Partitioned")
+            ),
+        ),
+        (
+            Some(SameSite::Lax),
+            false,
+            format!(
+                "Set-Cookie: SERVERID=tok; {head}; SameSite=Lax\r\n{}",
+                twin("")
+            ),
+        ),
+        (
+            Some(SameSite::Lax),
+            true,
+            format!(
+                "Set-Cookie: SERVERID=tok; {head}; SameSite=Lax; Partitioned\r\n{}",
+                twin("; Partitioned")
+            ),
+        ),
+        (
+            Some(SameSite::Strict),
+            false,
+            format!(
+                "Set-Cookie: SERVERID=tok; {head}; SameSite=Strict\r\n{}",
+                twin("")
+            ),
+        ),
+        (
+            Some(SameSite::Strict),
+            true,
+            format!(
+                "Set-Cookie: SERVERID=tok; {head}; SameSite=Strict; Partitioned\r\n{}",
+                twin("; Partitioned")
+            ),
+        ),
+        (
+            Some(SameSite::None),
+            false,
+            format!("Set-Cookie: SERVERID=tok; {head}; SameSite=None\r\n"),
+        ),
+        (
+            Some(SameSite::None),
+            true,
+            format!("Set-Cookie: SERVERID=tok; {head}; SameSite=None; Partitioned\r\n"),
+        ),
+    ];
+    for (same_site, partitioned, want) in cases {
+        let attrs = CookieAttrs {
+            secure: true,
+            same_site,
+            partitioned,
+            ..CookieAttrs::default()
+        };
+        let cookie =
+            InsertCookie::build("SERVERID", Some("SERVERCORSID"), Some(600), &attrs).unwrap();
+        let mut out = Vec::new();
+        cookie.write_headers(b"tok", NOW, &mut out);
+        assert_eq!(text(&out), want, "{same_site:?} partitioned={partitioned}");
+    }
+}
+
+#[test]
+fn reissue_carries_same_site_and_partitioned() {
+    let attrs = CookieAttrs {
+        secure: true,
+        same_site: Some(SameSite::Strict),
+        partitioned: true,
+        ..CookieAttrs::default()
+    };
+    let cookie = RewriteCookie::build("APP", &attrs).unwrap();
+    let mut out = Vec::new();
+    cookie.write_reissue(b"tok", b"v", false, &mut out);
+    assert_eq!(
+        text(&out),
+        "Set-Cookie: APP=tok.v; Path=/; HttpOnly; Secure; SameSite=Strict; Partitioned\r\n"
     );
 }
 
@@ -98,6 +196,7 @@ fn reissue_has_attributes_and_no_expiry() {
         domain: Some("example.com"),
         http_only: true,
         secure: true,
+        ..CookieAttrs::default()
     };
     let cookie = RewriteCookie::build("BACKEND_SERVER", &attrs).unwrap();
     let mut out = Vec::new();
