@@ -43,7 +43,9 @@ pub fn check(authority: &[u8]) -> Result<(), AuthorityError> {
         .unwrap_or(authority.len());
     match authority.get(plain) {
         None if plain > 0 => return Ok(()),
-        Some(b':') if plain > 0 => return check_port(authority.get(plain + 1..).unwrap_or_default()),
+        Some(b':') if plain > 0 => {
+            return check_port(authority.get(plain + 1..).unwrap_or_default())
+        }
         _ => {}
     }
     let (host, port) = split_port(authority)?;
