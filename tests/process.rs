@@ -83,7 +83,7 @@ fn the_systemd_unit_runs_commands_limpet_understands() {
     for key in ["ExecStartPre", "ExecStart"] {
         let line = value(key);
         let mut words = line.split_whitespace().map(str::to_owned);
-        assert_eq!(words.next().as_deref(), Some("/usr/local/bin/limpet"));
+        assert_eq!(words.next().as_deref(), Some("/usr/bin/limpet"));
         let command = limpet::cli::parse(words).unwrap_or_else(|e| panic!("{key}: {e}"));
         assert!(
             matches!(
