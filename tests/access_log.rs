@@ -47,8 +47,8 @@ fn text_lines_carry_host_agent_upstream_and_id_escaped() {
     let (text, received, backend) = logged("text", "", &[HOSTILE]);
     let line = text.lines().next().unwrap();
     let id = received[0].header("x-request-id").unwrap().to_owned();
-    let wanted = format!("\"GET /a?q=\\\\x\" 200 ");
-    assert!(line.contains(&wanted), "{line}");
+    let wanted = "\"GET /a?q=\\\\x\" 200 ";
+    assert!(line.contains(wanted), "{line}");
     let tail = format!(
         " server=s0 session=none host=\"shop.test\" ua=\"evil\\\" ua=\\\"forged\\\\ \\x09xé\" upstream={backend} id=\"{id}\""
     );
