@@ -47,6 +47,7 @@ fn head(c: &mut Criterion) {
         client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
         trusted_peer: false,
         proto: "https",
+        request_id: b"6934a1b2-0-1f",
     };
     let mut out = Vec::with_capacity(1024);
     group.bench_function("write_request_head", |b| {

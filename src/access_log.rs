@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -142,6 +142,56 @@ pub fn start(files: Vec<(ListenerId, File)>) -> Result<Writer, OpenError> {
         })
 }
 
+/// What a request's line needs from its head, copied out of the client's
+/// buffer when the head is parsed (the buffer is reused long before the
+/// line is written): `METHOD target`, then `Host`, then `User-Agent`, in
+/// one recycled buffer.
+#[derive(Debug)]
+pub struct LogText {
+    text: Vec<u8>,
+    request_end: usize,
+    host_end: usize,
+}
+
+impl LogText {
+    /// Copies the three fields into `text` (a buffer from
+    /// [`Buffers::text`]).
+    pub fn new(mut text: Vec<u8>, method: &[u8], target: &[u8], host: &[u8], agent: &[u8]) -> Self {
+        text.clear();
+        text.extend_from_slice(method);
+        text.push(b' ');
+        text.extend_from_slice(target);
+        let request_end = text.len();
+        text.extend_from_slice(host);
+        let host_end = text.len();
+        text.extend_from_slice(agent);
+        LogText {
+            text,
+            request_end,
+            host_end,
+        }
+    }
+
+    pub fn request(&self) -> &[u8] {
+        &self.text[..self.request_end]
+    }
+
+    /// Empty when the request named no host.
+    pub fn host(&self) -> &[u8] {
+        &self.text[self.request_end..self.host_end]
+    }
+
+    /// Empty when the request had no `User-Agent`.
+    pub fn user_agent(&self) -> &[u8] {
+        &self.text[self.host_end..]
+    }
+
+    /// The buffer, for [`Buffers::recycle`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.text
+    }
+}
+
 /// One request's line, borrowed from the request's context when it ends.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
@@ -158,6 +208,15 @@ pub struct Entry<'a> {
     pub session: &'a str,
     /// How many times the request was sent again (SPEC §7).
     pub retries: u32,
+    /// The host the request named (empty: none).
+    pub host: &'a [u8],
+    /// Its `User-Agent` (empty: none).
+    pub user_agent: &'a [u8],
+    /// The address of the server that answered, if one did.
+    pub upstream: Option<SocketAddr>,
+    /// The request id sent to the backend (empty: none, the request was
+    /// refused before it had one).
+    pub request_id: &'a [u8],
 }
 
 /// A worker's unsent lines, per listener id, and the scratch it writes
@@ -172,9 +231,10 @@ pub struct Buffers {
     clock: RefCell<(u64, [u8; 19])>,
 }
 
-/// Room past [`FLUSH_BYTES`] for the line that crosses it (a request line
-/// is at most `max_request_line_bytes`, 8 KiB by default).
-const LINE_ROOM: usize = 16 * 1024;
+/// Room past [`FLUSH_BYTES`] for the line that crosses it: its request
+/// line, host and user agent come from one head (at most
+/// `max_head_bytes`, 16 KiB by default), and escaping may quadruple them.
+const LINE_ROOM: usize = 64 * 1024;
 
 /// Request texts kept for reuse at most.
 const KEEP_TEXTS: usize = 256;
@@ -229,7 +289,7 @@ impl Buffers {
                 buf.push(b' ');
                 write_ip(buf, entry.client);
                 buf.extend_from_slice(b" \"");
-                buf.extend_from_slice(entry.request);
+                text_escaped(buf, entry.request);
                 buf.extend_from_slice(b"\" ");
                 buf.extend_from_slice(n.format(entry.status).as_bytes());
                 buf.push(b' ');
@@ -242,6 +302,17 @@ impl Buffers {
                 buf.extend_from_slice(entry.server.as_bytes());
                 buf.extend_from_slice(b" session=");
                 buf.extend_from_slice(entry.session.as_bytes());
+                buf.extend_from_slice(b" host=");
+                text_quoted(buf, entry.host);
+                buf.extend_from_slice(b" ua=");
+                text_quoted(buf, entry.user_agent);
+                buf.extend_from_slice(b" upstream=");
+                match entry.upstream {
+                    Some(addr) => write_addr(buf, addr),
+                    None => buf.push(b'-'),
+                }
+                buf.extend_from_slice(b" id=");
+                text_quoted(buf, entry.request_id);
                 buf.push(b'\n');
             }
             LogFormat::Json => {
@@ -263,6 +334,21 @@ impl Buffers {
                 json_string(buf, entry.server.as_bytes());
                 buf.extend_from_slice(b",\"session\":");
                 json_string(buf, entry.session.as_bytes());
+                buf.extend_from_slice(b",\"host\":");
+                json_or_null(buf, entry.host);
+                buf.extend_from_slice(b",\"user_agent\":");
+                json_or_null(buf, entry.user_agent);
+                buf.extend_from_slice(b",\"upstream\":");
+                match entry.upstream {
+                    Some(addr) => {
+                        buf.push(b'"');
+                        write_addr(buf, addr);
+                        buf.push(b'"');
+                    }
+                    None => buf.extend_from_slice(b"null"),
+                }
+                buf.extend_from_slice(b",\"request_id\":");
+                json_or_null(buf, entry.request_id);
                 buf.extend_from_slice(b"}\n");
             }
         }
@@ -314,6 +400,56 @@ impl Buffers {
 /// An address without allocating (`Display` into the buffer).
 fn write_ip(buf: &mut Vec<u8>, ip: IpAddr) {
     let _ = write!(buf, "{ip}");
+}
+
+/// An address and port without allocating.
+fn write_addr(buf: &mut Vec<u8>, addr: SocketAddr) {
+    let _ = write!(buf, "{addr}");
+}
+
+/// `bytes` for a text line: `"` and `\` escaped with a backslash, control
+/// bytes (below 0x20, and 0x7f) as `\xHH`; every other byte as received.
+/// A field can then never end its quotes or its line early.
+fn text_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f;
+        if escape {
+            buf.extend_from_slice(&bytes[start..i]);
+            start = i + 1;
+            match b {
+                b'"' | b'\\' => buf.extend_from_slice(&[b'\\', b]),
+                _ => buf.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]),
+            }
+        }
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
+
+/// A text field in quotes, escaped; `-` when empty (absent).
+fn text_quoted(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        buf.push(b'-');
+    } else {
+        buf.push(b'"');
+        text_escaped(buf, bytes);
+        buf.push(b'"');
+    }
+}
+
+/// A JSON string, `null` when empty (absent).
+fn json_or_null(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        buf.extend_from_slice(b"null");
+    } else {
+        json_string(buf, bytes);
+    }
 }
 
 /// `bytes` as a JSON string: quotes, backslashes and control characters
@@ -376,6 +512,17 @@ mod tests {
         assert_eq!(&render_seconds(1_795_237_800), b"2026-11-21T05:10:00");
         assert_eq!(&render_seconds(0), b"1970-01-01T00:00:00");
         assert_eq!(&render_seconds(951_782_400), b"2000-02-29T00:00:00"); // leap day
+    }
+
+    #[test]
+    fn text_fields_are_escaped() {
+        let mut out = Vec::new();
+        text_escaped(&mut out, b"GET /a\"b\\c\x01\r\n\x7f\xff d");
+        assert_eq!(out, b"GET /a\\\"b\\\\c\\x01\\x0d\\x0a\\x7f\xff d");
+        let mut out = Vec::new();
+        text_quoted(&mut out, b"");
+        text_quoted(&mut out, b"x\"");
+        assert_eq!(out, b"-\"x\\\"\"");
     }
 
     #[test]

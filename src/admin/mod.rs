@@ -238,7 +238,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
                 Err(err) => Answer::error(404, err),
             }
         }
-        ("POST", ["reload"]) => match shared.reload_file().await {
+        ("POST", ["reload"]) => match shared.reload_file(crate::control::Trigger::Api).await {
             Ok(generation) => {
                 Answer::json(200, json!({ "reloaded": true, "snapshot": generation }))
             }

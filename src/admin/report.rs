@@ -169,6 +169,7 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
         .collect();
     json!({
         "snapshot": snapshot.generation,
+        "reloads_refused": snapshot.reloads.refused(),
         "listeners": listeners,
         "groups": groups,
         "sticky": {
@@ -277,6 +278,13 @@ pub fn metrics_text(
         &mut registry,
         "server_state",
         "The server's admin state and health (value 1)",
+    );
+    let reloads_refused = Counter::<u64>::default();
+    reloads_refused.inc_by(snapshot.reloads.refused());
+    registry.register(
+        "reloads_refused",
+        "Reloads refused (by signal or API); nothing changed",
+        reloads_refused,
     );
     for r in reports {
         let worker = r.id.to_string();

@@ -8,6 +8,7 @@
 //! awaited by a request. Server names are resolved on a thread of their own
 //! (`limpet-dns`: resolving blocks), at reload and every `[dns] interval`.
 
+mod audit;
 mod probe;
 mod report;
 mod snapshot;
@@ -17,7 +18,9 @@ mod track;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use futures_util::StreamExt;
 
 pub use snapshot::{AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot};
 
+pub use audit::{ReloadCounts, Trigger};
 pub use report::WorkerReport;
 pub use state::{Control, ListenerPlan, ReloadError};
 
@@ -103,7 +107,7 @@ enum Command {
         state: AdminState,
         reply: oneshot::Sender<Result<u64, ControlError>>,
     },
-    ReloadFile(std::sync::mpsc::Sender<Result<u64, String>>),
+    ReloadFile(Trigger, std::sync::mpsc::Sender<Result<u64, String>>),
     Reload {
         config: Arc<crate::config::Config>,
         reply: std::sync::mpsc::Sender<Result<u64, ReloadError>>,
@@ -162,7 +166,7 @@ impl ControlHandle {
     pub fn reload_file_blocking(&self) -> Result<u64, String> {
         let (reply, answer) = std::sync::mpsc::channel();
         self.tx
-            .unbounded_send(Command::ReloadFile(reply))
+            .unbounded_send(Command::ReloadFile(Trigger::Signal, reply))
             .map_err(|_| ControlError::Stopped.to_string())?;
         answer
             .recv()
@@ -238,6 +242,10 @@ pub fn spawn(
         .spawn(move || run(control, workers, inbox.0, services, access_log))
 }
 
+/// Weights set over the API: (group, server) to the server's entry as the
+/// file wrote it and the weight set.
+type ApiWeights = HashMap<(String, String), (crate::config::Server, NonZeroU32)>;
+
 /// The access log writer's inbox.
 pub type AccessLogTx = std::sync::mpsc::Sender<crate::access_log::ToWriter>;
 
@@ -253,6 +261,10 @@ pub struct Shared {
     access_log: AccessLogTx,
     /// The resolver thread's queue.
     dns: std::sync::mpsc::Sender<DnsJob>,
+    /// Weights set over the API, by (group, server), with the server's
+    /// entry as the file wrote it: a reload keeps the weight while the
+    /// file's entry stays the same.
+    weights: Rc<RefCell<ApiWeights>>,
 }
 
 impl Shared {
@@ -295,13 +307,66 @@ impl Shared {
     /// thread); nothing changes when it fails. Every reload goes through
     /// the resolver thread's queue, even one with nothing to resolve, so
     /// that reloads apply in the order they were asked for.
-    pub async fn reload(&self, config: Arc<Config>) -> Result<u64, ReloadError> {
+    pub async fn reload(&self, config: Arc<Config>, trigger: Trigger) -> Result<u64, ReloadError> {
         let names = config.clone();
         let resolved = self
             .off_thread(move |resolver| dns::resolve(&names, resolver))
             .await
-            .ok_or(ReloadError::Stopped)??;
-        self.apply(config, &resolved)
+            .ok_or(ReloadError::Stopped);
+        let resolved = match resolved {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(err)) => return Err(self.refused(trigger, err.into())),
+            Err(err) => return Err(self.refused(trigger, err)),
+        };
+        self.apply_file(config, &resolved, trigger)
+            .map_err(|err| self.refused(trigger, err))
+    }
+
+    /// Logs and counts a refused reload; gives `err` back.
+    fn refused<E: std::fmt::Display>(&self, trigger: Trigger, err: E) -> E {
+        let counts = &self.control.borrow().reloads;
+        counts.refused.fetch_add(1, Ordering::Relaxed);
+        if trigger == Trigger::Api {
+            counts.refused_api.fetch_add(1, Ordering::Relaxed);
+        }
+        log::error!(
+            "{}: reload refused, nothing changed: {}",
+            trigger.name(),
+            err
+        );
+        err
+    }
+
+    /// A configuration from the file (or the embedding program): the
+    /// weights set over the API stay for servers whose entry did not
+    /// change; the others go back to the file's word.
+    fn apply_file(
+        &self,
+        config: Arc<Config>,
+        resolved: &Resolved,
+        trigger: Trigger,
+    ) -> Result<u64, ReloadError> {
+        let mut config = Config::clone(&config);
+        let mut kept = HashMap::new();
+        for ((group, server), (entry, weight)) in self.weights.borrow().iter() {
+            let found = config
+                .groups
+                .iter_mut()
+                .find(|g| g.name == *group)
+                .and_then(|g| g.servers.iter_mut().find(|s| s.name == *server));
+            match found {
+                Some(s) if *s == *entry => {
+                    s.weight = *weight;
+                    kept.insert((group.clone(), server.clone()), (entry.clone(), *weight));
+                }
+                _ => log::info!(
+                    "{group}/{server}: the file changed its entry; the weight set over the API ({weight}) no longer applies"
+                ),
+            }
+        }
+        let generation = self.apply(Arc::new(config), resolved, trigger)?;
+        *self.weights.borrow_mut() = kept;
+        Ok(generation)
     }
 
     /// Switches to `config`, whose names resolve as `resolved` says.
@@ -310,7 +375,13 @@ impl Shared {
     /// own socket), and access logs opened, so that a port in use or a log
     /// that cannot be opened refuses the reload. Workers get the snapshot,
     /// then their new sockets; listeners the file dropped are closed.
-    fn apply(&self, config: Arc<Config>, resolved: &Resolved) -> Result<u64, ReloadError> {
+    fn apply(
+        &self,
+        config: Arc<Config>,
+        resolved: &Resolved,
+        trigger: Trigger,
+    ) -> Result<u64, ReloadError> {
+        let old = self.control.borrow().config.clone();
         let mut plan = self.control.borrow().plan_listeners(&config)?;
         let mut sockets = Vec::with_capacity(plan.opened.len());
         for &index in &plan.opened {
@@ -332,6 +403,17 @@ impl Shared {
         let _ = self
             .access_log
             .send(crate::access_log::ToWriter::Files(files));
+        crate::logging::set_format(config.log_format);
+        self.control
+            .borrow()
+            .reloads
+            .applied
+            .fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "{}: reloaded (snapshot {generation}): {}",
+            trigger.name(),
+            audit::describe(&old, &config)
+        );
         self.publish();
         for (view, name) in plan.closed {
             log::info!("listener {name} on {} closed", view.addr);
@@ -356,16 +438,19 @@ impl Shared {
 
     /// Reloads the file limpet was started from; the file is read and its
     /// names resolved off this thread.
-    pub async fn reload_file(&self) -> Result<u64, String> {
+    pub async fn reload_file(&self, trigger: Trigger) -> Result<u64, String> {
         let path = self.config_path.borrow().clone();
-        let path = path.ok_or("limpet was not started from a file")?;
-        let (config, resolved) = self
+        let Some(path) = path else {
+            return Err(self.refused(trigger, "limpet was not started from a file".to_owned()));
+        };
+        let loaded = self
             .off_thread(move |resolver| crate::dns::load_resolved(&path, resolver))
             .await
-            .ok_or_else(|| ControlError::Stopped.to_string())?
-            .map_err(|e| e.to_string())?;
-        self.apply(Arc::new(config), &resolved)
-            .map_err(|e| e.to_string())
+            .ok_or_else(|| ControlError::Stopped.to_string())
+            .and_then(|loaded| loaded.map_err(|e| e.to_string()));
+        let (config, resolved) = loaded.map_err(|e| self.refused(trigger, e))?;
+        self.apply_file(Arc::new(config), &resolved, trigger)
+            .map_err(|e| self.refused(trigger, e.to_string()))
     }
 
     /// Resolves every server name again (off this thread) and moves the
@@ -421,11 +506,20 @@ impl Shared {
                 }
                 .to_string()
             })?;
+        let key = (group.to_owned(), server.to_owned());
+        // The entry as the file wrote it: the first override's starting point.
+        let entry = match self.weights.borrow().get(&key) {
+            Some((entry, _)) => entry.clone(),
+            None => s.clone(),
+        };
         s.weight = weight;
         // Same servers, same names: they stay where they are.
         let resolved = self.control.borrow().current_resolved();
-        self.apply(Arc::new(config), &resolved)
-            .map_err(|e| e.to_string())
+        let generation = self
+            .apply(Arc::new(config), &resolved, Trigger::Weight)
+            .map_err(|e| self.refused(Trigger::Weight, e.to_string()))?;
+        self.weights.borrow_mut().insert(key, (entry, weight));
+        Ok(generation)
     }
 
     /// Every worker's counters, gathered without blocking this thread.
@@ -489,6 +583,7 @@ fn run(
         config_path: Rc::new(RefCell::new(None)),
         access_log,
         dns,
+        weights: Rc::default(),
     };
     runtime.block_on(async move {
         start_probes(&shared);
@@ -532,16 +627,16 @@ fn run(
                 } => {
                     let _ = reply.send(shared.set_admin(&group, &server, state));
                 }
-                Command::ReloadFile(reply) => {
+                Command::ReloadFile(trigger, reply) => {
                     let shared = shared.clone();
                     monoio::spawn(async move {
-                        let _ = reply.send(shared.reload_file().await);
+                        let _ = reply.send(shared.reload_file(trigger).await);
                     });
                 }
                 Command::Reload { config, reply } => {
                     let shared = shared.clone();
                     monoio::spawn(async move {
-                        let _ = reply.send(shared.reload(config).await);
+                        let _ = reply.send(shared.reload(config, Trigger::Call).await);
                     });
                 }
                 Command::ConfigPath(path) => {

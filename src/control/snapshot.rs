@@ -243,6 +243,9 @@ pub struct Snapshot {
     pub listener_index: Vec<Option<u32>>,
     /// One more than the largest [`BackendId`] in use.
     pub backend_count: usize,
+    /// Reloads applied and refused since start (the same counts in every
+    /// snapshot).
+    pub reloads: Arc<super::ReloadCounts>,
 }
 
 impl Snapshot {

@@ -142,6 +142,8 @@ pub struct Control {
     backends: HashMap<SocketAddr, BackendId>,
     generation: u64,
     current: Arc<Snapshot>,
+    /// Reloads applied and refused since start, shown in every snapshot.
+    pub(super) reloads: Arc<super::ReloadCounts>,
 }
 
 impl Control {
@@ -191,7 +193,9 @@ impl Control {
                 listeners: Vec::new(),
                 listener_index: Vec::new(),
                 backend_count: 0,
+                reloads: Arc::default(),
             }),
+            reloads: Arc::default(),
             config,
             built,
             next_listener: u32::try_from(listen_addrs.len()).unwrap_or(u32::MAX),
@@ -347,7 +351,6 @@ impl Control {
         self.built = built;
         self.config = config;
         self.rebuild();
-        log::info!("configuration reloaded (snapshot {})", self.generation);
         Ok(self.generation)
     }
 
@@ -398,6 +401,7 @@ impl Control {
             listeners: self.listeners.clone(),
             listener_index: self.listener_index(),
             backend_count: self.backends.len(),
+            reloads: self.reloads.clone(),
         });
     }
 

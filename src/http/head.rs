@@ -42,6 +42,8 @@ pub struct Forwarding<'a> {
     pub trusted_peer: bool,
     /// `http` or `https`.
     pub proto: &'a str,
+    /// Sent as `X-Request-Id` (any received one is dropped).
+    pub request_id: &'a [u8],
 }
 
 /// Fields that describe one connection and never cross a proxy
@@ -117,6 +119,7 @@ fn request_disposition(name: &[u8]) -> Disposition {
     }
     let drop = match name.len() {
         6 if name.eq_ignore_ascii_case(b"cookie") => return Disposition::Cookie,
+        12 => name.eq_ignore_ascii_case(b"x-request-id"),
         // `HTTP2-Settings` belongs to the h2c upgrade, which is never
         // forwarded (SPEC §7).
         14 => {
@@ -213,6 +216,9 @@ pub fn write_request_head(
     write_ip(out, fwd.client_ip);
     out.extend_from_slice(b"\r\n");
     write_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
+    if !fwd.request_id.is_empty() {
+        write_field(out, b"X-Request-Id", fwd.request_id);
+    }
     if let Some(authority) = req.authority {
         write_field(out, b"X-Forwarded-Host", authority);
     }

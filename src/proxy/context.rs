@@ -74,10 +74,98 @@ impl Times {
     }
 }
 
-/// A request id, once one is assigned (the access log and the backend see
-/// the same one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub Box<str>);
+/// The longest request id limpet keeps from a trusted peer; a longer one
+/// is replaced by a generated one.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// A request id (`X-Request-Id`): the access log and the backend see the
+/// same one. Held inline, so that assigning one allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    len: u8,
+    bytes: [u8; MAX_REQUEST_ID],
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RequestId({:?})",
+            String::from_utf8_lossy(self.as_bytes())
+        )
+    }
+}
+
+thread_local! {
+    /// Ids generated on this thread (one worker, one core) so far.
+    static GENERATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The process's start, in Unix seconds, read once: with the worker id and
+/// the per-core counter it makes generated ids unique across restarts.
+static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+impl RequestId {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// A value a trusted peer sent, if it is 1 to [`MAX_REQUEST_ID`]
+    /// visible ASCII characters (anything else could break a log line or
+    /// a header).
+    pub fn from_trusted(value: &[u8]) -> Option<Self> {
+        if value.is_empty()
+            || value.len() > MAX_REQUEST_ID
+            || !value.iter().all(|b| b.is_ascii_graphic())
+        {
+            return None;
+        }
+        let mut id = RequestId {
+            len: value.len() as u8,
+            bytes: [0; MAX_REQUEST_ID],
+        };
+        id.bytes[..value.len()].copy_from_slice(value);
+        Some(id)
+    }
+
+    /// A new id, `<start>-<worker>-<n>` in hex: the process's start time,
+    /// the worker and this core's counter. No syscall, no lock, no
+    /// allocation: the start is read once per process.
+    pub fn generate(worker: usize) -> Self {
+        let start = *START.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        let n = GENERATED.with(|count| {
+            let n = count.get();
+            count.set(n.wrapping_add(1));
+            n
+        });
+        let mut id = RequestId {
+            len: 0,
+            bytes: [0; MAX_REQUEST_ID],
+        };
+        id.push_hex(start);
+        id.bytes[usize::from(id.len)] = b'-';
+        id.len += 1;
+        id.push_hex(worker as u64);
+        id.bytes[usize::from(id.len)] = b'-';
+        id.len += 1;
+        id.push_hex(n);
+        id
+    }
+
+    /// At most 16 digits: three of these and two dashes fit in 64 bytes.
+    fn push_hex(&mut self, value: u64) {
+        let digits = (16 - value.leading_zeros() as usize / 4).max(1);
+        for i in (0..digits).rev() {
+            let nibble = (value >> (i * 4)) & 0xf;
+            self.bytes[usize::from(self.len)] = b"0123456789abcdef"[nibble as usize];
+            self.len += 1;
+        }
+    }
+}
 
 /// One request's context, carried through every step.
 #[derive(Debug)]
@@ -101,9 +189,10 @@ pub struct RequestCtx {
     pub outcome: Outcome,
     /// How many times the request was sent again (SPEC §7).
     pub retries: u32,
-    /// `METHOD target`, when the listener keeps an access log (a buffer
-    /// of the worker's access log, given back with the line).
-    pub log_request: Option<Vec<u8>>,
+    /// `METHOD target`, `Host` and `User-Agent`, when the listener keeps
+    /// an access log (a buffer of the worker's access log, given back
+    /// with the line).
+    pub log_request: Option<crate::access_log::LogText>,
 }
 
 impl RequestCtx {
@@ -135,5 +224,37 @@ impl RequestCtx {
             retries: 0,
             log_request: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_unique_and_hex() {
+        let a = RequestId::generate(3);
+        let b = RequestId::generate(3);
+        assert_ne!(a, b);
+        let text = std::str::from_utf8(a.as_bytes()).unwrap();
+        let parts: Vec<&str> = text.split('-').collect();
+        assert_eq!(parts.len(), 3, "{text}");
+        assert_eq!(parts[1], "3");
+        assert!(parts.iter().all(|p| u64::from_str_radix(p, 16).is_ok()));
+        let big = RequestId::generate(usize::MAX);
+        assert!(big.as_bytes().len() <= MAX_REQUEST_ID);
+    }
+
+    #[test]
+    fn trusted_ids_are_visible_ascii_up_to_the_limit() {
+        assert_eq!(
+            RequestId::from_trusted(b"abc-1").unwrap().as_bytes(),
+            b"abc-1"
+        );
+        assert!(RequestId::from_trusted(b"").is_none());
+        assert!(RequestId::from_trusted(b"a b").is_none());
+        assert!(RequestId::from_trusted(b"a\"\x01").is_none());
+        assert!(RequestId::from_trusted(&[b'a'; MAX_REQUEST_ID + 1]).is_none());
+        assert!(RequestId::from_trusted(&[b'a'; MAX_REQUEST_ID]).is_some());
     }
 }

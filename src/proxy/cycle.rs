@@ -83,6 +83,7 @@ impl InMemory {
             decision,
         );
         ctx.log_request = request.log_request.take();
+        ctx.request_id = Some(request.request_id);
         let mut heads = H1Heads {
             request: &request,
             sent_continue: false,

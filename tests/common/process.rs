@@ -101,6 +101,11 @@ impl Process {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
+    /// Every line limpet has logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// A line of /proc/PID/status, in KiB.
     pub fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();

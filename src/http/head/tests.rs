@@ -49,6 +49,7 @@ fn untrusted() -> Forwarding<'static> {
         client_ip: CLIENT,
         trusted_peer: false,
         proto: "http",
+        request_id: b"",
     }
 }
 
@@ -102,6 +103,7 @@ fn trusted_peer_appends_to_x_forwarded_for() {
         client_ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         trusted_peer: true,
         proto: "https",
+        request_id: b"",
     };
     assert_eq!(
         forwarded(input, &fwd),
@@ -115,6 +117,18 @@ fn trusted_peer_appends_to_x_forwarded_for() {
     };
     assert!(forwarded(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &fwd)
         .contains("\r\nX-Forwarded-For: 203.0.113.7\r\n"));
+}
+
+#[test]
+fn the_request_id_replaces_any_received_one() {
+    let input = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: forged\r\nx-request-id: again\r\n\r\n";
+    let fwd = Forwarding {
+        request_id: b"abc-0-1",
+        ..untrusted()
+    };
+    let out = forwarded(input, &fwd);
+    assert!(!out.contains("forged") && !out.contains("again"), "{out}");
+    assert_eq!(out.matches("X-Request-Id: abc-0-1\r\n").count(), 1, "{out}");
 }
 
 #[test]

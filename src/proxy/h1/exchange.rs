@@ -387,28 +387,36 @@ pub fn write_log(worker: &Worker, view: &CoreView, ctx: &mut RequestCtx) {
         .map(|i| &view.snapshot.config.listeners[i]);
     if let Some(access_log) = listener.and_then(|l| l.access_log.as_ref()) {
         // The server that answered; none when the request failed before.
-        let server = ctx
-            .server
-            .filter(|_| ctx.times.first_byte.is_some())
-            .and_then(|s| {
-                let group = &view.snapshot.config.groups[ctx.decision.group.index()];
-                group
-                    .servers
-                    .get(s.get())
-                    .map(|server| server.name.as_str())
-            });
+        let answered = ctx.server.filter(|_| ctx.times.first_byte.is_some());
+        let g = ctx.decision.group.index();
+        let server = answered.and_then(|s| {
+            let group = &view.snapshot.config.groups[g];
+            group
+                .servers
+                .get(s.get())
+                .map(|server| server.name.as_str())
+        });
+        let upstream = answered.and_then(|s| {
+            let group = view.snapshot.groups.get(g)?;
+            group.servers.get(s.get()).map(|server| server.addr)
+        });
+        let request_id = ctx.request_id.as_ref().map_or(&b""[..], |id| id.as_bytes());
         let done = ctx.times.done.unwrap_or(ctx.times.head);
         let entry = crate::access_log::Entry {
             duration: done.saturating_duration_since(ctx.times.head),
             client: ctx.peer.ip(),
-            request: &request,
+            request: request.request(),
             status: ctx.status,
             bytes: ctx.bytes_out,
             server: server.unwrap_or("-"),
             session: ctx.outcome.log_word(),
             retries: ctx.retries,
+            host: request.host(),
+            user_agent: request.user_agent(),
+            upstream,
+            request_id,
         };
         worker.access.write(ctx.listener, access_log.format, &entry);
     }
-    worker.access.recycle(request);
+    worker.access.recycle(request.into_buffer());
 }

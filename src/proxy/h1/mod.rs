@@ -203,6 +203,7 @@ async fn read_request<S: ClientStream>(
                         decision,
                     );
                     ctx.log_request = request.log_request.take();
+                    ctx.request_id = Some(request.request_id);
                     return Ok((request, ctx));
                 }
                 Ok(None) => {}
@@ -276,6 +277,10 @@ async fn refuse<S: ClientStream>(
             server: "-",
             session: crate::sticky::Outcome::None.log_word(),
             retries: 0,
+            host: b"",
+            user_agent: b"",
+            upstream: None,
+            request_id: b"",
         };
         worker
             .access

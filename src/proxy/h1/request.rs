@@ -4,6 +4,7 @@
 
 use crate::error::ProxyError;
 use crate::http::{self, BodyFraming, Forwarding, Version};
+use crate::proxy::context::RequestId;
 use crate::proxy::decide::{self, Conn, Decision, RequestView};
 use crate::proxy::upstream::MAX_HEADERS;
 use crate::worker::{CoreView, Worker};
@@ -26,9 +27,11 @@ pub struct H1Request {
     /// The entry of the listener's `upgrade_protocols` the client asked
     /// to switch to.
     pub upgrade: Option<usize>,
-    /// `METHOD target`, when the listener keeps an access log (a buffer
-    /// of the worker's access log, given back with the line).
-    pub log_request: Option<Vec<u8>>,
+    /// The request's fields for its access log line, when the listener
+    /// keeps one.
+    pub log_request: Option<crate::access_log::LogText>,
+    /// Sent to the backend and written in the access log.
+    pub request_id: RequestId,
 }
 
 /// The path routing sees: origin-form as is; absolute-form from its path
@@ -68,13 +71,22 @@ pub fn prepare(
         },
     )?;
     let client_ip = conn.peer.ip();
+    let trusted_peer = listener
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&client_ip));
+    // A trusted proxy's id is kept, so that one id follows the request
+    // through every hop; anyone else's is replaced.
+    let request_id = trusted_peer
+        .then(|| http::headers_named(req.headers, "x-request-id").next())
+        .flatten()
+        .and_then(RequestId::from_trusted)
+        .unwrap_or_else(|| RequestId::generate(worker.id));
     let forwarding = Forwarding {
         client_ip,
-        trusted_peer: listener
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&client_ip)),
+        trusted_peer,
         proto: if conn.https { "https" } else { "http" },
+        request_id: request_id.as_bytes(),
     };
     out.clear();
     // The persistence cookies never reach the backend as the client sent
@@ -84,11 +96,14 @@ pub fn prepare(
         persistence.edit_cookie(value, out);
     });
     let log_request = (worker.access.enabled() && listener.access_log.is_some()).then(|| {
-        let mut text = worker.access.text();
-        text.extend_from_slice(req.method.as_bytes());
-        text.push(b' ');
-        text.extend_from_slice(req.target);
-        text
+        let agent = http::headers_named(req.headers, "user-agent").next();
+        crate::access_log::LogText::new(
+            worker.access.text(),
+            req.method.as_bytes(),
+            req.target,
+            req.authority.unwrap_or_default(),
+            agent.unwrap_or_default(),
+        )
     });
     let request = H1Request {
         head_len: req.head_len,
@@ -100,6 +115,7 @@ pub fn prepare(
         expect_continue: req.expect_continue,
         upgrade: req.upgrade.map(|u| u.allowed),
         log_request,
+        request_id,
     };
     Ok(Some((request, decision)))
 }
