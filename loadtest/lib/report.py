@@ -209,12 +209,7 @@ def h2_section(results, profile, facts):
             ("idle_rss_bytes", None, "idle connection: VmRSS growth, bytes", 0),
         ]
         for metric, size, label, decimals in rows:
-            cells = [_cell(results.summary(metric, name, size, variant), decimals) for name in names]
-            if not any(cells):
-                continue
-            limpet = results.median(metric, LIMPET, size, variant)
-            ratios = [_ratio(limpet, results.median(metric, peer, size, variant)) for peer in (HAPROXY, NGINX)]
-            lines.append(f"| {variant}: {label} | " + " | ".join(cells + ratios) + " |")
+            lines += _compared_row(results, f"{variant}: {label}", names, (metric, size, variant), decimals)
     notes = [f"- {note}" for note in results.notes if note.startswith("HTTP/2")]
     lines += [""] + (notes + [""] if notes else [])
     runs = [r for r in results.runs if r["variant"] in H2_VARIANTS]
@@ -243,16 +238,23 @@ def _body_table(results, profile, body):
         "|---|" + "---:|" * (len(COLUMNS) + 2),
     ]
     for metric, variant, label, decimals in ROWS:
-        cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in COLUMNS]
-        if not any(cells):
-            continue
-        limpet = results.median(metric, LIMPET, body, variant)
-        ratios = [_ratio(limpet, results.median(metric, peer, body, variant)) for peer in (HAPROXY, NGINX)]
-        lines.append(f"| {label.format(quota=quota, rate=rate)} | " + " | ".join(cells + ratios) + " |")
+        lines += _compared_row(results, label.format(quota=quota, rate=rate), COLUMNS, (metric, body, variant), decimals)
     direct = results.median("rps", DIRECT, body, PLAIN)
     fractions = [_ratio(results.median("rps", name, body, PLAIN), direct) for name in COLUMNS]
     lines.append("| requests/s as a fraction of direct, no cookie | " + " | ".join(fractions) + " | | |")
     return lines + [""]
+
+
+def _compared_row(results, label, names, key, decimals):
+    """One table row: a cell per contender in `names`, then limpet's ratio
+    to HAProxy and to nginx; no row when nothing was measured."""
+    metric, body, variant = key
+    cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in names]
+    if not any(cells):
+        return []
+    limpet = results.median(metric, LIMPET, body, variant)
+    ratios = [_ratio(limpet, results.median(metric, peer, body, variant)) for peer in (HAPROXY, NGINX)]
+    return [f"| {label} | " + " | ".join(cells + ratios) + " |"]
 
 
 def _idle_table(results, profile):
