@@ -30,6 +30,9 @@ pub struct Listener {
     pub access_log: Option<AccessLog>,
     /// `tls = { certs = [..] }`: an HTTPS listener.
     pub tls: Option<super::tls::ListenerTls>,
+    /// `http2 = true` (the default): HTTP/2 by ALPN on TLS, by its preface
+    /// (h2c with prior knowledge) on plain ports.
+    pub http2: bool,
 }
 
 /// `access_log = "/var/log/limpet/access.log"`, `access_log_format`.
@@ -143,6 +146,7 @@ impl Listener {
                 None
             }
         };
+        let http2 = raw.http2.as_ref().is_none_or(|on| *on.get_ref());
         let tls = match &raw.tls {
             Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at)?),
             None => None,
@@ -156,6 +160,7 @@ impl Listener {
             trusted_proxies,
             access_log,
             tls,
+            http2,
         })
     }
 }

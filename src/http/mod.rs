@@ -15,12 +15,14 @@ pub mod authority;
 pub mod canned;
 pub mod chunked;
 mod field;
+pub mod h2;
 pub mod head;
 pub mod request;
 pub mod response;
 
 pub use authority::AuthorityError;
 pub use canned::{error_response, CONTINUE_100};
+pub use h2::Malformed;
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
 pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,

@@ -86,6 +86,22 @@ pub fn decide<F: Fields + ?Sized>(
     })
 }
 
+impl Conn<'_> {
+    /// How this connection reached limpet, for the `X-Forwarded-*` fields
+    /// the backend gets (SPEC §7), in every protocol.
+    pub fn forwarding(&self, listener: &config::Listener) -> crate::http::Forwarding<'static> {
+        let client_ip = self.peer.ip();
+        crate::http::Forwarding {
+            client_ip,
+            trusted_peer: listener
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&client_ip)),
+            proto: if self.https { "https" } else { "http" },
+        }
+    }
+}
+
 impl Decision {
     /// The group's persistence in `view`.
     pub fn persistence<'v>(&self, view: &'v CoreView) -> &'v Persistence {

@@ -17,6 +17,7 @@ mod cycle;
 mod decide;
 mod framing;
 mod h1;
+mod h2;
 mod io;
 mod stream;
 mod tls;

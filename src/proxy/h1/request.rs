@@ -3,7 +3,7 @@
 //! everything that needs it happens here, before the first await.
 
 use crate::error::ProxyError;
-use crate::http::{self, BodyFraming, Forwarding, Version};
+use crate::http::{self, BodyFraming, Version};
 use crate::proxy::decide::{self, Conn, Decision, RequestView};
 use crate::proxy::upstream::MAX_HEADERS;
 use crate::worker::{CoreView, Worker};
@@ -64,15 +64,7 @@ pub fn prepare(
         },
     )?;
     let listener = &view.snapshot.config.listeners[conn.listener];
-    let client_ip = conn.peer.ip();
-    let forwarding = Forwarding {
-        client_ip,
-        trusted_peer: listener
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&client_ip)),
-        proto: if conn.https { "https" } else { "http" },
-    };
+    let forwarding = conn.forwarding(listener);
     out.clear();
     // The persistence cookies never reach the backend as the client sent
     // them (SPEC §3.6, §4.2).
