@@ -346,7 +346,6 @@ fn try_case(addr: SocketAddr, case: &Case, index: usize) -> Result<(), String> {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn malformed_requests_are_stream_errors_and_never_reach_the_backend() {
     let received = log();
     let backend = Backend::named("s0", received.clone());
@@ -408,7 +407,6 @@ fn rapid_reset(addr: SocketAddr, streams: u32) -> (H2, u32) {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn rapid_reset_is_bounded_and_answered_with_enhance_your_calm() {
     let received = log();
     let backend = Backend::named("s0", received.clone());
@@ -421,6 +419,7 @@ fn rapid_reset_is_bounded_and_answered_with_enhance_your_calm() {
         .iter()
         .filter(|t| t.starts_with("/rr/"))
         .count();
+    eprintln!("rapid reset: {opened} streams opened, {reached} reached the backend");
     assert!(
         reached <= H2_MAX_STREAMS + 10,
         "{reached} of {opened} reset streams reached the backend"
@@ -475,7 +474,6 @@ fn filler_block(round: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn continuation_floods_end_before_a_mebibyte_is_read() {
     let received = log();
     let backend = Backend::named("s0", received.clone());
@@ -513,6 +511,7 @@ fn continuation_floods_end_before_a_mebibyte_is_read() {
         (full, empty)
     });
     for (what, (written, closed, goaway)) in [("full", full), ("empty", empty)] {
+        eprintln!("{what} CONTINUATION flood: {written} bytes, closed {closed}, GOAWAY {goaway:?}");
         assert!(
             closed,
             "{what} CONTINUATION flood: still open after {written} bytes"
@@ -541,7 +540,6 @@ fn bomb(path: &str, value_len: usize, refs: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn hpack_bombs_are_refused_and_nothing_reaches_the_backend() {
     let received = log();
     let backend = Backend::named("s0", received.clone());
@@ -568,6 +566,7 @@ fn hpack_bombs_are_refused_and_nothing_reaches_the_backend() {
         outcomes
     });
     for (path, outcome, next) in outcomes {
+        eprintln!("{path}: {outcome:?}, next stream {next:?}");
         let refused = match &outcome {
             Outcome::Response(status, _) => *status == 431,
             Outcome::Reset(_) | Outcome::GoAway(_) | Outcome::Closed => true,
@@ -589,7 +588,6 @@ fn hpack_bombs_are_refused_and_nothing_reaches_the_backend() {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn an_empty_data_flood_ends_the_connection() {
     let received = log();
     let backend = Backend::named("s0", received.clone());
@@ -608,6 +606,10 @@ fn an_empty_data_flood_ends_the_connection() {
             h2.goaway_code(),
         )
     });
+    eprintln!(
+        "empty DATA flood: {} frames, GOAWAY {goaway:?}",
+        written / 9
+    );
     assert!(
         closed && written < 4 * MIB,
         "{} empty DATA frames written, connection {} (GOAWAY {goaway:?})",
@@ -656,6 +658,12 @@ fn control_flood(kind: &str, frame_bytes: Vec<u8>) {
     let bytes = frame_bytes.clone();
     let mut h2 = while_served(addr, move || burst(addr, &bytes, 3000));
     let closed = h2.closes_within(Duration::from_secs(5));
+    eprintln!(
+        "{kind} flood: GOAWAY {:?} after {} PING / {} SETTINGS acks",
+        h2.goaway_code(),
+        h2.ping_acks,
+        h2.settings_acks
+    );
     assert_eq!(
         h2.goaway_code(),
         Some(ENHANCE_YOUR_CALM),
@@ -667,13 +675,11 @@ fn control_flood(kind: &str, frame_bytes: Vec<u8>) {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn a_settings_flood_gets_enhance_your_calm() {
     control_flood("SETTINGS", settings(&[]));
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn a_ping_flood_gets_enhance_your_calm() {
     control_flood("PING", ping(*b"floodpng", false));
 }
@@ -707,7 +713,6 @@ fn big_backend() -> Backend {
 }
 
 #[test]
-#[ignore = "needs the HTTP/2 front end (issue 16): limpet answers the preface with 400"]
 fn a_client_that_never_opens_its_window_costs_bounded_memory() {
     let backend = big_backend();
     let limpet = Process::start(&config_for(&[backend.addr], ""));
@@ -743,6 +748,7 @@ fn a_client_that_never_opens_its_window_costs_bounded_memory() {
     let after = limpet.status_kib("VmRSS:");
     let received: usize = stalled.lock().unwrap().iter().map(|h| h.data_bytes).sum();
     let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("stalled windows: {before} KiB -> {after} KiB, {received} bytes of DATA");
     assert!(
         grown_mib < 64,
         "limpet grew by {grown_mib} MiB ({before} KiB -> {after} KiB) for 200 stalled streams"
