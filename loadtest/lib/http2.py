@@ -93,14 +93,14 @@ def _timed(context, variant):
         for round_number in range(1, profile.alternations + 1):
             print(f"  http2 {variant}: round {round_number}/{profile.alternations}", flush=True)
             for name, server in running.items():
-                figures = _fixed_count(context, server, name, variant, profile.requests, None)
+                figures = _fixed_count(context, server, name, variant, profile.h2_requests, None)
                 if figures:
                     results.add("rps", name, body, variant, figures[0])
                     results.add("proxy_us", name, body, variant, figures[1])
                 if context.quota.unavailable:
                     continue
                 with context.quota.holding(server.pid):
-                    figures = _fixed_count(context, server, name, variant, profile.quota_requests, quota_label)
+                    figures = _fixed_count(context, server, name, variant, profile.h2_quota_requests, quota_label)
                 if figures:
                     results.add("rps@quota", name, body, variant, figures[0])
         top = results.median("rps", bench.HAPROXY, body, variant)

@@ -26,6 +26,7 @@ PROFILES = {
     "quick": bench.Profile(
         name="quick", bodies=[34], alternations=3, requests=200_000, quota_requests=100_000,
         probe_requests=20_000, latency_seconds=5, skip_when_loaded=False,
+        h2_requests=50_000, h2_quota_requests=25_000,
     ),
     "full": bench.Profile(
         name="full", bodies=[34, 1024, 16384], alternations=5, requests=300_000, quota_requests=150_000,

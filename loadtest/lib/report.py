@@ -192,7 +192,7 @@ def h2_section(results, profile, facts):
         "thread on CPU 0, speaking HTTP/1.1 to the same origin (limpet: `http2 = true`, the default; "
         "HAProxy 2.6: `bind ... proto h2`, TLS `alpn h2,http/1.1`; nginx 1.22: `listen ... http2`). "
         f"TLS: the run's ECDSA P-256 certificate, TLS 1.3. {profile.alternations} alternations, "
-        f"{profile.requests:,} requests per run ({profile.quota_requests:,} under the quota), "
+        f"{profile.h2_requests:,} requests per run ({profile.h2_quota_requests:,} under the quota), "
         f"instructions over {profile.probe_requests:,} requests at 10 connections × {H2_STREAMS} streams "
         f"({facts['date']}, load average {facts['load_before']:.2f} at start, "
         f"{facts['load_after']:.2f} at end). Idle: preface and SETTINGS exchanged, then nothing; "
