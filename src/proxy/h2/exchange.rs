@@ -46,12 +46,8 @@ impl Heads for H2Front<'_> {
             return false;
         }
         let mut scratch = Vec::new();
-        match http::h2::response_head(
-            response,
-            &mut scratch,
-            |v, o| o.extend_from_slice(v),
-            |_| {},
-        ) {
+        match http::h2::response_head(response, &mut scratch, |v, o| o.extend_from_slice(v), |_| {})
+        {
             Ok(head) => {
                 self.informational = Some(head);
                 true
@@ -230,16 +226,7 @@ pub async fn serve(
         }
         ctx
     };
-    let reset = std::future::poll_fn(|cx| match respond.borrow_mut().poll_reset(cx) {
-        // Once the response head is sent, h2 answers every poll with a user
-        // error (PollResetAfterSendResponse): a reset from then on reaches
-        // the body's own sends, which end the exchange. Only a real reset
-        // or a failed connection cancels it here.
-        std::task::Poll::Ready(Err(e)) if !(e.is_io() || e.is_go_away() || e.is_reset()) => {
-            std::task::Poll::Pending
-        }
-        polled => polled,
-    });
+    let reset = std::future::poll_fn(|cx| respond.borrow_mut().poll_reset(cx));
     let exchange = std::pin::pin!(exchange);
     let reset = std::pin::pin!(reset);
     match select(exchange, reset).await {
