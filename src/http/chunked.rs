@@ -190,7 +190,10 @@ impl ChunkedDecoder {
                 pos += 1;
                 if matches!(
                     self.state,
-                    State::TrailerStart | State::TrailerName | State::TrailerValue | State::TrailerLf
+                    State::TrailerStart
+                        | State::TrailerName
+                        | State::TrailerValue
+                        | State::TrailerLf
                 ) {
                     on_trailer(b);
                 }

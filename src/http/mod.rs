@@ -22,8 +22,8 @@ pub mod response;
 
 pub use authority::AuthorityError;
 pub use canned::{error_response, CONTINUE_100};
-pub use h2::Malformed;
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
+pub use h2::Malformed;
 pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
     write_response_head, Forwarding,

@@ -87,11 +87,20 @@ fn malformed_requests_are_named() {
             false,
             Malformed::ValueWhitespace,
         ),
-        ("/x", &[("host", "a b")], false, Malformed::BadHost(AuthorityError::BadHost)),
+        (
+            "/x",
+            &[("host", "a b")],
+            false,
+            Malformed::BadHost(AuthorityError::BadHost),
+        ),
     ];
     for (uri, fields, end, want) in cases {
         let p = parts(uri, fields);
-        assert_eq!(check_request(&p, *end).unwrap_err(), *want, "{uri} {fields:?}");
+        assert_eq!(
+            check_request(&p, *end).unwrap_err(),
+            *want,
+            "{uri} {fields:?}"
+        );
     }
 }
 
@@ -107,10 +116,14 @@ fn a_length_is_restated() {
 
 #[test]
 fn responses_lose_connection_fields_and_keep_every_set_cookie() {
-    let raw = b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n\
+    let raw =
+        b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n\
         Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 3\r\n\r\nabc";
     let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut storage: Vec<_> = headers.iter_mut().map(|h| std::mem::MaybeUninit::new(*h)).collect();
+    let mut storage: Vec<_> = headers
+        .iter_mut()
+        .map(|h| std::mem::MaybeUninit::new(*h))
+        .collect();
     let resp = crate::http::parse_response(raw, &mut storage, &Default::default(), false)
         .unwrap()
         .unwrap();
@@ -119,7 +132,11 @@ fn responses_lose_connection_fields_and_keep_every_set_cookie() {
         &resp,
         &mut scratch,
         |v, out| out.extend_from_slice(v),
-        |out| out.extend_from_slice(b"Set-Cookie: SRV=s1; Path=/\r\nCache-Control: no-cache=\"set-cookie\"\r\n"),
+        |out| {
+            out.extend_from_slice(
+                b"Set-Cookie: SRV=s1; Path=/\r\nCache-Control: no-cache=\"set-cookie\"\r\n",
+            )
+        },
     )
     .unwrap();
     let h = response.headers();

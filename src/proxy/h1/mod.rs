@@ -214,7 +214,10 @@ async fn read_request<S: ClientStream>(
     loop {
         if client.h2c && !client.buf.is_empty() {
             // The preface or HTTP/1: a compare on bytes already read.
-            let seen = client.buf.get(..super::h2::PREFACE.len()).unwrap_or(&client.buf);
+            let seen = client
+                .buf
+                .get(..super::h2::PREFACE.len())
+                .unwrap_or(&client.buf);
             if seen == super::h2::PREFACE {
                 return Err(Stop::Http2);
             }

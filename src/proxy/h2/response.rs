@@ -76,11 +76,8 @@ pub async fn relay(
                 taken = n;
             }
             Body::Chunked(decoder, trailers) => {
-                let fed = decoder.feed_parts(
-                    bytes,
-                    |range| ranges.push(range),
-                    |b| trailers.push(b),
-                );
+                let fed =
+                    decoder.feed_parts(bytes, |range| ranges.push(range), |b| trailers.push(b));
                 match fed {
                     Ok(progress) => taken = progress.consumed,
                     Err(err) => {
