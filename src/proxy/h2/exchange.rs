@@ -46,8 +46,12 @@ impl Heads for H2Front<'_> {
             return false;
         }
         let mut scratch = Vec::new();
-        match http::h2::response_head(response, &mut scratch, |v, o| o.extend_from_slice(v), |_| {})
-        {
+        match http::h2::response_head(
+            response,
+            &mut scratch,
+            |v, o| o.extend_from_slice(v),
+            |_| {},
+        ) {
             Ok(head) => {
                 self.informational = Some(head);
                 true
@@ -211,35 +215,37 @@ pub async fn serve(
         is_head: request.is_head,
         upgrade: false,
     };
-    let exchange = async {
-        let forwarded = upstream::forward(worker, &view, &mut ctx, &mut front, outbound).await;
-        match forwarded {
-            Ok(answer) => respond_with(worker, &view, &mut ctx, &respond, &request, answer).await,
-            Err(err) => {
-                if let Some(status) = err.status() {
-                    log::debug!("answering {status} to {}: {err}", ctx.peer);
-                    worker.stats.response(status);
-                    ctx.status = status;
-                    answer_status(&respond, status);
-                }
+    // Until its head is sent, a stream the client resets (or whose
+    // connection fails) ends here: dropping the exchange closes its
+    // backend connection. After it, sending DATA finds out.
+    let forwarded = {
+        let forwarding = std::pin::pin!(upstream::forward(
+            worker, &view, &mut ctx, &mut front, outbound
+        ));
+        let reset = std::pin::pin!(std::future::poll_fn(|cx| respond
+            .borrow_mut()
+            .poll_reset(cx)));
+        match select(forwarding, reset).await {
+            Either::Left((forwarded, _)) => forwarded,
+            Either::Right((reason, _)) => {
+                shared.cancelled(reason.ok());
+                return;
             }
         }
-        ctx
     };
-    let reset = std::future::poll_fn(|cx| respond.borrow_mut().poll_reset(cx));
-    let exchange = std::pin::pin!(exchange);
-    let reset = std::pin::pin!(reset);
-    match select(exchange, reset).await {
-        Either::Left((mut ctx, _)) => {
-            ctx.times.done = Some(crate::worker::now());
-            write_log(worker, &view, &mut ctx);
-        }
-        Either::Right((reason, _)) => {
-            // The client gave up on the stream (or the connection failed):
-            // dropping the exchange closes its backend connection.
-            shared.cancelled(reason.ok());
+    match forwarded {
+        Ok(answer) => respond_with(worker, &view, &mut ctx, &respond, &request, answer).await,
+        Err(err) => {
+            if let Some(status) = err.status() {
+                log::debug!("answering {status} to {}: {err}", ctx.peer);
+                worker.stats.response(status);
+                ctx.status = status;
+                answer_status(&respond, status);
+            }
         }
     }
+    ctx.times.done = Some(crate::worker::now());
+    write_log(worker, &view, &mut ctx);
 }
 
 /// A response with no body and this status (an error limpet answers).
