@@ -154,13 +154,22 @@ pub struct LogText {
 }
 
 impl LogText {
-    /// Copies the three fields into `text` (a buffer from
-    /// [`Buffers::text`]).
-    pub fn new(mut text: Vec<u8>, method: &[u8], target: &[u8], host: &[u8], agent: &[u8]) -> Self {
+    /// Copies the fields into `text` (a buffer from [`Buffers::text`]):
+    /// the request is `method target` then `version` (empty for HTTP/1,
+    /// ` HTTP/2.0` for HTTP/2).
+    pub fn new(
+        mut text: Vec<u8>,
+        method: &[u8],
+        target: &[u8],
+        version: &[u8],
+        host: &[u8],
+        agent: &[u8],
+    ) -> Self {
         text.clear();
         text.extend_from_slice(method);
         text.push(b' ');
         text.extend_from_slice(target);
+        text.extend_from_slice(version);
         let request_end = text.len();
         text.extend_from_slice(host);
         let host_end = text.len();

@@ -224,9 +224,15 @@ fn a_dies_with_gets_in_flight(pooled: bool, sticky: bool) {
         retries(&limpet, "pooled_stale"),
         retries(&limpet, "backend_died"),
     );
-    // Each GET was sent again once: on a fresh connection when its pooled
-    // one was dead (then refused, it moved), else straight to B.
-    assert_eq!(stale + died, HELD as u64, "stale {stale}, died {died}");
+    // Each GET was sent again: on a fresh connection when its pooled one
+    // was dead (then refused, it moved), else straight to B. A fresh
+    // connection opened while A's process was still being torn down may
+    // die too, and that GET then moves to B (a second retry, counted as
+    // died): never more than one `died` per GET.
+    assert!(
+        stale + died >= HELD as u64 && died <= HELD as u64,
+        "stale {stale}, died {died}"
+    );
     assert!(stale <= idle, "stale {stale}, idle before {idle}");
     if pooled {
         assert!(stale > 1, "pooled connections are retried fresh first");

@@ -43,6 +43,8 @@ class Profile:
     skip_when_loaded: bool
     idle_connections: int = 5000
     quota_share: float = 0.5
+    h2_requests: int = 200_000       # per HTTP/2 run (lib/http2.py)
+    h2_quota_requests: int = 100_000
 
 
 @dataclass

@@ -1,26 +1,37 @@
-"""The load generator side: h2load (HTTP/1.1 mode, one thread, pinned to
-CPU 1) for fixed-count and fixed-rate runs, and a single request to learn
-the sticky cookie a proxy issues."""
+"""The load generator side: h2load (HTTP/1.1 mode, or HTTP/2 with
+`STREAMS` streams per connection; one thread, pinned to CPU 1) for
+fixed-count and fixed-rate runs, and a single request to learn the sticky
+cookie a proxy issues."""
 import os
 import re
 
 import processes
 
 CLIENT_CPU = "1"
+STREAMS = 10  # concurrent streams per connection in HTTP/2 runs (-m)
 
 
 def url(port, path, scheme="http"):
     return f"{scheme}://127.0.0.1:{port}{path}"
 
 
-def fixed_count(port, path, requests, connections=50, cookie=None, scheme="http"):
+def _protocol(h2):
+    """h2load's protocol flags: HTTP/1.1, or HTTP/2 (h2c with prior
+    knowledge on http://, ALPN h2 on https://) with STREAMS streams."""
+    return ["-m", str(STREAMS)] if h2 else ["--h1"]
+
+
+def fixed_count(port, path, requests, connections=50, cookie=None, scheme="http", h2=False):
     """Sends exactly `requests` requests over `connections` keep-alive
-    connections; returns requests per second. Fails unless all succeed."""
-    argv = ["h2load", "--h1", "-n", str(requests), "-c", str(connections), "-t", "1"]
+    connections; returns requests per second. Fails unless all succeed
+    (and, with `h2`, unless HTTP/2 was what was spoken)."""
+    argv = ["h2load", *_protocol(h2), "-n", str(requests), "-c", str(connections), "-t", "1"]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
     output = processes.run(argv + [url(port, path, scheme)], CLIENT_CPU)
     _check_all_succeeded(output, requests)
+    if h2:
+        _check_http2(output)
     return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output).group(1))
 
 
@@ -41,18 +52,20 @@ def one_per_connection(port, path, seconds, connections=50, scheme="https"):
     return float(rate.group(1)), int(done.group(1)), errors.group(1).strip() if errors else None
 
 
-def fixed_rate(port, path, rate, seconds, log_path, connections=50, cookie=None):
+def fixed_rate(port, path, rate, seconds, log_path, connections=50, cookie=None, scheme="http", h2=False):
     """Sends `rate` requests per second in total (h2load --rps is per
     connection) for `seconds` after a 1 s warm-up; returns every request's
     latency in microseconds, from h2load's per-request log."""
     argv = [
-        "h2load", "--h1", "-c", str(connections), "-t", "1",
+        "h2load", *_protocol(h2), "-c", str(connections), "-t", "1",
         f"--rps={rate / connections:.3f}", "-D", str(seconds), "--warm-up-time=1",
         f"--log-file={log_path}",
     ]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
-    processes.run(argv + [url(port, path)], CLIENT_CPU)
+    output = processes.run(argv + [url(port, path, scheme)], CLIENT_CPU)
+    if h2:
+        _check_http2(output)
     with open(log_path) as f:
         latencies = [int(line.split("\t")[2]) for line in f if line.strip()]
     os.remove(log_path)
@@ -74,3 +87,11 @@ def _check_all_succeeded(output, requests):
     match = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", output)
     if not match or int(match.group(1)) != requests:
         raise RuntimeError(f"h2load: not every request succeeded:\n{output[-1500:]}")
+
+
+def _check_http2(output):
+    """h2load falls back to HTTP/1.1 when ALPN offers no h2: such a run is
+    not an HTTP/2 row."""
+    match = re.search(r"Application protocol: (\S+)", output)
+    if not match or match.group(1) not in ("h2", "h2c"):
+        raise RuntimeError(f"h2load: not HTTP/2 ({match.group(1) if match else 'no protocol'}):\n{output[-1500:]}")

@@ -3,7 +3,7 @@ installed and limpet is built): starts the origin and every contender,
 runs the measurement phases in order, stops every process it started, and
 writes RESULTS.md and results.svg next to loadtest/run.
 
-usage: main.py [--quick] [--only https] REPO_ROOT"""
+usage: main.py [--quick] [--only https|h2] REPO_ROOT"""
 import argparse
 import os
 import shutil
@@ -14,6 +14,7 @@ import time
 
 import bench
 import chart
+import http2
 import machine
 import processes
 import quota
@@ -25,6 +26,7 @@ PROFILES = {
     "quick": bench.Profile(
         name="quick", bodies=[34], alternations=3, requests=200_000, quota_requests=100_000,
         probe_requests=20_000, latency_seconds=5, skip_when_loaded=False,
+        h2_requests=50_000, h2_quota_requests=25_000,
     ),
     "full": bench.Profile(
         name="full", bodies=[34, 1024, 16384], alternations=5, requests=300_000, quota_requests=150_000,
@@ -54,6 +56,7 @@ def run(context):
     bench.instructions(context)
     bench.idle_memory(context)
     bench.https(context)
+    http2.run(context)
 
 
 def run_https(context):
@@ -62,10 +65,19 @@ def run_https(context):
     bench.https(context)
 
 
+def run_h2(context):
+    """`--only h2`: the origin and the HTTP/2 phase alone."""
+    context.origin = servers.origin(context.tmp, "origin", "1", context.profile.bodies).start()
+    http2.run(context)
+
+
+ONLY = {"https": (run_https, report.write_https_only), "h2": (run_h2, report.write_h2_only)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one body size, 3 alternations")
-    parser.add_argument("--only", choices=["https"], help="run one phase and update its section of RESULTS.md")
+    parser.add_argument("--only", choices=sorted(ONLY), help="run one phase and update its section of RESULTS.md")
     parser.add_argument("repo", help="the limpet repository (built with cargo build --release)")
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
@@ -87,7 +99,7 @@ def main():
         print(f"no CPU quota rows: {cpu_quota.unavailable}", flush=True)
     try:
         load_before = machine.load_average()
-        (run_https if args.only == "https" else run)(context)
+        (ONLY[args.only][0] if args.only else run)(context)
         ok = True
     finally:
         processes.stop_all()
@@ -101,9 +113,9 @@ def main():
         **machine.describe(), "profile": profile.name, "minutes": minutes,
         "load_before": load_before, "load_after": machine.load_average(),
     }
-    if args.only == "https":
-        report.write_https_only(results, profile, facts, os.path.join(outdir, "RESULTS.md"))
-        print(f"done in {minutes:.1f} min: HTTPS section of {outdir}/RESULTS.md")
+    if args.only:
+        ONLY[args.only][1](results, profile, facts, os.path.join(outdir, "RESULTS.md"))
+        print(f"done in {minutes:.1f} min: the {args.only} section of {outdir}/RESULTS.md")
         return
     chart.write(results, profile, os.path.join(outdir, "results.svg"))
     report.write(results, profile, facts, os.path.join(outdir, "RESULTS.md"))

@@ -5,8 +5,11 @@ notes, and the log of every timed run with its load average."""
 import os
 
 from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY, TLS_HANDSHAKE, TLS_KEEPALIVE
+from client import STREAMS as H2_STREAMS
+from http2 import VARIANTS as H2_VARIANTS
 
 HTTPS_BEGIN, HTTPS_END = "<!-- https: begin -->", "<!-- https: end -->"
+H2_BEGIN, H2_END = "<!-- http2: begin -->", "<!-- http2: end -->"
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
 
@@ -59,6 +62,7 @@ def write(results, profile, facts, path):
     lines += _idle_table(results, profile)
     lines += _workers_table(results, profile)
     lines += _https_kept(results, profile, facts, path)
+    lines += _h2_kept(results, profile, facts, path)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     lines += _criterion(path)
@@ -114,30 +118,104 @@ def _https_kept(results, profile, facts, results_path):
     left in the previous RESULTS.md."""
     if results.summary("rps", LIMPET, profile.bodies[0], TLS_KEEPALIVE):
         return https_section(results, profile, facts)
+    return _kept(results_path, HTTPS_BEGIN, HTTPS_END)
+
+
+def _h2_kept(results, profile, facts, results_path):
+    """This run's HTTP/2 table, or the one a separate `--only h2` run left."""
+    if any(results.summary("rps", name, profile.bodies[0], variant) for name in COLUMNS[1:] for variant in H2_VARIANTS):
+        return h2_section(results, profile, facts)
+    return _kept(results_path, H2_BEGIN, H2_END)
+
+
+def _kept(results_path, begin_marker, end_marker):
+    """The section between the markers in the previous RESULTS.md."""
     if not os.path.exists(results_path):
         return []
     with open(results_path) as f:
         text = f.read()
-    begin, end = text.find(HTTPS_BEGIN), text.find(HTTPS_END)
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < 0:
         return []
-    return text[begin:end + len(HTTPS_END)].splitlines() + [""]
+    return text[begin:end + len(end_marker)].splitlines() + [""]
 
 
 def write_https_only(results, profile, facts, path):
     """After `--only https`: replaces the HTTPS section of RESULTS.md (or
     adds it before the notes), leaving the rest as it was."""
-    section = "\n".join(https_section(results, profile, facts))
+    _replace_section(path, https_section(results, profile, facts), HTTPS_BEGIN, HTTPS_END)
+
+
+def write_h2_only(results, profile, facts, path):
+    """After `--only h2`: replaces the HTTP/2 section of RESULTS.md (or adds
+    it before the notes), leaving the rest as it was."""
+    _replace_section(path, h2_section(results, profile, facts), H2_BEGIN, H2_END)
+
+
+def _replace_section(path, lines, begin_marker, end_marker):
+    section = "\n".join(lines)
     text = open(path).read() if os.path.exists(path) else "# limpet load test results\n\n"
-    begin, end = text.find(HTTPS_BEGIN), text.find(HTTPS_END)
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin >= 0 and end >= 0:
-        text = text[:begin] + section.rstrip() + text[end + len(HTTPS_END):]
+        text = text[:begin] + section.rstrip() + text[end + len(end_marker):]
     else:
         anchor = text.find("## Notes")
         anchor = anchor if anchor >= 0 else len(text)
         text = text[:anchor] + section + "\n" + text[anchor:]
     with open(path, "w") as f:
         f.write(text)
+
+
+# (metric, label, decimals) of the HTTP/2 table, per variant; "gated" rows
+# are the stable ones BENCH.md sets targets on.
+H2_ROWS = (
+    ("instructions", "user-space instructions / request (gated)", 0),
+    ("proxy_us", "proxy CPU µs / request (gated)", 2),
+    ("rps", "requests/s, unconstrained (reported)", 0),
+    ("rps@quota", "requests/s at {quota} of one CPU (reported)", 0),
+    ("p50_us", "p50 latency µs at {rate} req/s (reported)", 0),
+    ("p99_us", "p99 latency µs at {rate} req/s (reported)", 0),
+)
+
+
+def h2_section(results, profile, facts):
+    """The HTTP/2 table: limpet, HAProxy and nginx, h2c and TLS, with
+    limpet's ratios; idle memory per HTTP/2 connection."""
+    body = profile.bodies[0]
+    quota = f"{int(profile.quota_share * 100)} %"
+    names = COLUMNS[1:]
+    lines = [
+        H2_BEGIN,
+        f"## HTTP/2: h2load `-m {H2_STREAMS}`, h2c and TLS ({_size(body)} body)",
+        "",
+        f"h2load, 50 connections × {H2_STREAMS} streams, one thread on CPU 1; each proxy one worker / "
+        "thread on CPU 0, speaking HTTP/1.1 to the same origin (limpet: `http2 = true`, the default; "
+        "HAProxy 2.6: `bind ... proto h2`, TLS `alpn h2,http/1.1`; nginx 1.22: `listen ... http2`). "
+        f"TLS: the run's ECDSA P-256 certificate, TLS 1.3. {profile.alternations} alternations, "
+        f"{profile.h2_requests:,} requests per run ({profile.h2_quota_requests:,} under the quota), "
+        f"instructions over {profile.probe_requests:,} requests at 10 connections × {H2_STREAMS} streams "
+        f"({facts['date']}, load average {facts['load_before']:.2f} at start, "
+        f"{facts['load_after']:.2f} at end). Idle: preface and SETTINGS exchanged, then nothing; "
+        f"{profile.idle_connections:,} connections, THP off.",
+        "",
+        "| metric | " + " | ".join(names) + " | limpet / HAProxy | limpet / nginx |",
+        "|---|" + "---:|" * (len(names) + 2),
+    ]
+    for variant in H2_VARIANTS:
+        rate = results.latency_rate.get((body, variant), "?")
+        rows = [(m, body, label.format(quota=quota, rate=rate), d) for m, label, d in H2_ROWS]
+        rows += [
+            ("idle_anon_bytes", None, "idle connection: RssAnon growth, bytes (gated)", 0),
+            ("idle_rss_bytes", None, "idle connection: VmRSS growth, bytes", 0),
+        ]
+        for metric, size, label, decimals in rows:
+            lines += _compared_row(results, f"{variant}: {label}", names, (metric, size, variant), decimals)
+    notes = [f"- {note}" for note in results.notes if note.startswith("HTTP/2")]
+    lines += [""] + (notes + [""] if notes else [])
+    runs = [r for r in results.runs if r["variant"] in H2_VARIANTS]
+    if runs:
+        lines += ["Every timed HTTP/2 run:", ""] + _run_log_rows(runs) + [""]
+    return lines + [H2_END, ""]
 
 
 def _criterion(results_path):
@@ -160,16 +238,23 @@ def _body_table(results, profile, body):
         "|---|" + "---:|" * (len(COLUMNS) + 2),
     ]
     for metric, variant, label, decimals in ROWS:
-        cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in COLUMNS]
-        if not any(cells):
-            continue
-        limpet = results.median(metric, LIMPET, body, variant)
-        ratios = [_ratio(limpet, results.median(metric, peer, body, variant)) for peer in (HAPROXY, NGINX)]
-        lines.append(f"| {label.format(quota=quota, rate=rate)} | " + " | ".join(cells + ratios) + " |")
+        lines += _compared_row(results, label.format(quota=quota, rate=rate), COLUMNS, (metric, body, variant), decimals)
     direct = results.median("rps", DIRECT, body, PLAIN)
     fractions = [_ratio(results.median("rps", name, body, PLAIN), direct) for name in COLUMNS]
     lines.append("| requests/s as a fraction of direct, no cookie | " + " | ".join(fractions) + " | | |")
     return lines + [""]
+
+
+def _compared_row(results, label, names, key, decimals):
+    """One table row: a cell per contender in `names`, then limpet's ratio
+    to HAProxy and to nginx; no row when nothing was measured."""
+    metric, body, variant = key
+    cells = [_cell(results.summary(metric, name, body, variant), decimals) for name in names]
+    if not any(cells):
+        return []
+    limpet = results.median(metric, LIMPET, body, variant)
+    ratios = [_ratio(limpet, results.median(metric, peer, body, variant)) for peer in (HAPROXY, NGINX)]
+    return [f"| {label} | " + " | ".join(cells + ratios) + " |"]
 
 
 def _idle_table(results, profile):
@@ -208,13 +293,15 @@ def _workers_table(results, profile):
 
 
 def _run_log(results):
+    return ["## Every timed run", ""] + _run_log_rows(results.runs) + [""]
+
+
+def _run_log_rows(runs):
     lines = [
-        "## Every timed run",
-        "",
         "| time | load avg | contender | body | variant | quota | requests/s | proxy µs/req | machine µs/req |",
         "|---|---:|---|---:|---|---|---:|---:|---:|",
     ]
-    for run in results.runs:
+    for run in runs:
         if run.get("skipped"):
             figures = "skipped: load above 1.5 | | "
         else:
@@ -223,7 +310,7 @@ def _run_log(results):
             f"| {run['time']} | {run['load']:.2f} | {run['contender']} | {run['body']} | {run['variant']} "
             f"| {run['quota'] or '—'} | {figures} |"
         )
-    return lines + [""]
+    return lines
 
 
 def _cell(summary, decimals):

@@ -162,11 +162,14 @@ cors = false
     return Server(label, [binary, "run", "--config", config], port, cpu_list, tmp, env={"LIMPET_LOG": "warn"})
 
 
-def haproxy(tmp, backends, label="haproxy", tls=None):
+def haproxy(tmp, backends, label="haproxy", tls=None, http2=False):
     """HAProxy, one thread, cookie insertion, backend connections reused;
-    `tls` = a cert+key PEM file makes its frontend HTTPS."""
+    `tls` = a cert+key PEM file makes its frontend HTTPS. `http2`: the
+    plain bind speaks h2c only (`proto h2`), the TLS bind offers ALPN
+    `h2,http/1.1`."""
     port = processes.free_port()
-    ssl = f" ssl crt {tls} alpn http/1.1" if tls else ""
+    alpn = "h2,http/1.1" if http2 else "http/1.1"
+    ssl = f" ssl crt {tls} alpn {alpn}" if tls else (" proto h2" if http2 else "")
     servers = "".join(
         f"  server web{i} 127.0.0.1:{p} cookie web{i}\n" for i, p in enumerate(backends, 1)
     )
@@ -193,10 +196,14 @@ backend web
     return Server(label, ["haproxy", "-db", "-f", config], port, "0", tmp)
 
 
-def nginx_proxy(tmp, backends, label="nginx"):
+def nginx_proxy(tmp, backends, label="nginx", http2=False, tls=None):
     """nginx as a proxy, one worker, consistent hash of the SERVERID cookie,
-    keep-alive upstream connections."""
+    keep-alive upstream connections. `http2` adds `http2` to the listen
+    (nginx 1.22: on a plain port, h2c with prior knowledge only); `tls` =
+    (cert, key) makes it HTTPS."""
     port = processes.free_port()
+    listen = f"127.0.0.1:{port}{' ssl' if tls else ''}{' http2' if http2 else ''}"
+    certificate = f"    ssl_certificate {tls[0]};\n    ssl_certificate_key {tls[1]};\n" if tls else ""
     servers = "".join(f"    server 127.0.0.1:{p};\n" for p in backends)
     config = _write(tmp, f"{label}.conf", f"""{_nginx_process_block(tmp, label)}
 http {{
@@ -208,8 +215,8 @@ http {{
     keepalive_timeout {CLIENT_KEEPALIVE};
   }}
   server {{
-    listen 127.0.0.1:{port};
-    location / {{
+    listen {listen};
+{certificate}    location / {{
       proxy_pass http://web;
       proxy_http_version 1.1;
       proxy_set_header Connection "";

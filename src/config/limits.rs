@@ -33,6 +33,15 @@ pub struct Limits {
     /// requests it saw in that window (`retry_budget = 0.2` is 200), on top
     /// of a floor of 10 per second.
     pub retry_budget_permille: u32,
+    /// HTTP/2: most streams a client may have open at once
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_streams: u32,
+    /// HTTP/2: each stream's receive window, in bytes.
+    pub h2_stream_window: u32,
+    /// HTTP/2: the connection's receive window, in bytes.
+    pub h2_connection_window: u32,
+    /// HTTP/2: the largest frame payload limpet accepts (SETTINGS_MAX_FRAME_SIZE).
+    pub h2_max_frame: u32,
 }
 
 impl Default for Limits {
@@ -46,6 +55,10 @@ impl Default for Limits {
             min_head_rate: raw::MIN_HEAD_RATE,
             min_body_rate: raw::MIN_BODY_RATE,
             retry_budget_permille: raw::RETRY_BUDGET_PERMILLE,
+            h2_max_streams: raw::H2_MAX_STREAMS,
+            h2_stream_window: raw::H2_STREAM_WINDOW,
+            h2_connection_window: raw::H2_CONNECTION_WINDOW,
+            h2_max_frame: raw::H2_MAX_FRAME,
         }
     }
 }
@@ -116,6 +129,32 @@ impl Limits {
                     ))
                 }
             },
+            h2_max_streams: src.int(
+                raw.h2_max_streams.as_ref(),
+                raw::H2_MAX_STREAMS,
+                1..=10_000,
+                &at.key("h2_max_streams"),
+            )?,
+            // RFC 9113 §6.5.2 and §6.9.1: windows up to 2^31-1.
+            h2_stream_window: src.int(
+                raw.h2_stream_window.as_ref(),
+                raw::H2_STREAM_WINDOW,
+                1024..=(1 << 31) - 1,
+                &at.key("h2_stream_window"),
+            )?,
+            h2_connection_window: src.int(
+                raw.h2_connection_window.as_ref(),
+                raw::H2_CONNECTION_WINDOW,
+                65_535..=(1 << 31) - 1,
+                &at.key("h2_connection_window"),
+            )?,
+            // RFC 9113 §6.5.2: 2^14 to 2^24-1.
+            h2_max_frame: src.int(
+                raw.h2_max_frame.as_ref(),
+                raw::H2_MAX_FRAME,
+                16_384..=16_777_215,
+                &at.key("h2_max_frame"),
+            )?,
         };
         at_most(
             src,

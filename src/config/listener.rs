@@ -33,6 +33,9 @@ pub struct Listener {
     pub upgrade_protocols: Vec<String>,
     /// `tls = { certs = [..] }`: an HTTPS listener.
     pub tls: Option<super::tls::ListenerTls>,
+    /// `http2 = true` (the default): HTTP/2 by ALPN on TLS, by its preface
+    /// (h2c with prior knowledge) on plain ports.
+    pub http2: bool,
 }
 
 /// `access_log = "/var/log/limpet/access.log"`, `access_log_format`.
@@ -204,6 +207,7 @@ impl Listener {
             None => vec!["websocket".to_owned()],
             Some(list) => upgrade_protocols(src, list, &at.key("upgrade_protocols"))?,
         };
+        let http2 = raw.http2.as_ref().is_none_or(|on| *on.get_ref());
         let tls = match &raw.tls {
             Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at)?),
             None => None,
@@ -218,6 +222,7 @@ impl Listener {
             access_log,
             upgrade_protocols,
             tls,
+            http2,
         })
     }
 }

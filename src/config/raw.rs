@@ -34,6 +34,11 @@ pub(super) const MIN_HEAD_RATE: u32 = 256;
 pub(super) const MIN_BODY_RATE: u32 = 1024;
 /// Retries a core may make, in thousandths of its requests (0.2).
 pub(super) const RETRY_BUDGET_PERMILLE: u32 = 200;
+pub(super) const H2_MAX_STREAMS: u32 = 100;
+/// RFC 9113's initial window: a client that sets nothing gets what it expects.
+pub(super) const H2_STREAM_WINDOW: u32 = 65_535;
+pub(super) const H2_CONNECTION_WINDOW: u32 = 1 << 20;
+pub(super) const H2_MAX_FRAME: u32 = 16_384;
 
 pub(super) const CLIENT_HEAD: Duration = Duration::from_secs(10);
 pub(super) const CLIENT_IDLE: Duration = Duration::from_secs(60);
@@ -114,6 +119,10 @@ pub(super) struct Limits {
     pub(super) min_head_rate: Value<i64>,
     pub(super) min_body_rate: Value<i64>,
     pub(super) retry_budget: Value<f64>,
+    pub(super) h2_max_streams: Value<i64>,
+    pub(super) h2_stream_window: Value<i64>,
+    pub(super) h2_connection_window: Value<i64>,
+    pub(super) h2_max_frame: Value<i64>,
 }
 
 /// Durations are strings in humantime syntax ("10s", "1m30s", "500ms").
@@ -159,6 +168,7 @@ pub(super) struct Listener {
     pub(super) access_log_format: Value<String>,
     pub(super) upgrade_protocols: Option<Vec<Spanned<String>>>,
     pub(super) tls: Option<ListenerTls>,
+    pub(super) http2: Value<bool>,
 }
 
 /// `tls = { certs = [{ cert = "..", key = ".." }, ..], handshake_timeout = "10s" }`

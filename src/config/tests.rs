@@ -115,6 +115,10 @@ fn minimal_file_gets_every_default() {
             min_head_rate: 256,
             min_body_rate: 1024,
             retry_budget_permille: 200,
+            h2_max_streams: 100,
+            h2_stream_window: 65_535,
+            h2_connection_window: 1 << 20,
+            h2_max_frame: 16_384,
         },
         timeouts: Timeouts {
             client_head: Duration::from_secs(10),
@@ -139,6 +143,7 @@ fn minimal_file_gets_every_default() {
             access_log: None,
             upgrade_protocols: vec!["websocket".into()],
             tls: None,
+            http2: true,
         }],
         groups: vec![Group {
             name: "web".into(),

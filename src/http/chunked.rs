@@ -154,7 +154,19 @@ impl ChunkedDecoder {
     pub fn feed_data(
         &mut self,
         input: &[u8],
+        on_data: impl FnMut(Range<usize>),
+    ) -> Result<Progress, ChunkError> {
+        self.feed_parts(input, on_data, |_| {})
+    }
+
+    /// As [`feed_data`](Self::feed_data), and hands each byte of the
+    /// trailer section (its lines and the final CR) to `on_trailer`, so a
+    /// caller can relay the trailers in another form (HTTP/2's HEADERS).
+    pub fn feed_parts(
+        &mut self,
+        input: &[u8],
         mut on_data: impl FnMut(Range<usize>),
+        mut on_trailer: impl FnMut(u8),
     ) -> Result<Progress, ChunkError> {
         let mut pos = 0;
         while self.state != State::Done {
@@ -176,6 +188,15 @@ impl ChunkedDecoder {
             }
             for &b in rest {
                 pos += 1;
+                if matches!(
+                    self.state,
+                    State::TrailerStart
+                        | State::TrailerName
+                        | State::TrailerValue
+                        | State::TrailerLf
+                ) {
+                    on_trailer(b);
+                }
                 self.step(b)?;
                 if matches!(self.state, State::Data | State::Done) {
                     break;

@@ -15,6 +15,7 @@ pub mod authority;
 pub mod canned;
 pub mod chunked;
 mod field;
+pub mod h2;
 pub mod head;
 pub mod request;
 pub mod response;
@@ -22,6 +23,7 @@ pub mod response;
 pub use authority::AuthorityError;
 pub use canned::{error_response, unavailable_response, CONTINUE_100};
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
+pub use h2::Malformed;
 pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
     write_response_head, Forwarding,

@@ -16,6 +16,7 @@ use crate::balance::{hash_key, ServerIdx};
 use crate::config::{self, Balance, GroupIdx, HashKey, HostMatch};
 use crate::error::ProxyError;
 use crate::http::Fields;
+use crate::proxy::context::RequestId;
 use crate::sticky::{Persistence, Session};
 use crate::worker::{CoreGroup, CoreView};
 
@@ -84,6 +85,47 @@ pub fn decide<F: Fields + ?Sized>(
         now,
         idempotent: crate::http::is_idempotent(request.method),
     })
+}
+
+impl Conn<'_> {
+    /// How this connection reached limpet, for the `X-Forwarded-*` fields
+    /// the backend gets (SPEC §7), in every protocol.
+    /// The peer is one of the listener's `trusted_proxies`.
+    pub fn trusted_peer(&self, listener: &config::Listener) -> bool {
+        let client_ip = self.peer.ip();
+        listener
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&client_ip))
+    }
+
+    /// The request's id: the one a trusted proxy sent (`received`), so that
+    /// one id follows the request through every hop, else a new one.
+    pub fn request_id(
+        &self,
+        worker: &crate::worker::Worker,
+        listener: &config::Listener,
+        received: Option<&[u8]>,
+    ) -> RequestId {
+        received
+            .filter(|_| self.trusted_peer(listener))
+            .and_then(RequestId::from_trusted)
+            .unwrap_or_else(|| RequestId::generate(worker.id))
+    }
+
+    /// How the client reached limpet, for the `X-Forwarded-*` fields.
+    pub fn forwarding<'a>(
+        &self,
+        listener: &config::Listener,
+        request_id: &'a [u8],
+    ) -> crate::http::Forwarding<'a> {
+        crate::http::Forwarding {
+            client_ip: self.peer.ip(),
+            trusted_peer: self.trusted_peer(listener),
+            proto: if self.https { "https" } else { "http" },
+            request_id,
+        }
+    }
 }
 
 impl Decision {

@@ -17,6 +17,7 @@ mod cycle;
 mod decide;
 mod framing;
 mod h1;
+mod h2;
 mod io;
 mod stream;
 mod tls;
@@ -70,14 +71,20 @@ pub fn serve_tls(
     config: std::sync::Arc<rustls::ServerConfig>,
     timeout: Duration,
 ) -> Isolated<impl Future<Output = ()>> {
-    let work_worker = worker.clone();
     let slot = worker.conns.register(peer.ip());
-    Isolated::new(worker, slot, async move {
-        let Some(stream) = tls::accept(&work_worker, stream, peer, config, timeout).await else {
-            return;
-        };
-        h1::run(work_worker, listener, stream, peer, slot).await;
-    })
+    // The handshake and the connection in sequence (`then`), so that the
+    // connection's state does not also hold the handshake's moved-from
+    // locals for as long as it lives.
+    let handshake_worker = worker.clone();
+    let run_worker = worker.clone();
+    let work = async move { tls::accept(&handshake_worker, stream, peer, config, timeout).await }
+        .then(move |stream| {
+            futures_util::future::OptionFuture::from(
+                stream.map(|stream| h1::run(run_worker, listener, stream, peer, slot)),
+            )
+        })
+        .map(drop);
+    Isolated::new(worker, slot, work)
 }
 
 /// Answers a connection limpet will not serve with `status` (when it can

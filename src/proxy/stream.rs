@@ -25,6 +25,15 @@ pub trait ClientStream: Stream + Sized {
     /// Relays bytes both ways with `backend` after a protocol switch.
     fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration)
         -> impl Future<Output = ()>;
+
+    /// Serves the connection as HTTP/2, `read` (the preface, perhaps more)
+    /// first.
+    fn http2(
+        self,
+        worker: &Worker,
+        conn: super::h2::H2Conn,
+        read: Vec<u8>,
+    ) -> impl Future<Output = ()>;
 }
 
 impl ClientStream for TcpStream {
@@ -37,6 +46,14 @@ impl ClientStream for TcpStream {
     }
 
     async fn finish(&mut self) {}
+
+    async fn http2(self, worker: &Worker, conn: super::h2::H2Conn, read: Vec<u8>) {
+        use monoio::io::IntoPollIo as _;
+        match self.into_poll_io() {
+            Ok(io) => super::h2::serve(worker, conn, super::h2::Replay::new(io, read)).await,
+            Err(err) => log::debug!("{}: no poll-based socket for HTTP/2: {err}", conn.peer),
+        }
+    }
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {
         match backend {
@@ -61,5 +78,17 @@ impl ClientStream for TlsStream {
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {
         super::h1::tunnel_any(worker, self, backend, idle).await;
+    }
+
+    fn http2(
+        self,
+        _worker: &Worker,
+        conn: super::h2::H2Conn,
+        _read: Vec<u8>,
+    ) -> impl Future<Output = ()> {
+        // Never reached: over TLS, HTTP/2 is chosen by ALPN, not by preface.
+        // Not an `async fn`, so that its state does not hold the stream.
+        log::debug!("{}: HTTP/2 preface over TLS without ALPN h2", conn.peer);
+        std::future::ready(())
     }
 }

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 mod backend;
+pub mod h2client;
 mod http;
 pub mod process;
 pub mod tls;

@@ -23,10 +23,10 @@ use crate::worker::{CoreView, Stats, Worker};
 
 /// Counts a request in flight on this core for as long as it lives (the
 /// shutdown waits for these).
-struct Busy<'a>(&'a Stats);
+pub struct Busy<'a>(&'a Stats);
 
 impl<'a> Busy<'a> {
-    fn new(stats: &'a Stats) -> Self {
+    pub fn new(stats: &'a Stats) -> Self {
         stats.in_flight.set(stats.in_flight.get() + 1);
         Busy(stats)
     }

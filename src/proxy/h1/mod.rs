@@ -13,7 +13,7 @@ mod exchange;
 mod request;
 mod tunnel;
 
-pub use exchange::{write_log, H1Heads};
+pub use exchange::{write_log, Busy, H1Heads};
 pub use request::prepare;
 pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
 
@@ -44,6 +44,9 @@ pub struct Client<S> {
     pub accepted: Instant,
     /// Received bytes start at 0. Capacity 0 while the connection is idle.
     pub buf: Vec<u8>,
+    /// Its first bytes may still turn out to be the HTTP/2 preface (a
+    /// plain listener with `http2 = true`, before the first head).
+    pub h2c: bool,
 }
 
 /// What the client connection does after an exchange.
@@ -54,6 +57,8 @@ pub enum Flow {
     Close,
     /// The backend switched protocols: relay bytes both ways.
     Tunnel(Upstream),
+    /// The client sent the HTTP/2 preface: the connection is HTTP/2's.
+    Http2,
 }
 
 enum Stop {
@@ -61,6 +66,8 @@ enum Stop {
     Quiet,
     /// Answer with this error's status, then close.
     Refuse(ProxyError),
+    /// The HTTP/2 preface: hand the connection over.
+    Http2,
 }
 
 /// Serves requests on one client connection until it closes.
@@ -78,6 +85,13 @@ pub async fn run<S: ClientStream>(
     slot: Slot,
 ) {
     let worker = &*worker;
+    let h2c = !stream.is_tls() && {
+        let view = worker.view();
+        view.snapshot
+            .listener(listener)
+            .and_then(|i| view.snapshot.config.listeners.get(i))
+            .is_some_and(|l| l.http2)
+    };
     let mut client = Client {
         stream,
         peer,
@@ -85,6 +99,7 @@ pub async fn run<S: ClientStream>(
         listener,
         accepted: crate::worker::now(),
         buf: Vec::new(),
+        h2c,
     };
     let mut first = true;
     loop {
@@ -127,6 +142,24 @@ pub async fn run<S: ClientStream>(
                 Box::pin(client.stream.tunnel(worker, backend, idle)).await;
                 return;
             }
+            Flow::Http2 => {
+                // No `let` for the arguments: a moved-from local would still
+                // take room in this future's state for as long as it idles.
+                Box::pin(client.stream.http2(
+                    worker,
+                    super::h2::H2Conn {
+                        listener: client.listener,
+                        peer: client.peer,
+                        slot: client.slot,
+                        accepted: client.accepted,
+                        https: false,
+                        sni: None,
+                    },
+                    std::mem::take(&mut client.buf),
+                ))
+                .await;
+                return;
+            }
         }
     }
     worker.buffers.give(std::mem::take(&mut client.buf));
@@ -158,6 +191,10 @@ async fn serve_one<S: ClientStream>(
             worker.buffers.give(out);
             Flow::Close
         }
+        Err(Stop::Http2) => {
+            worker.buffers.give(out);
+            Flow::Http2
+        }
         Err(Stop::Refuse(err)) => {
             worker.buffers.give(out);
             refuse(worker, &view, client, &err).await;
@@ -182,7 +219,18 @@ async fn read_request<S: ClientStream>(
     let deadline = head_clock + view.snapshot.config.timeouts.client_head;
     let min_rate = view.snapshot.config.limits.min_head_rate;
     loop {
-        if !client.buf.is_empty() {
+        if client.h2c && !client.buf.is_empty() {
+            // The preface or HTTP/1: a compare on bytes already read.
+            let seen = client
+                .buf
+                .get(..super::h2::PREFACE.len())
+                .unwrap_or(&client.buf);
+            if seen == super::h2::PREFACE {
+                return Err(Stop::Http2);
+            }
+            client.h2c = super::h2::PREFACE.starts_with(seen);
+        }
+        if !client.buf.is_empty() && !client.h2c {
             if out.capacity() == 0 {
                 *out = worker.buffers.take();
             }

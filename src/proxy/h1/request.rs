@@ -3,7 +3,7 @@
 //! everything that needs it happens here, before the first await.
 
 use crate::error::ProxyError;
-use crate::http::{self, BodyFraming, Forwarding, Version};
+use crate::http::{self, BodyFraming, Version};
 use crate::proxy::context::RequestId;
 use crate::proxy::decide::{self, Conn, Decision, RequestView};
 use crate::proxy::upstream::MAX_HEADERS;
@@ -70,24 +70,9 @@ pub fn prepare(
             fields: req.headers,
         },
     )?;
-    let client_ip = conn.peer.ip();
-    let trusted_peer = listener
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&client_ip));
-    // A trusted proxy's id is kept, so that one id follows the request
-    // through every hop; anyone else's is replaced.
-    let request_id = trusted_peer
-        .then(|| http::headers_named(req.headers, "x-request-id").next())
-        .flatten()
-        .and_then(RequestId::from_trusted)
-        .unwrap_or_else(|| RequestId::generate(worker.id));
-    let forwarding = Forwarding {
-        client_ip,
-        trusted_peer,
-        proto: if conn.https { "https" } else { "http" },
-        request_id: request_id.as_bytes(),
-    };
+    let trusted_id = http::headers_named(req.headers, "x-request-id").next();
+    let request_id = conn.request_id(worker, listener, trusted_id);
+    let forwarding = conn.forwarding(listener, request_id.as_bytes());
     out.clear();
     // The persistence cookies never reach the backend as the client sent
     // them (SPEC §3.6, §4.2).
@@ -101,6 +86,7 @@ pub fn prepare(
             worker.access.text(),
             req.method.as_bytes(),
             req.target,
+            b"",
             req.authority.unwrap_or_default(),
             agent.unwrap_or_default(),
         )
