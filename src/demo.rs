@@ -66,13 +66,13 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     }
     println!("  listener on {addr} (group `web`)");
     if let Some(admin) = running.admin_addr() {
-        println!("  admin on {admin}: /stats, /metrics, POST /servers/web/ECS01/drain");
+        println!("  admin on {admin}: the status page at http://{admin}/, /stats, /metrics");
     }
     println!();
     println!("try:  curl -s -c jar -b jar http://{addr}/    # the same ECS0x every time");
     println!("      curl -s http://{addr}/                  # no cookie jar: balanced afresh");
     if let Some(admin) = running.admin_addr() {
-        println!("      curl -s -X POST http://{admin}/servers/web/ECS01/drain   # then watch sessions move");
+        println!("      curl -s -X POST -H 'X-Limpet-Admin: 1' http://{admin}/servers/web/ECS01/drain   # then watch sessions move");
     }
     println!("stop: Ctrl-C");
     let result = running.wait();

@@ -67,7 +67,8 @@ impl Audited {
         let mut client = Client::connect(self.admin);
         client.send(
             format!(
-                "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Limpet-Admin: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.admin,
                 body.len()
             )
             .as_bytes(),

@@ -148,11 +148,10 @@ fn admin_config_shows_what_names_resolve_to() {
     let dns = FakeDns::default();
     dns.set("app.test", &[a.addr]);
     let limpet = start(&config(&["app.test:80"], ""), &dns);
-    let text = limpet.admin("GET", "/config", "", None).body_text();
-    assert!(
-        text.contains(&format!("web/s0: app.test:80 -> {}", a.addr)),
-        "{text}"
-    );
+    let config = limpet.admin("GET", "/config", "", None).json();
+    let resolved = &config["resolved"]["web/s0"];
+    assert_eq!(resolved["configured"], "app.test:80", "{config}");
+    assert_eq!(resolved["now"], a.addr.to_string(), "{config}");
 }
 
 #[test]

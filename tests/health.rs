@@ -194,7 +194,7 @@ fn draining_keeps_sessions_until_the_drain_timeout_then_moves_them() {
         "draining: stuck sessions still arrive"
     );
     assert_eq!(stuck.header("set-cookie"), None);
-    let hits = limpet.total(|r| r.servers[0][0].1);
+    let hits = limpet.total(|r| r.servers[0][0].sticky_hits);
     assert!(
         hits >= 1,
         "the operator sees sticky requests still reaching s0"

@@ -3,18 +3,30 @@
 //!
 //! | request | does |
 //! |---|---|
-//! | `GET /stats` | JSON: per group and server (state, health, responses, sticky hits), sticky outcomes, per worker counters |
-//! | `GET /metrics` | the same in the Prometheus text format (`limpet_` prefix) |
+//! | `GET /` | the status page (HTML, CSS and JavaScript built in: `page/`) |
+//! | `GET /stats` | JSON: per group and server (state, health, responses, latency, bytes), sticky outcomes, per worker counters |
+//! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0 for `Accept: application/openmetrics-text` |
+//! | `GET /ready`, `GET /live` | 200 or 503: workers listening and first health checks done; the control thread answering |
 //! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state |
-//! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256) |
+//! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256), or `{"weight": N}` |
 //! | `POST /reload` | reload the configuration file |
-//! | `GET /config` | the running configuration, secrets redacted, and what server names resolve to |
+//! | `GET /config` | the running configuration as JSON, secrets redacted, and what server names resolve to |
 //! | `GET /sticky/{group}/{server}` | the cookie that pins a client to that server |
 //! | `GET /sticky/{group}?token=T` | which server a token names, and whether it is valid |
 //!
-//! With `[admin] token`, every request needs `Authorization: Bearer <token>`.
+//! `HEAD` works wherever `GET` does. With `[admin] token`, every request but
+//! the page's own files, `/ready` and `/live` needs
+//! `Authorization: Bearer <token>`. Against other web sites in the
+//! operator's browser: a state-changing call without a valid token needs
+//! `Content-Type: application/json`, `X-Limpet-Admin: 1` or a same-origin
+//! `Origin` (none of which a cross-site form can send without a preflight,
+//! which is refused); against DNS rebinding, any request whose `Host` is not
+//! the listener's address or `localhost:PORT` gets 421.
 //! One request per connection; answers always carry `Connection: close`.
 
+mod config_json;
+mod metrics;
+mod page;
 mod report;
 
 use std::num::NonZeroU32;
@@ -65,6 +77,22 @@ struct Answer {
     body: String,
 }
 
+/// Every endpoint, for the 404 that lists them.
+const ENDPOINTS: [&str; 12] = [
+    "GET /",
+    "GET /stats",
+    "GET /metrics",
+    "GET /ready",
+    "GET /live",
+    "GET /config",
+    "GET /sticky/{group}/{server}",
+    "GET /sticky/{group}?token=T",
+    "POST /servers/{group}/{server}/drain|disable|enable",
+    "PUT /servers/{group}/{server}/weight",
+    "POST /reload",
+    "HEAD wherever GET works",
+];
+
 impl Answer {
     fn json(status: u16, value: serde_json::Value) -> Self {
         let mut body = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -86,9 +114,12 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        421 => "Misdirected Request",
+        503 => "Service Unavailable",
         _ => "Internal Server Error",
     }
 }
@@ -98,31 +129,103 @@ struct Call {
     method: String,
     path: String,
     query: String,
+    /// A token is configured and the request carries it.
+    token_valid: bool,
+    /// No token is configured, or the request carries it.
     authorized: bool,
+    host: Option<String>,
+    origin: Option<String>,
+    /// `Content-Type: application/json` or `X-Limpet-Admin: 1`: headers a
+    /// cross-site page cannot send without a preflight.
+    deliberate: bool,
+    accept: String,
     body: Vec<u8>,
 }
 
+impl Call {
+    /// HEAD is answered as GET, without the body.
+    fn is_get(&self) -> bool {
+        self.method == "GET" || self.method == "HEAD"
+    }
+}
+
+/// The `Host` values a request may carry: the listener's own address and
+/// `localhost:PORT` (anything else is a DNS rebinding or a mistake).
+fn host_allowed(host: &str, local: std::net::SocketAddr) -> bool {
+    let host = host.to_ascii_lowercase();
+    host == local.to_string() || host == format!("localhost:{}", local.port())
+}
+
+/// What the admin API refuses before routing, if anything.
+fn refusal(call: &Call, local: Option<std::net::SocketAddr>) -> Option<Answer> {
+    if let (Some(host), Some(local)) = (&call.host, local) {
+        if !host_allowed(host, local) {
+            return Some(Answer::error(
+                421,
+                format!(
+                    "Host {host:?} is not this admin listener ({local} or localhost:{})",
+                    local.port()
+                ),
+            ));
+        }
+    }
+    let public = call.is_get() && matches!(call.path.as_str(), "/" | "/ready" | "/live")
+        || call.is_get() && page::asset(&call.path).is_some();
+    if !call.authorized && !public {
+        return Some(Answer::error(401, "missing or wrong bearer token"));
+    }
+    let changes_state = !call.is_get();
+    if changes_state && !call.token_valid && !call.deliberate {
+        let same_origin = match (&call.origin, &call.host) {
+            (Some(origin), Some(host)) => *origin == format!("http://{host}"),
+            _ => false,
+        };
+        if !same_origin {
+            return Some(Answer::error(
+                403,
+                "a state-changing admin call needs Content-Type: application/json, \
+                 X-Limpet-Admin: 1, a same-origin Origin, or the bearer token",
+            ));
+        }
+    }
+    None
+}
+
 async fn handle(mut stream: TcpStream, token: std::rc::Rc<Option<String>>, shared: Shared) {
+    let local = stream.local_addr().ok();
+    let mut head_only = false;
     let answer = match monoio::time::timeout(
         REQUEST_TIMEOUT,
         read_call(&mut stream, token.as_deref()),
     )
     .await
     {
-        Ok(Ok(call)) if !call.authorized => Answer::error(401, "missing or wrong bearer token"),
-        Ok(Ok(call)) => route(call, &shared).await,
+        Ok(Ok(call)) => {
+            head_only = call.method == "HEAD";
+            match refusal(&call, local) {
+                Some(answer) => answer,
+                None => route(call, &shared).await,
+            }
+        }
         Ok(Err(answer)) => answer,
         Err(_) => return,
     };
+    // The page is never framed (no clickjacking of its buttons) and runs
+    // only its own script.
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+         X-Frame-Options: DENY\r\nContent-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n\
+         Connection: close\r\n\r\n",
         answer.status,
         reason(answer.status),
         answer.content_type,
         answer.body.len()
     );
     let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(answer.body.as_bytes());
+    if !head_only {
+        bytes.extend_from_slice(answer.body.as_bytes());
+    }
     let _ = stream.write_all(bytes).await;
 }
 
@@ -158,11 +261,21 @@ async fn read_call(stream: &mut TcpStream, token: Option<&str>) -> Result<Call, 
         if buf.len() < request.head_len + body_len {
             continue;
         }
-        let authorized = match token {
-            None => true,
-            Some(token) => http::headers_named(request.headers, "authorization")
-                .any(|value| value.strip_prefix(b"Bearer ") == Some(token.as_bytes())),
+        let token_valid = token.is_some_and(|token| {
+            http::headers_named(request.headers, "authorization")
+                .any(|value| value.strip_prefix(b"Bearer ") == Some(token.as_bytes()))
+        });
+        let header = |name: &str| {
+            http::headers_named(request.headers, name)
+                .next()
+                .map(|v| String::from_utf8_lossy(v).trim().to_owned())
         };
+        let json = header("content-type").is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+        let deliberate = json || header("x-limpet-admin").as_deref() == Some("1");
         let target = String::from_utf8_lossy(request.target).into_owned();
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path.to_owned(), query.to_owned()),
@@ -172,7 +285,12 @@ async fn read_call(stream: &mut TcpStream, token: Option<&str>) -> Result<Call, 
             method: request.method.to_owned(),
             path,
             query,
-            authorized,
+            token_valid,
+            authorized: token.is_none() || token_valid,
+            host: header("host"),
+            origin: header("origin"),
+            deliberate,
+            accept: header("accept").unwrap_or_default(),
             body: buf[request.head_len..request.head_len + body_len].to_vec(),
         });
     }
@@ -180,20 +298,45 @@ async fn read_call(stream: &mut TcpStream, token: Option<&str>) -> Result<Call, 
 
 async fn route(call: Call, shared: &Shared) -> Answer {
     let parts: Vec<&str> = call.path.trim_matches('/').split('/').collect();
-    match (call.method.as_str(), parts.as_slice()) {
+    let method = if call.method == "HEAD" {
+        "GET"
+    } else {
+        call.method.as_str()
+    };
+    if method == "GET" {
+        if let Some((content_type, body)) = page::asset(&call.path) {
+            return Answer {
+                status: 200,
+                content_type,
+                body: body.to_owned(),
+            };
+        }
+    }
+    match (method, parts.as_slice()) {
+        ("GET", ["live"]) => Answer::json(200, json!({ "live": true })),
+        ("GET", ["ready"]) => ready(shared).await,
         ("GET", ["stats"]) => {
             let reports = shared.reports().await;
             Answer::json(200, report::stats_json(&shared.snapshot(), &reports))
         }
         ("GET", ["metrics"]) => {
             let reports = shared.reports().await;
-            match report::metrics_text(&shared.snapshot(), &reports) {
-                Ok(body) => Answer {
+            let families = report::metric_families(&shared.snapshot(), &reports);
+            if call.accept.contains("application/openmetrics-text") {
+                match metrics::encode_openmetrics(families) {
+                    Ok(body) => Answer {
+                        status: 200,
+                        content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        body,
+                    },
+                    Err(err) => Answer::error(500, err),
+                }
+            } else {
+                Answer {
                     status: 200,
-                    content_type: "text/plain; version=0.0.4",
-                    body,
-                },
-                Err(err) => Answer::error(500, err),
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: metrics::encode_text(&families),
+                }
             }
         }
         ("POST", ["servers", group, server, action]) => {
@@ -218,8 +361,12 @@ async fn route(call: Call, shared: &Shared) -> Answer {
         }
         ("PUT", ["servers", group, server, "weight"]) => {
             let text = String::from_utf8_lossy(&call.body);
-            let weight = text
-                .trim()
+            // A bare number, or `{"weight": N}` from the page.
+            let number = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("weight").and_then(|w| w.as_u64()))
+                .map_or_else(|| text.trim().to_owned(), |w| w.to_string());
+            let weight = number
                 .parse::<u32>()
                 .ok()
                 .filter(|w| (1..=256).contains(w))
@@ -244,11 +391,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
             }
             Err(err) => Answer::error(409, format!("nothing changed: {err}")),
         },
-        ("GET", ["config"]) => Answer {
-            status: 200,
-            content_type: "text/plain",
-            body: report::config_text(&shared.snapshot()),
-        },
+        ("GET", ["config"]) => Answer::json(200, config_json::config_json(&shared.snapshot())),
         ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server),
         ("GET", ["sticky", group]) => {
             let token = call
@@ -258,14 +401,41 @@ async fn route(call: Call, shared: &Shared) -> Answer {
                 .unwrap_or("");
             sticky_lookup(shared, group, token)
         }
-        (_, ["stats" | "metrics" | "reload" | "config" | "servers" | "sticky", ..]) => {
-            Answer::error(
-                405,
-                format!("{} is not allowed on {}", call.method, call.path),
-            )
-        }
-        _ => Answer::error(404, format!("no admin endpoint {}", call.path)),
+        (
+            _,
+            ["stats" | "metrics" | "reload" | "config" | "servers" | "sticky" | "ready" | "live", ..],
+        ) => Answer::error(
+            405,
+            format!("{} is not allowed on {}", call.method, call.path),
+        ),
+        _ => Answer::json(
+            404,
+            json!({ "error": format!("no admin endpoint {}", call.path), "endpoints": ENDPOINTS }),
+        ),
     }
+}
+
+/// `GET /ready`: every worker answers and listens, none is stopping, and
+/// every server with active checks has had its first one.
+async fn ready(shared: &Shared) -> Answer {
+    let reports = shared.reports().await;
+    let workers = shared.worker_count();
+    let stopping = reports.iter().any(|r| r.stopping);
+    let checked = shared.first_checks_done();
+    let ready = !stopping && checked && reports.len() == workers;
+    let why = if stopping {
+        "shutting down"
+    } else if !checked {
+        "waiting for the first health checks"
+    } else if reports.len() < workers {
+        "a worker does not answer"
+    } else {
+        "ready"
+    };
+    Answer::json(
+        if ready { 200 } else { 503 },
+        json!({ "ready": ready, "status": why, "workers": reports.len() }),
+    )
 }
 
 fn unix_now() -> u64 {

@@ -2,21 +2,17 @@
 //! thread's view of every server, plus every worker's counters gathered at
 //! the moment of asking.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
-use crate::control::WorkerReport;
+use super::metrics::{Family, Kind, Value as Metric};
 use crate::control::{AdminState, Health, Snapshot};
+use crate::control::{ServerReport, WorkerReport};
 use crate::sticky::Outcome;
 use crate::worker::{RetryReason, Shed};
 
 /// The names of `WorkerReport::sticky_refused`'s slots.
 pub const REFUSALS: [&str; 5] = ["garbled", "unknown", "bad_signature", "expired", "idle"];
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 pub fn admin_name(state: AdminState) -> &'static str {
     match state {
@@ -34,42 +30,22 @@ pub fn health_name(health: Health) -> &'static str {
     }
 }
 
-/// A per-server counter summed over the workers that run this snapshot's
+/// A server's counters summed over the workers that run this snapshot's
 /// configuration (a worker mid-reload may still report the old one).
-fn server_sum(
-    reports: &[WorkerReport],
-    group: usize,
-    server: usize,
-    pick: fn(&(u64, u64, u32)) -> u64,
-) -> u64 {
-    reports
+pub fn server_total(reports: &[WorkerReport], group: usize, server: usize) -> ServerReport {
+    let mut total = ServerReport::default();
+    for one in reports
         .iter()
         .filter_map(|r| r.servers.get(group).and_then(|g| g.get(server)))
-        .map(pick)
-        .sum()
+    {
+        total.add(one);
+    }
+    total
 }
 
-/// `GET /config`: the configuration, then the address each server that is
-/// written as a host name resolves to now.
-pub fn config_text(snapshot: &Snapshot) -> String {
-    let mut text = format!("{:#?}\n", snapshot.config);
-    let mut first = true;
-    for (group, view) in snapshot.config.groups.iter().zip(&snapshot.groups) {
-        for (server, state) in group.servers.iter().zip(&view.servers) {
-            if server.address.ip().is_some() {
-                continue;
-            }
-            if first {
-                text.push_str("\n# server names resolve to\n");
-                first = false;
-            }
-            text.push_str(&format!(
-                "{}/{}: {} -> {}\n",
-                group.name, server.name, server.address, state.addr
-            ));
-        }
-    }
-    text
+/// Milliseconds, for JSON readers.
+fn ms(us: Option<u64>) -> Value {
+    us.map_or(Value::Null, |us| json!(us as f64 / 1000.0))
 }
 
 /// `GET /stats`.
@@ -87,6 +63,20 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 .zip(&view.servers)
                 .enumerate()
                 .map(|(s, (server, state))| {
+                    let total = server_total(reports, g, s);
+                    let classes: serde_json::Map<String, Value> = CLASSES
+                        .iter()
+                        .zip(total.classes)
+                        .map(|(c, n)| (c.to_string(), json!(n)))
+                        .collect();
+                    let latency = |h: &crate::worker::HistogramReport| {
+                        json!({
+                            "count": h.count(),
+                            "p50_ms": ms(h.quantile_us(0.5)),
+                            "p90_ms": ms(h.quantile_us(0.9)),
+                            "p99_ms": ms(h.quantile_us(0.99)),
+                        })
+                    };
                     json!({
                         "name": server.name,
                         // Where it is reached now; `configured` as written
@@ -97,9 +87,19 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                         "admin": admin_name(state.admin),
                         "health": health_name(state.health),
                         "drain_expired": state.drain_expired,
-                        "responses": server_sum(reports, g, s, |c| c.0),
-                        "sticky_hits": server_sum(reports, g, s, |c| c.1),
-                        "in_flight": server_sum(reports, g, s, |c| u64::from(c.2)),
+                        "usable": state.takes_new(),
+                        "responses": total.responses,
+                        "classes": classes,
+                        "sticky_hits": total.sticky_hits,
+                        "in_flight": total.in_flight,
+                        "bytes_in": total.bytes_in,
+                        "bytes_out": total.bytes_out,
+                        // Upper bounds of the buckets the percentiles fall in.
+                        "latency": {
+                            "request": latency(&total.duration),
+                            "connect": latency(&total.connect),
+                            "first_byte": latency(&total.first_byte),
+                        },
                     })
                 })
                 .collect();
@@ -164,12 +164,27 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 "name": listener.name,
                 "address": addr.to_string(),
                 "https": listener.tls.is_some(),
+                "responses": listener_classes(snapshot, reports, &listener.name),
             })
         })
         .collect();
+    let classes: serde_json::Map<String, Value> = CLASSES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                c.to_string(),
+                json!(reports.iter().map(|r| r.responses[i]).sum::<u64>()),
+            )
+        })
+        .collect();
     json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("LIMPET_COMMIT"),
         "snapshot": snapshot.generation,
         "reloads_refused": snapshot.reloads.refused(),
+        "requests": sum(|r| r.requests),
+        "responses": classes,
         "listeners": listeners,
         "groups": groups,
         "sticky": {
@@ -183,166 +198,225 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
     })
 }
 
-type Labels = Vec<(String, String)>;
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
+/// A listener's responses by class, summed over the workers.
+fn listener_classes(snapshot: &Snapshot, reports: &[WorkerReport], name: &str) -> Value {
+    let mut total = [0u64; 5];
+    for (id, index) in snapshot.listener_index.iter().enumerate() {
+        let named = index
+            .and_then(|i| snapshot.config.listeners.get(i as usize))
+            .is_some_and(|l| l.name == name);
+        if !named {
+            continue;
+        }
+        for r in reports {
+            if let Some(counts) = r.listeners.get(id) {
+                for (t, n) in total.iter_mut().zip(counts) {
+                    *t = t.wrapping_add(*n);
+                }
+            }
+        }
+    }
+    CLASSES
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .zip(total)
+        .map(|(c, n)| (c.to_string(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
-/// `GET /metrics`, in the Prometheus text format.
-pub fn metrics_text(
-    snapshot: &Snapshot,
-    reports: &[WorkerReport],
-) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::with_prefix("limpet");
-    let counter = |registry: &mut Registry, name: &str, help: &str| {
-        let family = Family::<Labels, Counter>::default();
-        registry.register(name, help, family.clone());
-        family
-    };
-    let gauge = |registry: &mut Registry, name: &str, help: &str| {
-        let family = Family::<Labels, Gauge>::default();
-        registry.register(name, help, family.clone());
-        family
-    };
-    let requests = counter(&mut registry, "requests", "Requests received, per worker");
-    let responses = counter(
-        &mut registry,
-        "responses",
+/// Every family `/metrics` serves, in both formats.
+pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Family> {
+    use Kind::{Counter, Gauge, Histogram};
+    let mut build = Family::new(
+        "limpet_build",
+        Kind::Info,
+        "The version and commit limpet was built from",
+    );
+    build.add(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", env!("LIMPET_COMMIT")),
+        ],
+        Metric::Info,
+    );
+    let mut requests = Family::new("limpet_requests", Counter, "Requests received, per worker");
+    let mut responses = Family::new(
+        "limpet_responses",
+        Counter,
         "Responses sent to clients, per worker and class",
     );
-    let connections = gauge(
-        &mut registry,
-        "active_connections",
+    let mut connections = Family::new(
+        "limpet_active_connections",
+        Gauge,
         "Open client connections, per worker",
     );
-    let accepted = counter(
-        &mut registry,
-        "accepted_connections",
+    let mut accepted = Family::new(
+        "limpet_accepted_connections",
+        Counter,
         "Client connections accepted, per worker",
     );
-    let errors = counter(
-        &mut registry,
-        "backend_errors",
-        "Backend failures, per worker and kind",
+    let mut errors = Family::new(
+        "limpet_backend_errors",
+        Counter,
+        "Backend failures, per worker and kind (connect, timeout)",
     );
-    let retries = counter(
-        &mut registry,
-        "retries",
+    let mut refused_requests = Family::new(
+        "limpet_refused_requests",
+        Counter,
+        "Requests limpet answered itself with a 4xx before any backend, per worker",
+    );
+    let mut retries = Family::new(
+        "limpet_retries",
+        Counter,
         "Requests sent again after a failure (SPEC 7), per worker and reason",
     );
-    let shed = counter(
-        &mut registry,
-        "shed_connections",
+    let mut shed = Family::new(
+        "limpet_shed_connections",
+        Counter,
         "Client connections limpet closed to admit others or for being too slow, per worker and reason",
     );
-    let panics = counter(
-        &mut registry,
-        "panics",
+    let mut panics = Family::new(
+        "limpet_panics",
+        Counter,
         "Connections closed by a panic, per worker",
     );
-    let tls = counter(
-        &mut registry,
-        "tls_handshakes",
+    let mut tls = Family::new(
+        "limpet_tls_handshakes",
+        Counter,
         "TLS handshakes on HTTPS listeners, per worker and outcome (full, resumed, failed)",
     );
-    let sticky = counter(
-        &mut registry,
-        "sticky_requests",
+    let mut sticky = Family::new(
+        "limpet_sticky_requests",
+        Counter,
         "Requests by what their session did",
     );
-    let refused = counter(
-        &mut registry,
-        "sticky_refused",
+    let mut refused = Family::new(
+        "limpet_sticky_refused",
+        Counter,
         "Persistence tokens treated as absent, by reason",
     );
-    let server_responses = counter(
-        &mut registry,
-        "server_responses",
-        "Responses relayed, per server",
-    );
-    let server_sticky = counter(
-        &mut registry,
-        "server_sticky_hits",
-        "Requests that reached a server because their session named it",
-    );
-    let server_up = gauge(
-        &mut registry,
-        "server_usable",
-        "1 when the server takes new sessions",
-    );
-    let server_state = gauge(
-        &mut registry,
-        "server_state",
-        "The server's admin state and health (value 1)",
-    );
-    let reloads_refused = Counter::<u64>::default();
-    reloads_refused.inc_by(snapshot.reloads.refused());
-    registry.register(
-        "reloads_refused",
+    let mut reloads_refused = Family::new(
+        "limpet_reloads_refused",
+        Counter,
         "Reloads refused (by signal or API); nothing changed",
-        reloads_refused,
     );
+    reloads_refused.count(&[], snapshot.reloads.refused());
     for r in reports {
         let worker = r.id.to_string();
-        let w = labels(&[("worker", &worker)]);
-        requests.get_or_create(&w).inc_by(r.requests);
-        accepted.get_or_create(&w).inc_by(r.accepted);
-        connections
-            .get_or_create(&w)
-            .set(i64::try_from(r.active_connections).unwrap_or(i64::MAX));
-        panics.get_or_create(&w).inc_by(r.panics);
+        let worker = worker.as_str();
+        let w = [("worker", worker)];
+        requests.count(&w, r.requests);
+        accepted.count(&w, r.accepted);
+        connections.gauge(&w, r.active_connections as f64);
+        panics.count(&w, r.panics);
+        refused_requests.count(&w, r.refused);
         for (outcome, n) in [
             ("full", r.tls_handshakes.saturating_sub(r.tls_resumed)),
             ("resumed", r.tls_resumed),
             ("failed", r.tls_handshake_failures),
         ] {
-            tls.get_or_create(&labels(&[("worker", &worker), ("outcome", outcome)]))
-                .inc_by(n);
+            tls.count(&[("worker", worker), ("outcome", outcome)], n);
         }
         for (class, n) in CLASSES.iter().zip(r.responses) {
-            responses
-                .get_or_create(&labels(&[("worker", &worker), ("class", class)]))
-                .inc_by(n);
+            responses.count(&[("worker", worker), ("class", class)], n);
         }
         for (reason, n) in RetryReason::ALL.iter().zip(r.retries) {
-            retries
-                .get_or_create(&labels(&[("worker", &worker), ("reason", reason.label())]))
-                .inc_by(n);
+            retries.count(&[("worker", worker), ("reason", reason.label())], n);
         }
         for (reason, n) in Shed::ALL.iter().zip(r.shed) {
-            shed.get_or_create(&labels(&[("worker", &worker), ("reason", reason.label())]))
-                .inc_by(n);
+            shed.count(&[("worker", worker), ("reason", reason.label())], n);
         }
         for (kind, n) in [
             ("connect", r.backend_connect_errors),
             ("timeout", r.backend_timeouts),
         ] {
-            errors
-                .get_or_create(&labels(&[("worker", &worker), ("kind", kind)]))
-                .inc_by(n);
-        }
-        // The labels are the outcome's own (sticky::Outcome::metric_label).
-        for (outcome, n) in [
-            (Outcome::Stuck, r.sticky_hits),
-            (Outcome::New, r.sticky_new),
-            (Outcome::Moved, r.sticky_moved),
-        ] {
-            if let Some(label) = outcome.metric_label() {
-                sticky
-                    .get_or_create(&labels(&[("outcome", label)]))
-                    .inc_by(n);
-            }
-        }
-        for (reason, n) in REFUSALS.iter().zip(r.sticky_refused) {
-            refused
-                .get_or_create(&labels(&[("reason", reason)]))
-                .inc_by(n);
+            errors.count(&[("worker", worker), ("kind", kind)], n);
         }
     }
+    // The labels are the outcome's own (sticky::Outcome::metric_label).
+    for (outcome, f) in [
+        (
+            Outcome::Stuck,
+            (|r| r.sticky_hits) as fn(&WorkerReport) -> u64,
+        ),
+        (Outcome::New, |r| r.sticky_new),
+        (Outcome::Moved, |r| r.sticky_moved),
+    ] {
+        if let Some(label) = outcome.metric_label() {
+            sticky.count(&[("outcome", label)], reports.iter().map(f).sum());
+        }
+    }
+    for (i, reason) in REFUSALS.iter().enumerate() {
+        let n = reports.iter().map(|r| r.sticky_refused[i]).sum();
+        refused.count(&[("reason", reason)], n);
+    }
+
+    let mut listener_responses = Family::new(
+        "limpet_listener_responses",
+        Counter,
+        "Responses sent to clients, per listener and class",
+    );
+    for (listener, _) in snapshot.bound_listeners() {
+        if let serde_json::Value::Object(classes) =
+            listener_classes(snapshot, reports, &listener.name)
+        {
+            for (class, n) in classes {
+                let n = n.as_u64().unwrap_or(0);
+                listener_responses.count(&[("listener", &listener.name), ("class", &class)], n);
+            }
+        }
+    }
+
+    let mut server_responses = Family::new(
+        "limpet_server_responses",
+        Counter,
+        "Responses relayed from a server, per class",
+    );
+    let mut server_sticky = Family::new(
+        "limpet_server_sticky_hits",
+        Counter,
+        "Requests that reached a server because their session named it",
+    );
+    let mut in_flight = Family::new(
+        "limpet_server_in_flight_requests",
+        Gauge,
+        "Requests forwarded to a server and not yet answered",
+    );
+    let mut bytes_in = Family::new(
+        "limpet_server_received_bytes",
+        Counter,
+        "Request bytes received from clients for a server (heads, and bodies with a Content-Length)",
+    );
+    let mut bytes_out = Family::new(
+        "limpet_server_sent_bytes",
+        Counter,
+        "Response bytes sent to clients from a server",
+    );
+    let mut duration = Family::new(
+        "limpet_request_duration_seconds",
+        Histogram,
+        "From the request head's arrival to the response's last byte, per server",
+    );
+    let mut connect = Family::new(
+        "limpet_backend_connect_seconds",
+        Histogram,
+        "Opening a new backend connection (TCP and TLS), per server",
+    );
+    let mut first_byte = Family::new(
+        "limpet_response_head_seconds",
+        Histogram,
+        "From the request head's arrival to the backend's response head, per server",
+    );
+    let mut server_up = Family::new(
+        "limpet_server_usable",
+        Gauge,
+        "1 when the server takes new sessions",
+    );
+    let mut server_state = Family::new(
+        "limpet_server_state",
+        Gauge,
+        "The server's admin state and health (value 1)",
+    );
     for (g, (group, view)) in snapshot
         .config
         .groups
@@ -351,26 +425,60 @@ pub fn metrics_text(
         .enumerate()
     {
         for (s, (server, state)) in group.servers.iter().zip(&view.servers).enumerate() {
-            let id = labels(&[("group", &group.name), ("server", &server.name)]);
-            server_responses
-                .get_or_create(&id)
-                .inc_by(server_sum(reports, g, s, |c| c.0));
-            server_sticky
-                .get_or_create(&id)
-                .inc_by(server_sum(reports, g, s, |c| c.1));
-            server_up
-                .get_or_create(&id)
-                .set(i64::from(state.takes_new()));
-            let state_labels = labels(&[
-                ("group", &group.name),
-                ("server", &server.name),
-                ("admin", admin_name(state.admin)),
-                ("health", health_name(state.health)),
-            ]);
-            server_state.get_or_create(&state_labels).set(1);
+            let total = server_total(reports, g, s);
+            let id = [
+                ("group", group.name.as_str()),
+                ("server", server.name.as_str()),
+            ];
+            for (class, n) in CLASSES.iter().zip(total.classes) {
+                server_responses.count(&[id[0], id[1], ("class", class)], n);
+            }
+            server_sticky.count(&id, total.sticky_hits);
+            in_flight.gauge(&id, f64::from(total.in_flight));
+            bytes_in.count(&id, total.bytes_in);
+            bytes_out.count(&id, total.bytes_out);
+            duration.add(&id, Metric::Histogram(total.duration));
+            connect.add(&id, Metric::Histogram(total.connect));
+            first_byte.add(&id, Metric::Histogram(total.first_byte));
+            server_up.gauge(&id, f64::from(u8::from(state.takes_new())));
+            server_state.gauge(
+                &[
+                    id[0],
+                    id[1],
+                    ("admin", admin_name(state.admin)),
+                    ("health", health_name(state.health)),
+                ],
+                1.0,
+            );
         }
     }
-    let mut text = String::new();
-    encode(&mut text, &registry)?;
-    Ok(text)
+    let mut families = vec![
+        build,
+        requests,
+        responses,
+        listener_responses,
+        connections,
+        accepted,
+        errors,
+        refused_requests,
+        retries,
+        shed,
+        panics,
+        tls,
+        sticky,
+        refused,
+        server_responses,
+        server_sticky,
+        in_flight,
+        bytes_in,
+        bytes_out,
+        duration,
+        connect,
+        first_byte,
+        server_up,
+        server_state,
+        reloads_refused,
+    ];
+    families.extend(super::metrics::process_families());
+    families
 }

@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 pub use snapshot::{AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot};
 
 pub use audit::{ReloadCounts, Trigger};
-pub use report::WorkerReport;
+pub use report::{HistogramReport, ServerReport, WorkerReport, BUCKETS, BUCKET_BOUNDS_US};
 pub use state::{Control, ListenerPlan, ReloadError};
 
 use crate::config::Config;
@@ -265,6 +265,9 @@ pub struct Shared {
     /// entry as the file wrote it: a reload keeps the weight while the
     /// file's entry stays the same.
     weights: Rc<RefCell<ApiWeights>>,
+    /// Servers with active checks whose first check has not finished yet
+    /// (`GET /ready` waits for none).
+    unchecked: Rc<std::cell::Cell<usize>>,
 }
 
 impl Shared {
@@ -522,6 +525,16 @@ impl Shared {
         Ok(generation)
     }
 
+    /// Whether every server with active checks has had its first check.
+    pub fn first_checks_done(&self) -> bool {
+        self.unchecked.get() == 0
+    }
+
+    /// How many workers there are.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
     /// Every worker's counters, gathered without blocking this thread.
     pub async fn reports(&self) -> Vec<WorkerReport> {
         let (tx, mut rx) = mpsc::unbounded();
@@ -584,6 +597,7 @@ fn run(
         access_log,
         dns,
         weights: Rc::default(),
+        unchecked: Rc::default(),
     };
     runtime.block_on(async move {
         start_probes(&shared);
@@ -662,12 +676,16 @@ fn run(
 /// replaces the configuration it was started for.
 fn start_probes(shared: &Shared) {
     let config = shared.control.borrow().config.clone();
+    // The probers of a replaced configuration stop before counting.
+    shared.unchecked.set(0);
     for (g, group) in config.groups.iter().enumerate() {
         let Some(rules) = group.health.active.clone() else {
             continue;
         };
         for s in 0..group.servers.len() {
             let (shared, rules, config) = (shared.clone(), rules.clone(), config.clone());
+            shared.unchecked.set(shared.unchecked.get() + 1);
+            let mut first = true;
             monoio::spawn(async move {
                 let current =
                     |shared: &Shared| Arc::ptr_eq(&shared.control.borrow().config, &config);
@@ -688,6 +706,11 @@ fn start_probes(shared: &Shared) {
                     let changed = shared.control.borrow_mut().record_check(g, s, &result);
                     if changed {
                         shared.publish();
+                    }
+                    if std::mem::take(&mut first) {
+                        shared
+                            .unchecked
+                            .set(shared.unchecked.get().saturating_sub(1));
                     }
                 }
             });

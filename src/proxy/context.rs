@@ -181,6 +181,9 @@ pub struct RequestCtx {
     pub request_id: Option<RequestId>,
     /// The status answered (0 until there is one).
     pub status: u16,
+    /// Request bytes received from the client: the head, and the body when
+    /// it has a `Content-Length`.
+    pub bytes_in: u64,
     /// Response bytes sent to the client (head and body).
     pub bytes_out: u64,
     /// The server that answered, or was tried last.
@@ -218,6 +221,7 @@ impl RequestCtx {
             decision,
             request_id: None,
             status: 0,
+            bytes_in: 0,
             bytes_out: 0,
             server: None,
             outcome,

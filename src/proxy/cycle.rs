@@ -107,6 +107,7 @@ impl InMemory {
         ctx.times.first_byte = Some(now);
         ctx.times.done = Some(now);
         ctx.bytes_out = to_client.len() as u64;
+        self.worker.record(&self.view, &ctx);
         h1::write_log(&self.worker, &self.view, &mut ctx);
         Ok(chosen.get())
     }

@@ -26,11 +26,13 @@ pub use clock::{now, PollScope};
 pub use conns::{Conns, Phase, Slot};
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
-pub use stats::{RetryReason, Shed, Stats};
+pub use stats::{Histogram, HistogramReport, RetryReason, Shed, Stats, BUCKETS, BUCKET_BOUNDS_US};
 
 use crate::balance::{BalanceFactor, Load, Picker, ServerIdx};
 use crate::config::{Balance, GroupIdx, HashKey};
-use crate::control::{ControlHandle, PassiveFailure, Snapshot, WorkerMsg, WorkerReport};
+use crate::control::{
+    ControlHandle, PassiveFailure, ServerReport, Snapshot, WorkerMsg, WorkerReport,
+};
 use crate::http;
 use crate::net::ListenerId;
 use crate::proxy::{self, RetryBudget, UpstreamPool};
@@ -51,6 +53,35 @@ pub struct ServerLive {
     /// Requests that reached this server because their session named it
     /// (what still arrives at a draining server).
     pub sticky_hits: Cell<u64>,
+    /// Relayed responses by class: index 0 for 1xx … 4 for 5xx.
+    pub classes: [Cell<u64>; 5],
+    /// Request bytes received for this server (heads, and bodies with a
+    /// `Content-Length`) and response bytes sent to clients from it.
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    /// From the request head's arrival to the response's last byte.
+    pub duration: Histogram,
+    /// Opening a new backend connection (TCP, and TLS where configured).
+    pub connect: Histogram,
+    /// From the request head's arrival to the backend's response head.
+    pub first_byte: Histogram,
+}
+
+impl ServerLive {
+    /// Its counters at the moment of asking.
+    fn report(&self) -> ServerReport {
+        ServerReport {
+            responses: self.responses.get(),
+            sticky_hits: self.sticky_hits.get(),
+            in_flight: self.in_flight.get(),
+            classes: std::array::from_fn(|i| self.classes[i].get()),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            duration: self.duration.report(),
+            connect: self.connect.report(),
+            first_byte: self.first_byte.report(),
+        }
+    }
 }
 
 /// Counts a request in flight on one server for as long as it lives.
@@ -209,6 +240,8 @@ impl Worker {
         keep_buffers: usize,
     ) -> Self {
         let upstreams = UpstreamPool::new(snapshot.backend_count);
+        let stats = Stats::default();
+        stats.track_listeners(snapshot.listener_index.len());
         Worker {
             id,
             view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64, None))),
@@ -216,7 +249,7 @@ impl Worker {
             upstreams,
             conns: Conns::default(),
             retry_budget: RetryBudget::default(),
-            stats: Stats::default(),
+            stats,
             conn_closed: LocalEvent::default(),
             access: crate::access_log::Buffers::new(None),
             control: None,
@@ -249,16 +282,44 @@ impl Worker {
             snapshot.generation
         );
         self.upstreams.resize(snapshot.backend_count);
+        self.stats.track_listeners(snapshot.listener_index.len());
         let view = CoreView::build(snapshot, self.id as u64, Some(&self.view()));
         *self.view.borrow_mut() = Rc::new(view);
     }
 }
 
 impl Worker {
+    /// Counts a finished request in the metrics of its listener and of the
+    /// server that answered it (nothing allocates here).
+    pub fn record(&self, view: &CoreView, ctx: &crate::proxy::RequestCtx) {
+        self.stats.listener_response(ctx.listener, ctx.status);
+        let (Some(server), Some(first_byte)) = (ctx.server, ctx.times.first_byte) else {
+            return;
+        };
+        let Some(live) = view
+            .groups
+            .get(ctx.decision.group.index())
+            .and_then(|g| g.servers.get(server.get()))
+        else {
+            return;
+        };
+        let head = ctx.times.head;
+        let done = ctx.times.done.unwrap_or(first_byte);
+        live.duration.observe(done.saturating_duration_since(head));
+        live.first_byte
+            .observe(first_byte.saturating_duration_since(head));
+        Stats::bump(&live.classes[Stats::class(ctx.status)]);
+        live.bytes_in
+            .set(live.bytes_in.get().wrapping_add(ctx.bytes_in));
+        live.bytes_out
+            .set(live.bytes_out.get().wrapping_add(ctx.bytes_out));
+    }
+
     fn report(&self) -> WorkerReport {
         let s = &self.stats;
         WorkerReport {
             id: self.id,
+            stopping: self.stopping.get(),
             snapshot_generation: self.view().snapshot.generation,
             accepted: s.accepted.get(),
             active_connections: s.active_connections.get(),
@@ -283,13 +344,9 @@ impl Worker {
                 .view()
                 .groups
                 .iter()
-                .map(|g| {
-                    g.servers
-                        .iter()
-                        .map(|s| (s.responses.get(), s.sticky_hits.get(), s.in_flight.get()))
-                        .collect()
-                })
+                .map(|g| g.servers.iter().map(|s| s.report()).collect())
                 .collect(),
+            listeners: self.stats.listeners.borrow().clone(),
             idle_upstreams: self.upstreams.idle_count(),
             free_buffers: self.buffers.free_count(),
         }

@@ -62,7 +62,7 @@ impl Limpet {
         let mut client = Client::connect(addr);
         client.send(
             format!(
-                "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Limpet-Admin: 1\r\n{auth}Content-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .as_bytes(),

@@ -219,6 +219,11 @@ pub async fn forward<S: ClientStream>(
     out: Vec<u8>,
 ) -> Flow {
     io::consume(&mut client.buf, request.head_len);
+    ctx.bytes_in = request.head_len as u64
+        + match request.body {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
     let _busy = Busy::new(&worker.stats);
     let buffered = buffered_body(&request, &client.buf);
     let timeouts = &view.snapshot.config.timeouts;
@@ -250,6 +255,7 @@ pub async fn forward<S: ClientStream>(
         Err(err) => answer_error(worker, view, &mut ctx, front.client, &err).await,
     };
     ctx.times.done = Some(crate::worker::now());
+    worker.record(view, &ctx);
     write_log(worker, view, &mut ctx);
     flow
 }

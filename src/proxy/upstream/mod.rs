@@ -244,6 +244,8 @@ pub async fn forward<F: Front>(
         };
         fresh_only = false;
         let reused = pooled.is_some();
+        // When a new connection is opened, for the connect-time histogram.
+        let started = pooled.is_none().then(crate::worker::now);
         let conn = match pooled {
             Some(conn) => conn,
             None => match connect(target.addr, backend_tls, timeouts.backend_connect).await {
@@ -267,7 +269,13 @@ pub async fn forward<F: Front>(
                 }
             },
         };
-        ctx.times.connected = Some(crate::worker::now());
+        let connected = crate::worker::now();
+        ctx.times.connected = Some(connected);
+        if let Some(started) = started {
+            let live = &view.groups[g].servers[chosen.get()];
+            live.connect
+                .observe(connected.saturating_duration_since(started));
+        }
         let attempt = Attempt {
             conn,
             backend: target.backend,
