@@ -209,7 +209,7 @@ impl Listener {
         };
         let http2 = raw.http2.as_ref().is_none_or(|on| *on.get_ref());
         let tls = match &raw.tls {
-            Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at)?),
+            Some(tls) => Some(super::tls::ListenerTls::build(src, tls, at, http2)?),
             None => None,
         };
         Ok(Self {

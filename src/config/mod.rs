@@ -46,7 +46,7 @@ pub use self::persistence::{
     CookieAttrs, InsertConfig, OnServerDown, Persistence, RewriteConfig, SameSite, TokenConfig,
 };
 pub use self::timeouts::Timeouts;
-pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_HTTP1};
+pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_H2, ALPN_HTTP1};
 pub use self::workers::{Driver, Workers};
 
 use self::source::{KeyPath, Source};

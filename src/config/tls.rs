@@ -33,6 +33,9 @@ pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ALPN protocol limpet speaks on HTTPS listeners and to backends.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
+/// HTTP/2 over TLS (RFC 9113 §3.2).
+pub const ALPN_H2: &[u8] = b"h2";
+
 /// A listener's TLS termination: the files it was built from and the
 /// rustls configuration every worker hands new connections to.
 #[derive(Clone)]
@@ -177,6 +180,7 @@ impl ListenerTls {
         src: &Source<'_>,
         raw: &raw::ListenerTls,
         at: &KeyPath,
+        http2: bool,
     ) -> Result<Self, ConfigError> {
         let at = at.key("tls");
         let handshake_timeout = duration::optional(
@@ -224,7 +228,13 @@ impl ListenerTls {
             .map_err(|err| src.invalid(None, &at, format_args!("cannot be built: {err}")))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-        server.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+        // HTTP/2 first when the listener serves it (RFC 9113 §3.2: `h2`);
+        // a client offering neither gets HTTP/1.1 without ALPN.
+        server.alpn_protocols = if http2 {
+            vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()]
+        } else {
+            vec![ALPN_HTTP1.to_vec()]
+        };
         if let Some(ticketer) = ticketer() {
             server.ticketer = ticketer;
         }
@@ -569,7 +579,10 @@ mod tests {
         assert_eq!(tls.certs[0].cert, dir.path().join("a.pem"));
         assert_eq!(tls.certs[0].names, ["a.test", "*.a.test"]);
         assert_eq!(tls.certs[1].names, ["b.test"]);
-        assert_eq!(tls.server.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert_eq!(
+            tls.server.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         // The same text from elsewhere: the relative path is named as resolved.
         let err = crate::config::parse_in(&text, "t.toml", Path::new("/nonexistent"))
             .unwrap_err()

@@ -17,9 +17,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 mod stream;
 mod tls;
+mod tls_poll;
 
 pub use stream::{Stream, Upstream};
 pub use tls::TlsStream;
+pub use tls_poll::TlsPoll;
 
 /// A listener's identity while its address stays the same, across reloads:
 /// connections accepted on it keep finding its current settings by it.

@@ -57,6 +57,32 @@ impl TlsStream {
         }
     }
 
+    /// Whether the client chose HTTP/2 by ALPN (server side).
+    pub fn alpn_h2(&self) -> bool {
+        self.conn.alpn_protocol() == Some(crate::config::ALPN_H2)
+    }
+
+    /// The same connection over monoio's poll-based socket (for `h2`),
+    /// after its handshake: rustls's state and any ciphertext read and
+    /// not yet decrypted go with it.
+    pub fn into_poll_io(
+        self,
+    ) -> io::Result<super::TlsPoll<monoio::net::tcp::stream_poll::TcpStreamPoll>> {
+        use monoio::io::IntoPollIo as _;
+        let TlsStream {
+            tcp,
+            conn,
+            pending,
+            taken,
+        } = self;
+        Ok(super::TlsPoll::new(
+            tcp.into_poll_io()?,
+            conn,
+            pending,
+            taken,
+        ))
+    }
+
     /// Whether the handshake resumed an earlier session.
     pub fn resumed(&self) -> bool {
         self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)

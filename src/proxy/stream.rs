@@ -18,6 +18,9 @@ pub trait ClientStream: Stream + Sized {
     /// Whether requests arrived over TLS (`X-Forwarded-Proto: https`).
     fn is_tls(&self) -> bool;
 
+    /// Whether the client chose HTTP/2 in its TLS handshake (ALPN `h2`).
+    fn alpn_h2(&self) -> bool;
+
     /// Before limpet closes the connection: TLS says `close_notify` (within
     /// a second); plain TCP has nothing to say.
     fn finish(&mut self) -> impl Future<Output = ()>;
@@ -42,6 +45,10 @@ impl ClientStream for TcpStream {
     }
 
     fn is_tls(&self) -> bool {
+        false
+    }
+
+    fn alpn_h2(&self) -> bool {
         false
     }
 
@@ -80,15 +87,16 @@ impl ClientStream for TlsStream {
         super::h1::tunnel_any(worker, self, backend, idle).await;
     }
 
-    fn http2(
-        self,
-        _worker: &Worker,
-        conn: super::h2::H2Conn,
-        _read: Vec<u8>,
-    ) -> impl Future<Output = ()> {
-        // Never reached: over TLS, HTTP/2 is chosen by ALPN, not by preface.
-        // Not an `async fn`, so that its state does not hold the stream.
-        log::debug!("{}: HTTP/2 preface over TLS without ALPN h2", conn.peer);
-        std::future::ready(())
+    fn alpn_h2(&self) -> bool {
+        TlsStream::alpn_h2(self)
+    }
+
+    /// Over TLS, HTTP/2 is chosen by ALPN: `read` is empty, and the
+    /// preface is the first thing rustls decrypts (or already has).
+    async fn http2(self, worker: &Worker, conn: super::h2::H2Conn, read: Vec<u8>) {
+        match self.into_poll_io() {
+            Ok(io) => super::h2::serve(worker, conn, super::h2::Replay::new(io, read)).await,
+            Err(err) => log::debug!("{}: no poll-based socket for HTTP/2: {err}", conn.peer),
+        }
     }
 }

@@ -75,6 +75,35 @@ pub async fn connect(
     handshake(tcp, options).await
 }
 
+/// HTTP/2 over TLS to `addr`, offering `alpn` (`h2` first, as browsers
+/// do) with `config`'s trust: the protocol the server chose, and, when it
+/// chose `h2`, the connection.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    sni: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    alpn: &[&[u8]],
+    options: Options,
+) -> (
+    Option<Vec<u8>>,
+    Option<(
+        SendRequest<Bytes>,
+        tokio::task::JoinHandle<Result<(), h2::Error>>,
+    )>,
+) {
+    let mut config = (*config).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    if chosen.as_deref() != Some(b"h2") {
+        return (chosen, None);
+    }
+    (chosen, Some(handshake(tls, options).await))
+}
+
 /// The HTTP/2 client handshake over any stream (TCP, TLS).
 pub async fn handshake<T>(
     io: T,
@@ -100,6 +129,8 @@ where
 #[derive(Debug, Default, Clone)]
 pub struct Req {
     pub method: &'static str,
+    /// `:scheme`; empty: `http`.
+    pub scheme: &'static str,
     pub path: String,
     pub authority: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -137,7 +168,14 @@ pub async fn start(
     req: &Req,
 ) -> Result<h2::client::ResponseFuture, h2::Error> {
     let uri = match &req.authority {
-        Some(authority) => format!("http://{authority}{}", req.path),
+        Some(authority) => {
+            let scheme = if req.scheme.is_empty() {
+                "http"
+            } else {
+                req.scheme
+            };
+            format!("{scheme}://{authority}{}", req.path)
+        }
         None => req.path.clone(),
     };
     let mut builder = http::Request::builder().method(req.method).uri(uri);

@@ -85,6 +85,11 @@ pub async fn run<S: ClientStream>(
     slot: Slot,
 ) {
     let worker = &*worker;
+    if stream.alpn_h2() {
+        // HTTP/2 by ALPN: the connection is HTTP/2's from its first byte.
+        http2_by_alpn(worker, listener, stream, peer, slot).await;
+        return;
+    }
     let h2c = !stream.is_tls() && {
         let view = worker.view();
         view.snapshot
@@ -164,6 +169,27 @@ pub async fn run<S: ClientStream>(
     }
     worker.buffers.give(std::mem::take(&mut client.buf));
     client.stream.finish().await;
+}
+
+/// Serves a TLS connection that chose HTTP/2 in its handshake. Not an
+/// `async fn`: the arguments are moved into the boxed future, so none of
+/// them also takes room in the connection loop's state.
+fn http2_by_alpn<'w, S: ClientStream + 'w>(
+    worker: &'w Worker,
+    listener: ListenerId,
+    stream: S,
+    peer: SocketAddr,
+    slot: Slot,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'w>> {
+    let conn = super::h2::H2Conn {
+        listener,
+        peer,
+        slot,
+        accepted: crate::worker::now(),
+        https: true,
+        sni: stream.sni().map(Into::into),
+    };
+    Box::pin(stream.http2(worker, conn, Vec::new()))
 }
 
 /// Reads one request head (its deadline running from `head_clock`),
