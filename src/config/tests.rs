@@ -214,6 +214,13 @@ fn full_example_reads_as_documented() {
         config.groups[0].servers[1].address,
         Address::Ip(addr("[::1]:9102"))
     );
+    let Persistence::Header(header) = &config.groups[0].persistence else {
+        panic!("api is header mode");
+    };
+    assert_eq!(header.header, "X-Session");
+    assert_eq!(header.query, None);
+    assert_eq!(header.timeout, None);
+    assert_eq!(header.tokens, TokenConfig::default());
     let Persistence::Insert(insert) = &config.groups[2].persistence else {
         panic!("web is insert mode");
     };
