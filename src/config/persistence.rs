@@ -1,7 +1,8 @@
 //! `Persistence`: a group's sticky-session policy (none, insert, rewrite,
-//! header), its cookie attributes, token field and token settings. Validation only; it never
-//! builds a cookie or a token. A key that does not apply to the chosen mode
-//! is refused rather than ignored, so a typo'd mode cannot go unnoticed.
+//! header), its cookie attributes or token field, and token settings.
+//! Validation only; it never builds a cookie or a token. A key that does
+//! not apply to the chosen mode is refused rather than ignored, so a
+//! typo'd mode cannot go unnoticed.
 
 use std::time::Duration;
 
@@ -77,8 +78,9 @@ const COOKIE_ONLY: [&str; 9] = [
     "partitioned",
 ];
 
-/// Fields that limpet reads, writes or drops itself, or that describe the
-/// connection: a token there would break the message or be lost.
+/// Fields that limpet reads, writes or drops itself, that describe the
+/// connection, or that frame or describe the body: a token there would be
+/// lost or break the message.
 const RESERVED_FIELDS: [&str; 19] = [
     "connection",
     "keep-alive",

@@ -5,12 +5,16 @@
 //! ([`Persistence::response`], then [`ResponseCookies`]).
 //!
 //! Each mode lives in a file of its own (`insert.rs`, `rewrite.rs`,
-//! `header.rs`); this
-//! file only dispatches, with one arm per mode in every `match`, so a new
-//! mode is a new file plus its arms and the compiler finds every place it
-//! must be handled. Nothing here does I/O, reads the clock (callers pass
-//! `now`, Unix seconds), knows server health, or allocates on the request
-//! path except rewrite mode's copy of the application's value.
+//! `header.rs`); this file only dispatches, with one arm per mode in every
+//! `match`, so a new mode is a new file plus its arms and the compiler
+//! finds every place it must be handled. Nothing here does I/O, reads the
+//! clock (callers pass `now`, Unix seconds), knows server health, or
+//! allocates on the request path except rewrite mode's copy of the
+//! application's value.
+//!
+//! What the backend must not see besides cookies (header mode's field and
+//! query parameter) is named by [`Persistence::withheld`]; the request
+//! writers leave it out.
 //!
 //! Response fields are written as HTTP/1 field lines (`Name: value\r\n`)
 //! into the caller's buffer: the HTTP/1 front end sends them as they are,
