@@ -354,6 +354,10 @@ fn admin_mint_and_lookup_answer_for_header_mode() {
     // The minted token routes.
     let mut client = limpet.client();
     assert_eq!(server_of(&get(&mut client, "/", Some(&token))), "s1");
+    // GET /config shows the mode's keys.
+    let config = limpet.admin("GET", "/config", "", None).json();
+    let text = config.to_string();
+    assert!(text.contains("X-Session"), "{text}");
 }
 
 #[test]
