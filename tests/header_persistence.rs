@@ -402,3 +402,32 @@ fn limpet_check_refuses_cookie_keys_and_unsigned_timeout_in_header_mode_naming_t
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn with_on_server_down_refuse_a_pinned_header_session_gets_503_and_no_token() {
+    let pair = header_pair("on_server_down = \"refuse\"\n", "");
+    let (t0, t1) = (token("web", 2, 0), token("web", 2, 1));
+    let control = pair.limpet.running().control().clone();
+    let generation = futures_executor::block_on(control.set_admin(
+        "web",
+        "s0",
+        limpet::control::AdminState::Disabled,
+    ))
+    .unwrap();
+    assert!(pair.limpet.snapshot_reached(generation));
+    let mut client = pair.limpet.client();
+    let refused = get(&mut client, "/", Some(&t0));
+    assert_eq!(refused.status, 503);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(refused.header("x-session"), None);
+    // Other sessions and new clients are served.
+    let stuck = pair
+        .limpet
+        .client()
+        .get_host("/", "api.test", &format!("X-Session: {t1}\r\n"));
+    assert_eq!(server_of(&stuck), "s1");
+    let fresh = get(&mut pair.limpet.client(), "/", None);
+    assert_eq!(server_of(&fresh), "s1");
+    assert_eq!(fresh.header("x-session"), Some(t1.as_str()));
+    assert!(pair.logs[0].lock().unwrap().is_empty());
+}
