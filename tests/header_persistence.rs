@@ -306,7 +306,7 @@ fn an_http2_stream_sticks_by_header_and_the_backend_never_sees_it() {
             "{}",
             by_query.body_text()
         );
-        // A stale token moves the stream's session: a new token comes back.
+        // A garbled token starts a new session: a fresh token comes back.
         let moved = h2client::request(&mut send, Req::get("/m").header("x-session", "garbage"))
             .await
             .unwrap();
