@@ -156,11 +156,13 @@ pub struct LogText {
 impl LogText {
     /// Copies the fields into `text` (a buffer from [`Buffers::text`]):
     /// the request is `method target` then `version` (empty for HTTP/1,
-    /// ` HTTP/2.0` for HTTP/2).
+    /// ` HTTP/2.0` for HTTP/2), the target's `withheld` query parameter
+    /// (a header-mode token) redacted.
     pub fn new(
         mut text: Vec<u8>,
         method: &[u8],
         target: &[u8],
+        withheld: &crate::http::Withheld<'_>,
         version: &[u8],
         host: &[u8],
         agent: &[u8],
@@ -168,7 +170,7 @@ impl LogText {
         text.clear();
         text.extend_from_slice(method);
         text.push(b' ');
-        text.extend_from_slice(target);
+        withheld.write_logged_target(target, &mut text);
         text.extend_from_slice(version);
         let request_end = text.len();
         text.extend_from_slice(host);

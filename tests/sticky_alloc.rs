@@ -227,6 +227,49 @@ mod whole_path {
         assert_eq!(per_cycle(&path, &request(&cookie)), 0);
     }
 
+    /// Header mode: the token in `X-Session` or in the `sid` parameter,
+    /// withheld from the forwarded head and redacted in the log line.
+    #[test]
+    fn a_header_mode_hit_and_a_new_session_allocate_nothing() {
+        let text = config(
+            "[groups.web.persistence]\nmode = \"header\"\nheader = \"X-Session\"\nquery = \"sid\"",
+        );
+        let path = InMemory::new(limpet::config::parse(&text, "t.toml").unwrap()).unwrap();
+        let plain =
+            b"GET /product/42?a=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: test\r\n\r\n";
+        let (mut to_backend, mut to_client) = (Vec::new(), Vec::new());
+        path.cycle(plain, RESPONSE, &mut to_backend, &mut to_client)
+            .unwrap();
+        let head = String::from_utf8(to_client).unwrap();
+        let token = head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Session: "))
+            .unwrap()
+            .to_string();
+        assert_eq!(per_cycle(&path, plain), 0, "new sessions");
+        let by_header =
+            format!("GET /product/42 HTTP/1.1\r\nHost: shop.example\r\nX-Session: {token}\r\n\r\n");
+        assert_eq!(per_cycle(&path, by_header.as_bytes()), 0, "by header");
+        let by_query =
+            format!("GET /product/42?a=1&sid={token}&b=2 HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+        assert_eq!(per_cycle(&path, by_query.as_bytes()), 0, "by query");
+        let (mut to_backend, mut to_client) = (Vec::new(), Vec::new());
+        path.cycle(
+            by_query.as_bytes(),
+            RESPONSE,
+            &mut to_backend,
+            &mut to_client,
+        )
+        .unwrap();
+        let forwarded = String::from_utf8(to_backend).unwrap();
+        assert!(
+            forwarded.starts_with("GET /product/42?a=1&b=2 HTTP/1.1\r\n"),
+            "{forwarded}"
+        );
+        assert!(!forwarded.contains(&token), "{forwarded}");
+        assert!(!String::from_utf8(to_client).unwrap().contains("X-Session"));
+    }
+
     #[test]
     fn a_new_session_allocates_nothing_either() {
         let text = config("[groups.web.persistence]\nmode = \"insert\"");

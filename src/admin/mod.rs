@@ -473,6 +473,7 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
         crate::config::Persistence::Rewrite(rewrite) => {
             format!("{}={token}.<application value>", rewrite.cookie.as_str())
         }
+        crate::config::Persistence::Header(header) => format!("{}: {token}", header.header),
         crate::config::Persistence::None => {
             return Answer::error(404, format!("group `{group}` has no session persistence"))
         }

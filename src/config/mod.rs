@@ -43,7 +43,8 @@ pub use self::limits::Limits;
 pub use self::listener::{AccessLog, HostMatch, Listener, LogFormat, Route};
 pub use self::net::Address;
 pub use self::persistence::{
-    CookieAttrs, InsertConfig, OnServerDown, Persistence, RewriteConfig, SameSite, TokenConfig,
+    CookieAttrs, HeaderConfig, InsertConfig, OnServerDown, Persistence, RewriteConfig, SameSite,
+    TokenConfig,
 };
 pub use self::timeouts::Timeouts;
 pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_H2, ALPN_HTTP1};

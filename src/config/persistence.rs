@@ -1,13 +1,14 @@
-//! `Persistence`: a group's sticky-session policy (none, insert, rewrite),
-//! its cookie attributes and token settings. Validation only; it never
-//! builds a cookie or a token. A key that does not apply to the chosen mode
-//! is refused rather than ignored, so a typo'd mode cannot go unnoticed.
+//! `Persistence`: a group's sticky-session policy (none, insert, rewrite,
+//! header), its cookie attributes or token field, and token settings.
+//! Validation only; it never builds a cookie or a token. A key that does
+//! not apply to the chosen mode is refused rather than ignored, so a
+//! typo'd mode cannot go unnoticed.
 
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::cookie_name::{CookieName, COOKIE_NAME_RULE};
+use super::cookie_name::{is_tchar, CookieName, COOKIE_NAME_RULE};
 use super::duration::{self, MIN_SECONDS};
 use super::error::ConfigError;
 use super::net::is_host_name;
@@ -21,6 +22,7 @@ pub enum Persistence {
     None,
     Insert(InsertConfig),
     Rewrite(RewriteConfig),
+    Header(HeaderConfig),
 }
 
 /// limpet sets its own cookies naming the server.
@@ -45,6 +47,64 @@ pub struct RewriteConfig {
     pub tokens: TokenConfig,
     pub on_server_down: OnServerDown,
 }
+
+/// The token travels in a request and response header field, for clients
+/// that keep no cookies (SPEC §3.9), and optionally in a query parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderConfig {
+    /// The field name as written: responses carry it in this spelling
+    /// (HTTP/2 in lower case); requests match it ignoring case.
+    pub header: String,
+    /// A query parameter also read for the token, removed from the target
+    /// the backend gets and redacted in the access log.
+    pub query: Option<String>,
+    /// Signed tokens only: a token is refused once this long has passed
+    /// since limpet last sent it, as a cookie's `Max-Age` would expire.
+    pub timeout: Option<Duration>,
+    pub tokens: TokenConfig,
+    pub on_server_down: OnServerDown,
+}
+
+/// Keys only a cookie carries: refused in header mode.
+const COOKIE_ONLY: [&str; 9] = [
+    "cookie",
+    "cors_cookie",
+    "cors",
+    "path",
+    "domain",
+    "http_only",
+    "secure",
+    "same_site",
+    "partitioned",
+];
+
+/// Fields that limpet reads, writes or drops itself, that describe the
+/// connection, or that frame or describe the body: a token there would be
+/// lost or break the message.
+const RESERVED_FIELDS: [&str; 19] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "cookie",
+    "set-cookie",
+    "content-length",
+    "content-type",
+    "expect",
+    "cache-control",
+    "http2-settings",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
+/// What a valid query parameter name looks like, for error messages.
+const QUERY_NAME_RULE: &str = "1 to 64 of A-Z a-z 0-9 - . _ ~";
 
 /// What a request whose session names a server that cannot take it gets
 /// (SPEC §3.8).
@@ -92,6 +152,7 @@ impl Persistence {
             Persistence::None => false,
             Persistence::Insert(insert) => insert.on_server_down == OnServerDown::Refuse,
             Persistence::Rewrite(rewrite) => rewrite.on_server_down == OnServerDown::Refuse,
+            Persistence::Header(header) => header.on_server_down == OnServerDown::Refuse,
         }
     }
 }
@@ -127,8 +188,13 @@ impl Persistence {
                 )),
                 None => Ok(Self::None),
             },
-            Mode::Insert => build_insert(src, raw, at).map(Self::Insert),
+            Mode::Insert => {
+                header_only(src, raw, at, "insert")?;
+                build_insert(src, raw, at).map(Self::Insert)
+            }
+            Mode::Header => build_header(src, raw, at).map(Self::Header),
             Mode::Rewrite => {
+                header_only(src, raw, at, "rewrite")?;
                 let insert_only = ["timeout", "cors", "cors_cookie"];
                 if let Some((key, span)) = written.iter().find(|(key, _)| insert_only.contains(key))
                 {
@@ -205,6 +271,118 @@ fn build_insert(
         timeout,
         cookie_attrs: build_attrs(src, raw, at)?,
         tokens: build_tokens(src, raw, at)?,
+        on_server_down: on_server_down(raw),
+    })
+}
+
+/// Refuses `header` and `query` outside header mode.
+fn header_only(
+    src: &Source<'_>,
+    raw: &raw::Persistence,
+    at: &KeyPath,
+    mode: &str,
+) -> Result<(), ConfigError> {
+    match raw
+        .written_keys()
+        .into_iter()
+        .find(|(key, _)| matches!(*key, "header" | "query"))
+    {
+        Some((key, span)) => Err(src.invalid(
+            Some(span),
+            at.key(key),
+            format_args!("applies only to mode = \"header\", not {mode:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn build_header(
+    src: &Source<'_>,
+    raw: &raw::Persistence,
+    at: &KeyPath,
+) -> Result<HeaderConfig, ConfigError> {
+    if let Some((key, span)) = raw
+        .written_keys()
+        .into_iter()
+        .find(|(key, _)| COOKIE_ONLY.contains(key))
+    {
+        return Err(src.invalid(
+            Some(span),
+            at.key(key),
+            "applies only to the cookie modes (insert, rewrite), not mode = \"header\"",
+        ));
+    }
+    let Some(header) = &raw.header else {
+        return Err(src.at(
+            &raw.mode,
+            at.key("header"),
+            "is required with mode = \"header\"",
+        ));
+    };
+    let name = header.get_ref();
+    let valid =
+        !name.is_empty() && name.len() <= CookieName::MAX_BYTES && name.bytes().all(is_tchar);
+    if !valid {
+        return Err(src.at(
+            header,
+            at.key("header"),
+            format_args!("{name:?} is not a valid header name ({COOKIE_NAME_RULE})"),
+        ));
+    }
+    if let Some(reserved) = RESERVED_FIELDS
+        .iter()
+        .find(|reserved| name.eq_ignore_ascii_case(reserved))
+    {
+        return Err(src.at(
+            header,
+            at.key("header"),
+            format_args!("{name:?} cannot carry the token: limpet handles {reserved} itself"),
+        ));
+    }
+    let query = match &raw.query {
+        Some(query) => {
+            let text = query.get_ref();
+            let valid = !text.is_empty()
+                && text.len() <= CookieName::MAX_BYTES
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if !valid {
+                return Err(src.at(
+                    query,
+                    at.key("query"),
+                    format_args!(
+                        "{text:?} is not a valid query parameter name ({QUERY_NAME_RULE})"
+                    ),
+                ));
+            }
+            Some(text.clone())
+        }
+        None => None,
+    };
+    let tokens = build_tokens(src, raw, at)?;
+    let timeout = match &raw.timeout {
+        // Unsigned tokens carry no time: nothing could expire them.
+        Some(timeout) if tokens.keys.is_empty() => {
+            return Err(src.at(
+                timeout,
+                at.key("timeout"),
+                format_args!("needs signed tokens in mode = \"header\": set {at}.keys"),
+            ));
+        }
+        Some(timeout) => Some(duration::required(
+            src,
+            timeout,
+            MIN_SECONDS,
+            &at.key("timeout"),
+        )?),
+        None => None,
+    };
+    Ok(HeaderConfig {
+        header: name.clone(),
+        query,
+        timeout,
+        tokens,
         on_server_down: on_server_down(raw),
     })
 }

@@ -280,6 +280,8 @@ pub(super) struct Persistence {
     pub(super) same_site: Value<SameSite>,
     pub(super) partitioned: Value<bool>,
     pub(super) on_server_down: Value<OnServerDown>,
+    pub(super) header: Value<String>,
+    pub(super) query: Value<String>,
 }
 
 impl Persistence {
@@ -304,6 +306,8 @@ impl Persistence {
             ("same_site", span(&self.same_site)),
             ("partitioned", span(&self.partitioned)),
             ("on_server_down", span(&self.on_server_down)),
+            ("header", span(&self.header)),
+            ("query", span(&self.query)),
         ]
         .into_iter()
         .filter_map(|(key, span)| span.map(|span| (key, span)))
@@ -317,6 +321,7 @@ pub(super) enum Mode {
     None,
     Insert,
     Rewrite,
+    Header,
 }
 
 /// `same_site`, spelt as the attribute is.

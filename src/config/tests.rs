@@ -214,6 +214,13 @@ fn full_example_reads_as_documented() {
         config.groups[0].servers[1].address,
         Address::Ip(addr("[::1]:9102"))
     );
+    let Persistence::Header(header) = &config.groups[0].persistence else {
+        panic!("api is header mode");
+    };
+    assert_eq!(header.header, "X-Session");
+    assert_eq!(header.query, None);
+    assert_eq!(header.timeout, None);
+    assert_eq!(header.tokens, TokenConfig::default());
     let Persistence::Insert(insert) = &config.groups[2].persistence else {
         panic!("web is insert mode");
     };
@@ -311,6 +318,84 @@ fn insert_defaults_and_cors_off() {
         panic!()
     };
     assert_eq!(insert.cookie_attrs.same_site, Some(SameSite::Lax));
+}
+
+#[test]
+fn header_mode_keys() {
+    let group = |persistence: &str| {
+        let config = ok(&format!("{BASE}[groups.web.persistence]\n{persistence}"));
+        config.groups[0].persistence.clone()
+    };
+    let Persistence::Header(header) = group("mode = \"header\"\nheader = \"X-Session\"\n") else {
+        panic!()
+    };
+    assert_eq!(header.header, "X-Session");
+    assert_eq!(header.query, None);
+    assert_eq!(header.timeout, None);
+    assert_eq!(header.tokens, TokenConfig::default());
+    assert_eq!(header.on_server_down, OnServerDown::Move);
+
+    let Persistence::Header(header) = group(
+        "mode = \"header\"\nheader = \"x-api-affinity\"\nquery = \"lb_session\"\nkeys = [\"a-signing-key-of-16b\"]\ntimeout = \"10m\"\nmax_idle = \"1h\"\non_server_down = \"refuse\"\ntoken_secret = \"a-token-secret-16by\"\n",
+    ) else {
+        panic!()
+    };
+    assert_eq!(header.header, "x-api-affinity");
+    assert_eq!(header.query.as_deref(), Some("lb_session"));
+    assert_eq!(header.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(header.tokens.keys.len(), 1);
+    assert_eq!(header.tokens.max_idle, Some(Duration::from_secs(3600)));
+    assert!(Persistence::Header(header).refuses_moves());
+}
+
+#[test]
+fn header_mode_rules() {
+    // `[groups.web.persistence]` is line 5, `mode` line 6, `header` line 7.
+    let persistence = |keys: &str| format!("[groups.web.persistence]\n{keys}\n{SERVER}");
+    let header = |keys: &str| {
+        persistence(&format!(
+            "mode = \"header\"\nheader = \"X-Session\"\n{keys}"
+        ))
+    };
+    let mut cases = Vec::new();
+    for (key, value) in [
+        ("cookie", "\"SID\""),
+        ("cors_cookie", "\"SIDC\""),
+        ("cors", "false"),
+        ("path", "\"/\""),
+        ("domain", "\"example.com\""),
+        ("http_only", "true"),
+        ("secure", "true"),
+        ("same_site", "\"Lax\""),
+        ("partitioned", "false"),
+    ] {
+        cases.push((
+            header(&format!("{key} = {value}")),
+            format!("limpet.toml:8: groups.web.persistence.{key} applies only to the cookie modes (insert, rewrite), not mode = \"header\""),
+        ));
+    }
+    let fixed = [
+        (persistence("mode = \"header\""), "limpet.toml:6: groups.web.persistence.header is required with mode = \"header\""),
+        (persistence("mode = \"header\"\nquery = \"sid\""), "limpet.toml:6: groups.web.persistence.header is required with mode = \"header\""),
+        (header("timeout = \"10m\""), "limpet.toml:8: groups.web.persistence.timeout needs signed tokens in mode = \"header\": set groups.web.persistence.keys"),
+        (header("max_age = \"10m\""), "limpet.toml:8: groups.web.persistence.max_age needs signed tokens: set groups.web.persistence.keys"),
+        (header("keys = [\"a-signing-key-of-16b\"]\ntimeout = \"0s\""), "limpet.toml:9: groups.web.persistence.timeout must be at least 1s"),
+        (persistence("mode = \"header\"\nheader = \"X Session\""), "limpet.toml:7: groups.web.persistence.header \"X Session\" is not a valid header name (1 to 64 of A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~)"),
+        (persistence("mode = \"header\"\nheader = \"\""), "limpet.toml:7: groups.web.persistence.header \"\" is not a valid header name (1 to 64 of A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~)"),
+        (persistence("mode = \"header\"\nheader = \"Cookie\""), "limpet.toml:7: groups.web.persistence.header \"Cookie\" cannot carry the token: limpet handles cookie itself"),
+        (persistence("mode = \"header\"\nheader = \"connection\""), "limpet.toml:7: groups.web.persistence.header \"connection\" cannot carry the token: limpet handles connection itself"),
+        (header("query = \"a&b\""), "limpet.toml:8: groups.web.persistence.query \"a&b\" is not a valid query parameter name (1 to 64 of A-Z a-z 0-9 - . _ ~)"),
+        (header("query = \"\""), "limpet.toml:8: groups.web.persistence.query \"\" is not a valid query parameter name (1 to 64 of A-Z a-z 0-9 - . _ ~)"),
+        (persistence("mode = \"insert\"\nheader = \"X-Session\""), "limpet.toml:7: groups.web.persistence.header applies only to mode = \"header\", not \"insert\""),
+        (persistence("mode = \"rewrite\"\ncookie = \"A\"\nquery = \"sid\""), "limpet.toml:8: groups.web.persistence.query applies only to mode = \"header\", not \"rewrite\""),
+        (persistence("mode = \"none\"\nheader = \"X-Session\""), "limpet.toml:7: groups.web.persistence.header is not allowed with mode = \"none\""),
+    ];
+    cases.extend(fixed.into_iter().map(|(case, msg)| (case, msg.to_owned())));
+    let borrowed: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(case, msg)| (case.as_str(), msg.as_str()))
+        .collect();
+    assert_group_errors(&borrowed);
 }
 
 #[test]
@@ -445,7 +530,7 @@ fn syntax_and_shape_errors_keep_path_and_line() {
         ("[[groups.web.servers]]\nname = \"a\"\nweight = 1.5\n", "limpet.toml:3: groups.web.servers[0].weight: invalid type: floating point `1.5`, expected an integer"),
         (
             "[groups.web.persistence]\nmode = \"sticky\"\n",
-            "limpet.toml:2: groups.web.persistence.mode: unknown variant `sticky`, expected one of `none`, `insert`, `rewrite`",
+            "limpet.toml:2: groups.web.persistence.mode: unknown variant `sticky`, expected one of `none`, `insert`, `rewrite`, `header`",
         ),
         ("[groups.web.persistence]\ncookie = \"A\"\n", "limpet.toml:1: groups.web.persistence: missing field `mode`"),
         ("[groups.web]\nservers = { name = \"a\" }\n", "limpet.toml:2: groups.web.servers: invalid type: map, expected a sequence"),

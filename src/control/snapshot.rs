@@ -10,7 +10,7 @@ use crate::balance::{Ring, RingError};
 use crate::config::{self, Config};
 use crate::net::{ListenerId, ListenerView};
 use crate::sticky::{
-    self, ByScheme, CookieError, CookieFinder, InsertCookie, InsertFinders, InsertMode,
+    self, ByScheme, CookieError, CookieFinder, HeaderMode, InsertCookie, InsertFinders, InsertMode,
     Persistence, RewriteCookie, RewriteMode, Signing, TokenError, TokenKey, TokenTable,
 };
 
@@ -133,17 +133,21 @@ pub enum BuildError {
 fn token_table(
     group: &config::Group,
     tokens: &config::TokenConfig,
+    timeout: Option<std::time::Duration>,
 ) -> Result<TokenTable, TokenError> {
     let key = TokenKey::from_secret(tokens.secret.as_deref());
     let signing = if tokens.keys.is_empty() {
         None
     } else {
         let keys: Vec<&str> = tokens.keys.iter().map(String::as_str).collect();
-        Some(Signing::new(
-            &keys,
-            tokens.max_age.map(|d| d.as_secs()),
-            tokens.max_idle.map(|d| d.as_secs()),
-        )?)
+        Some(
+            Signing::new(
+                &keys,
+                tokens.max_age.map(|d| d.as_secs()),
+                tokens.max_idle.map(|d| d.as_secs()),
+            )?
+            .with_timeout(timeout.map(|d| d.as_secs()))?,
+        )
     };
     let names: Vec<&str> = group.servers.iter().map(|s| s.name.as_str()).collect();
     TokenTable::build(&key, &group.name, &names, signing)
@@ -191,7 +195,7 @@ pub fn build_persistence(group: &config::Group) -> Result<Persistence, BuildErro
             )
             .map_err(cookie_err)?;
             Persistence::Insert(Box::new(InsertMode::new(
-                token_table(group, &insert.tokens).map_err(tokens_err)?,
+                token_table(group, &insert.tokens, None).map_err(tokens_err)?,
                 ByScheme::build(build)?,
                 finders,
             )))
@@ -206,11 +210,16 @@ pub fn build_persistence(group: &config::Group) -> Result<Persistence, BuildErro
             };
             let finder = CookieFinder::new(rewrite.cookie.as_str()).map_err(cookie_err)?;
             Persistence::Rewrite(Box::new(RewriteMode::new(
-                token_table(group, &rewrite.tokens).map_err(tokens_err)?,
+                token_table(group, &rewrite.tokens, None).map_err(tokens_err)?,
                 ByScheme::build(build)?,
                 finder,
             )))
         }
+        config::Persistence::Header(header) => Persistence::Header(Box::new(HeaderMode::new(
+            token_table(group, &header.tokens, header.timeout).map_err(tokens_err)?,
+            &header.header,
+            header.query.as_deref(),
+        ))),
     })
 }
 

@@ -19,7 +19,7 @@ use thiserror::Error;
 use super::authority::{self, AuthorityError};
 use super::head::{is_hop_by_hop, Forwarding};
 use super::response::{Response, ResponseFraming};
-use super::{BodyFraming, Fields};
+use super::{BodyFraming, Fields, Withheld};
 
 /// Why an HTTP/2 request is malformed (RFC 9113 §8.1.1): its stream is
 /// reset with PROTOCOL_ERROR and nothing of it is forwarded.
@@ -185,24 +185,27 @@ fn dropped_in_request(name: &str) -> bool {
         )
 }
 
-/// Writes the HTTP/1.1 head the backend gets for `req`. The cookie crumbs
+/// Writes the HTTP/1.1 head the backend gets for `req`, without what
+/// `withheld` names (a header-mode token). The cookie crumbs
 /// are joined with `; ` into one value (RFC 9113 §8.2.3) that `cookie`
 /// edits (appending nothing drops the `Cookie` line); `scratch` holds the
 /// joined value.
 pub fn write_request_head(
     req: &H2Request<'_>,
     fwd: &Forwarding<'_>,
+    withheld: &Withheld<'_>,
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     cookie: impl FnOnce(&[u8], &mut Vec<u8>),
 ) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(req.path);
+    withheld.write_target(req.path, out);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     write_field(out, b"Host", req.authority);
     for (name, value) in req.headers {
-        if dropped_in_request(name.as_str()) {
+        // Names are lower case in HTTP/2, as `withheld.field` is.
+        if dropped_in_request(name.as_str()) || withheld.field == Some(name.as_str()) {
             continue;
         }
         write_field(out, name.as_str().as_bytes(), value.as_bytes());

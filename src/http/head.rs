@@ -31,7 +31,7 @@ pub use super::field::{header_has_token, headers_named};
 use super::field::{tokens, trim_ows};
 use super::request::Request;
 use super::response::{Response, ResponseFraming};
-use super::{BodyFraming, Version};
+use super::{BodyFraming, Version, Withheld};
 
 /// How the client reached limpet, for the `X-Forwarded-*` fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +156,18 @@ pub fn write_request_head(
     req: &Request<'_, '_>,
     fwd: &Forwarding<'_>,
     out: &mut Vec<u8>,
+    cookie: impl FnMut(&[u8], &mut Vec<u8>),
+) {
+    write_request_head_withholding(req, fwd, &Withheld::NONE, out, cookie);
+}
+
+/// [`write_request_head`], leaving out the field and the query parameter
+/// that `withheld` names (a header-mode token, SPEC §3.9).
+pub fn write_request_head_withholding(
+    req: &Request<'_, '_>,
+    fwd: &Forwarding<'_>,
+    withheld: &Withheld<'_>,
+    out: &mut Vec<u8>,
     mut cookie: impl FnMut(&[u8], &mut Vec<u8>),
 ) {
     out.extend_from_slice(req.method.as_bytes());
@@ -167,9 +179,9 @@ pub fn write_request_head(
             if origin.first() != Some(&b'/') {
                 out.push(b'/');
             }
-            out.extend_from_slice(origin);
+            withheld.write_target(origin, out);
         }
-        None => out.extend_from_slice(req.target),
+        None => withheld.write_target(req.target, out),
     }
     out.push(b' ');
     out.extend_from_slice(req.version.as_bytes());
@@ -191,6 +203,7 @@ pub fn write_request_head(
         if disposition == Disposition::Drop
             || (connection.contains(name) && !is_host)
             || (replace_host && is_host)
+            || withheld.hides_field(name)
         {
             continue;
         }

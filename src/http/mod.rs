@@ -17,6 +17,7 @@ pub mod chunked;
 mod field;
 pub mod h2;
 pub mod head;
+pub mod query;
 pub mod request;
 pub mod response;
 
@@ -26,7 +27,7 @@ pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder, Progress};
 pub use h2::Malformed;
 pub use head::{
     header_has_token, headers_named, is_hop_by_hop, is_named_in_connection, write_request_head,
-    write_response_head, Forwarding,
+    write_request_head_withholding, write_response_head, Forwarding,
 };
 pub use request::{
     is_idempotent, parse_request, upgrade_matches, Limits, Request, RequestError, Upgrade,
@@ -45,6 +46,50 @@ pub trait Fields {
 impl Fields for [httparse::Header<'_>] {
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         headers_named(self, name)
+    }
+}
+
+/// What a request's persistence token travels in that the backend must
+/// not see (header mode, SPEC §3.9): a field and a query parameter. Both
+/// `None` in every other group, where the writers only test that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Withheld<'a> {
+    /// A field name in lower case, matched ignoring case.
+    pub field: Option<&'a str>,
+    /// A query parameter name, matched exactly.
+    pub query: Option<&'a [u8]>,
+}
+
+impl Withheld<'_> {
+    /// Nothing withheld.
+    pub const NONE: Withheld<'static> = Withheld {
+        field: None,
+        query: None,
+    };
+
+    /// Whether the field called `name` (any case) is withheld.
+    pub fn hides_field(&self, name: &[u8]) -> bool {
+        self.field.is_some_and(|field| {
+            field.len() == name.len() && name.eq_ignore_ascii_case(field.as_bytes())
+        })
+    }
+
+    /// Appends the request target the backend gets: `target` without the
+    /// withheld query parameter.
+    pub fn write_target(&self, target: &[u8], out: &mut Vec<u8>) {
+        match self.query {
+            None => out.extend_from_slice(target),
+            Some(name) => query::write_without(target, name, out),
+        }
+    }
+
+    /// Appends the target as the access log shows it: the withheld
+    /// parameter's value redacted.
+    pub fn write_logged_target(&self, target: &[u8], out: &mut Vec<u8>) {
+        match self.query {
+            None => out.extend_from_slice(target),
+            Some(name) => query::write_redacted(target, name, out),
+        }
     }
 }
 

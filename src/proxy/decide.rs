@@ -80,7 +80,7 @@ pub fn decide<F: Fields + ?Sized>(
     let key_hash = hash_key_of(&config.groups[g], &view.groups[g], request, conn.peer.ip());
     Ok(Decision {
         group,
-        session: persistence.lookup(request.fields, now),
+        session: persistence.lookup(request.fields, request.path, now),
         key_hash,
         now,
         idempotent: crate::http::is_idempotent(request.method),

@@ -10,7 +10,8 @@
 //! - [`cookie`]: `CookieFinder` (find one cookie), `strip_into`.
 //! - [`set_cookie`]: `InsertCookie`, `RewriteCookie`, `needs_no_cache`.
 //! - [`rewrite`]: `rewrite_into` (response), `restore_into` (request).
-//! - [`policy`]: `lookup_insert`, `must_send`, `lookup_rewrite`, `must_reissue`.
+//! - [`policy`]: `lookup_insert`, `must_send`, `lookup_rewrite`, `must_reissue`,
+//!   `lookup_header`.
 //! - [`Persistence`]: one group's policy as one object over those pieces
 //!   (one file per mode); [`Session`], what the request's token said;
 //!   [`Outcome`], what happened to it, with its log word and metric label.
@@ -97,8 +98,8 @@ mod test_support;
 
 pub use cookie::{CookieError, CookieFinder};
 pub use mode::{
-    ByScheme, InsertMode, InsertResponse, Persistence, ResponseCookies, RewriteMode,
-    RewriteResponse, Session,
+    ByScheme, HeaderMode, HeaderResponse, InsertMode, InsertResponse, Persistence, ResponseCookies,
+    RewriteMode, RewriteResponse, Session,
 };
 pub use outcome::Outcome;
 pub use policy::{InsertFinders, Lookup, RewriteLookup, Sent};

@@ -1,5 +1,6 @@
 //! The persistence decisions, as pure functions of what the client sent:
-//! which server its cookies name (`lookup_insert`, `lookup_rewrite`) and
+//! which server its cookies name (`lookup_insert`, `lookup_rewrite`,
+//! `lookup_header` for a token in a field or query parameter) and
 //! whether the response must carry a cookie (`must_send`, `must_reissue`).
 //! This file decides nothing about server health (the caller checks that
 //! the named server is usable, SPEC §6) and never reads the clock, allocates
@@ -129,6 +130,26 @@ pub fn lookup_insert<'h>(
             break;
         }
     }
+    decode_pair(table, main, twin, now)
+}
+
+/// Header mode, request side (SPEC §3.9): the token of the request's
+/// field and of its query parameter, as `lookup_insert` reads the cookie
+/// and its twin: the field wins when both are valid and disagree, and
+/// both disagreeing makes the response send the token again.
+pub fn lookup_header(
+    table: &TokenTable,
+    field: Option<&[u8]>,
+    query: Option<&[u8]>,
+    now: u64,
+) -> Lookup {
+    decode_pair(table, field, query, now)
+}
+
+/// Decodes a main token and its twin (either may be missing or empty)
+/// into one lookup: the main one wins when both are valid.
+#[inline]
+fn decode_pair(table: &TokenTable, main: Option<&[u8]>, twin: Option<&[u8]>, now: u64) -> Lookup {
     let main = main.filter(|token| !token.is_empty());
     let twin = twin.filter(|token| !token.is_empty());
     let decoded_main = main.map(|token| table.decode(token, now));

@@ -142,7 +142,7 @@ pub enum TokenError {
     NoSigningKey,
     #[error("signing key #{0} is empty")]
     EmptySigningKey(usize),
-    #[error("max_age and max_idle must be at least 1 second")]
+    #[error("max_age, max_idle and timeout must be at least 1 second")]
     ZeroLimit,
 }
 
@@ -154,6 +154,9 @@ pub struct Signing {
     macs: Box<[Hmac<Sha256>]>,
     max_age: Option<u64>,
     max_idle: Option<u64>,
+    /// Header mode's `timeout`: refuse tokens signed longer ago than this,
+    /// as a cookie's `Max-Age` would have expired, without re-signing.
+    timeout: Option<u64>,
 }
 
 impl Signing {
@@ -183,7 +186,18 @@ impl Signing {
             macs: macs.into_boxed_slice(),
             max_age,
             max_idle,
+            timeout: None,
         })
+    }
+
+    /// Also refuses tokens last signed more than `timeout` seconds ago
+    /// (`Refusal::Expired`), the lifetime a cookie would have had.
+    pub fn with_timeout(mut self, timeout: Option<u64>) -> Result<Signing, TokenError> {
+        if timeout == Some(0) {
+            return Err(TokenError::ZeroLimit);
+        }
+        self.timeout = timeout;
+        Ok(self)
     }
 }
 
@@ -193,6 +207,7 @@ impl std::fmt::Debug for Signing {
             .field("keys", &self.macs.len())
             .field("max_age", &self.max_age)
             .field("max_idle", &self.max_idle)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -396,7 +411,9 @@ impl TokenTable {
         // A node whose clock is ahead may have issued "in the future": age 0.
         let age = now.saturating_sub(u64::from(issued));
         let idle = now.saturating_sub(u64::from(last));
-        if signing.max_age.is_some_and(|max| age > max) {
+        if signing.max_age.is_some_and(|max| age > max)
+            || signing.timeout.is_some_and(|max| idle > max)
+        {
             return Decoded::Refused(Refusal::Expired);
         }
         if signing.max_idle.is_some_and(|max| idle > max) {

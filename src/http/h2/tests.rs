@@ -17,9 +17,14 @@ const FWD: Forwarding<'static> = Forwarding {
 
 fn head_of(req: &H2Request<'_>) -> String {
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
-    write_request_head(req, &FWD, &mut out, &mut scratch, |v, out| {
-        out.extend_from_slice(v)
-    });
+    write_request_head(
+        req,
+        &FWD,
+        &Withheld::NONE,
+        &mut out,
+        &mut scratch,
+        |v, out| out.extend_from_slice(v),
+    );
     String::from_utf8(out).unwrap()
 }
 
@@ -159,4 +164,32 @@ fn trailers_cross_both_ways() {
     let mut out = Vec::new();
     write_trailers(&map, &mut out);
     assert_eq!(out, b"0\r\ngrpc-status: 0\r\nx-sum: abc\r\n\r\n");
+}
+
+#[test]
+fn a_withheld_field_and_query_parameter_never_reach_the_backend() {
+    let p = parts(
+        "http://example.com/a?sid=TOKEN&b=1",
+        &[
+            ("x-session", "TOKEN"),
+            ("accept", "*/*"),
+            ("x-sessions", "kept"),
+        ],
+    );
+    let req = check_request(&p, true).unwrap();
+    let withheld = Withheld {
+        field: Some("x-session"),
+        query: Some(b"sid"),
+    };
+    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    write_request_head(&req, &FWD, &withheld, &mut out, &mut scratch, |v, out| {
+        out.extend_from_slice(v)
+    });
+    let head = String::from_utf8(out).unwrap();
+    assert!(
+        head.starts_with("GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("x-sessions: kept\r\n"), "{head}");
+    assert!(!head.contains("TOKEN"), "{head}");
 }

@@ -397,3 +397,40 @@ fn absolute_form_goes_out_in_origin_form_with_its_authority_as_host() {
     );
     assert!(!out.contains("a.example"), "{out}");
 }
+
+#[test]
+fn a_withheld_field_and_query_parameter_never_reach_the_backend() {
+    let input = b"GET /a?x=1&sid=TOKEN&y=2 HTTP/1.1\r\nHost: h\r\nX-Session: TOKEN\r\nAccept: */*\r\nx-SESSION: again\r\nX-Sessions: kept\r\n\r\n";
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
+    let req = parse_request(input, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
+    let withheld = Withheld {
+        field: Some("x-session"),
+        query: Some(b"sid"),
+    };
+    let mut out = Vec::new();
+    write_request_head_withholding(&req, &untrusted(), &withheld, &mut out, strip_lb);
+    let head = String::from_utf8(out).unwrap();
+    assert!(
+        head.starts_with(
+            "GET /a?x=1&y=2 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Sessions: kept\r\n"
+        ),
+        "{head}"
+    );
+    assert!(!head.contains("TOKEN") && !head.contains("again"), "{head}");
+
+    // Absolute-form: the origin-form path loses it too.
+    let input = b"GET http://h/a?sid=TOKEN HTTP/1.1\r\nHost: h\r\n\r\n";
+    let mut headers = [std::mem::MaybeUninit::uninit(); 32];
+    let req = parse_request(input, &mut headers, &LIMITS, &[])
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    write_request_head_withholding(&req, &untrusted(), &withheld, &mut out, strip_lb);
+    assert!(
+        out.starts_with(b"GET /a HTTP/1.1\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+}

@@ -271,3 +271,53 @@ fn a_tls_name_that_routes_elsewhere_is_misdirected() {
     assert!(matches!(err, ProxyError::Misdirected), "{err}");
     assert!(decide(&view, &tls, &request(b"api.example", &[])).is_ok());
 }
+
+#[test]
+fn a_header_token_routes_moves_with_a_new_field_and_is_withheld() {
+    let worker = worker(
+        "[groups.web.persistence]\nmode = \"header\"\nheader = \"X-Session\"\nquery = \"sid\"",
+        &[("ECS01", AdminState::Disabled)],
+    );
+    let view = worker.view();
+    let (t0, t1) = (token(&worker, 0), token(&worker, 1));
+    let fields = [Header {
+        name: "x-session",
+        value: t1.as_bytes(),
+    }];
+    let decision = decide(&view, &conn(), &request(b"shop.example", &fields)).unwrap();
+    assert_eq!(decision.session.server, Some(ServerIdx(1)));
+    let chosen = decision.pick(&view, &[]).unwrap();
+    assert_eq!(chosen, ServerIdx(1));
+    let persistence = decision.persistence(&view);
+    let mut out = Vec::new();
+    let mut fields_out = persistence.response(&decision.session, chosen, false, decision.now);
+    assert!(!fields_out.finish(|| true, &mut out), "stuck: nothing sent");
+    assert!(out.is_empty());
+    assert_eq!(persistence.withheld().field, Some("x-session"));
+    assert_eq!(persistence.withheld().query, Some(&b"sid"[..]));
+    // The query parameter names the disabled server: the request moves
+    // and the response names the new one, in the configured spelling,
+    // with no cookie and no Cache-Control of limpet's.
+    let path = format!("/cart?sid={t0}");
+    let view_request = RequestView {
+        method: "GET",
+        authority: Some(&b"shop.example"[..]),
+        path: path.as_bytes(),
+        fields: &[][..],
+    };
+    let decision = decide(&view, &conn(), &view_request).unwrap();
+    assert_eq!(decision.session.server, Some(ServerIdx(0)));
+    let chosen = decision.pick(&view, &[]).unwrap();
+    assert_eq!(chosen, ServerIdx(1));
+    let mut fields_out = persistence.response(&decision.session, chosen, false, decision.now);
+    assert!(fields_out.finish(|| true, &mut out));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("X-Session: {t1}\r\n")
+    );
+    assert_eq!(decision.session.outcome(chosen, true), Outcome::Moved);
+    // Cookies pass untouched in header mode.
+    let mut cookie = Vec::new();
+    persistence.edit_cookie(b"SERVERID=x; a=1", &mut cookie);
+    assert_eq!(cookie, b"SERVERID=x; a=1");
+}

@@ -75,9 +75,10 @@ pub fn prepare(
     let forwarding = conn.forwarding(listener, request_id.as_bytes());
     out.clear();
     // The persistence cookies never reach the backend as the client sent
-    // them (SPEC §3.6, §4.2).
+    // them (SPEC §3.6, §4.2), nor does a header-mode token (§3.9).
     let persistence = decision.persistence(view);
-    http::write_request_head(&req, &forwarding, out, |value, out| {
+    let withheld = persistence.withheld();
+    http::write_request_head_withholding(&req, &forwarding, &withheld, out, |value, out| {
         persistence.edit_cookie(value, out);
     });
     let log_request = (worker.access.enabled() && listener.access_log.is_some()).then(|| {
@@ -86,6 +87,7 @@ pub fn prepare(
             worker.access.text(),
             req.method.as_bytes(),
             req.target,
+            &withheld,
             b"",
             req.authority.unwrap_or_default(),
             agent.unwrap_or_default(),

@@ -61,15 +61,24 @@ pub fn prepare(
     out.clear();
     let persistence = decision.persistence(view);
     let mut scratch = Vec::new();
-    http::h2::write_request_head(&req, &forwarding, out, &mut scratch, |value, out| {
-        persistence.edit_cookie(value, out);
-    });
+    let withheld = persistence.withheld();
+    http::h2::write_request_head(
+        &req,
+        &forwarding,
+        &withheld,
+        out,
+        &mut scratch,
+        |value, out| {
+            persistence.edit_cookie(value, out);
+        },
+    );
     let log_request = (worker.access.enabled() && listener.access_log.is_some()).then(|| {
         let agent = req.headers.get(::http::header::USER_AGENT);
         crate::access_log::LogText::new(
             worker.access.text(),
             req.method.as_bytes(),
             req.path,
+            &withheld,
             b" HTTP/2.0",
             req.authority,
             agent.map_or(&b""[..], |v| v.as_bytes()),

@@ -4,20 +4,27 @@
 //! ([`Persistence::edit_cookie`]) and which fields the response carries
 //! ([`Persistence::response`], then [`ResponseCookies`]).
 //!
-//! Each mode lives in a file of its own (`insert.rs`, `rewrite.rs`); this
-//! file only dispatches, with one arm per mode in every `match`, so a new
-//! mode is a new file plus its arms and the compiler finds every place it
-//! must be handled. Nothing here does I/O, reads the clock (callers pass
-//! `now`, Unix seconds), knows server health, or allocates on the request
-//! path except rewrite mode's copy of the application's value.
+//! Each mode lives in a file of its own (`insert.rs`, `rewrite.rs`,
+//! `header.rs`); this file only dispatches, with one arm per mode in every
+//! `match`, so a new mode is a new file plus its arms and the compiler
+//! finds every place it must be handled. Nothing here does I/O, reads the
+//! clock (callers pass `now`, Unix seconds), knows server health, or
+//! allocates on the request path except rewrite mode's copy of the
+//! application's value.
+//!
+//! What the backend must not see besides cookies (header mode's field and
+//! query parameter) is named by [`Persistence::withheld`]; the request
+//! writers leave it out.
 //!
 //! Response fields are written as HTTP/1 field lines (`Name: value\r\n`)
 //! into the caller's buffer: the HTTP/1 front end sends them as they are,
 //! and other front ends split the lines into their own fields.
 
+mod header;
 mod insert;
 mod rewrite;
 
+pub use header::{HeaderMode, HeaderResponse};
 pub use insert::{InsertMode, InsertResponse};
 pub use rewrite::{RewriteMode, RewriteResponse};
 
@@ -25,7 +32,7 @@ use super::policy::Sent;
 use super::token::TokenTable;
 use super::Outcome;
 use crate::balance::ServerIdx;
-use crate::http::Fields;
+use crate::http::{Fields, Withheld};
 
 /// A cookie writer built for plain-HTTP listeners and for HTTPS ones: they
 /// differ in `Secure` when `secure` is not configured (on by default on
@@ -109,6 +116,7 @@ pub enum Persistence {
     None,
     Insert(Box<InsertMode>),
     Rewrite(Box<RewriteMode>),
+    Header(Box<HeaderMode>),
 }
 
 impl Persistence {
@@ -117,7 +125,7 @@ impl Persistence {
     pub fn is_none(&self) -> bool {
         match self {
             Persistence::None => true,
-            Persistence::Insert(_) | Persistence::Rewrite(_) => false,
+            Persistence::Insert(_) | Persistence::Rewrite(_) | Persistence::Header(_) => false,
         }
     }
 
@@ -127,16 +135,28 @@ impl Persistence {
             Persistence::None => None,
             Persistence::Insert(mode) => Some(mode.tokens()),
             Persistence::Rewrite(mode) => Some(mode.tokens()),
+            Persistence::Header(mode) => Some(mode.tokens()),
         }
     }
 
     /// Reads the client's token from the request's fields (every `Cookie`
-    /// field, HTTP/2 crumbs included) and decodes it.
-    pub fn lookup<F: Fields + ?Sized>(&self, fields: &F, now: u64) -> Session {
+    /// field, HTTP/2 crumbs included; header mode's field) or its `path`
+    /// and query (header mode's parameter), and decodes it.
+    pub fn lookup<F: Fields + ?Sized>(&self, fields: &F, path: &[u8], now: u64) -> Session {
         match self {
             Persistence::None => Session::ABSENT,
             Persistence::Insert(mode) => mode.lookup(fields.values("cookie"), now),
             Persistence::Rewrite(mode) => mode.lookup(fields.values("cookie"), now),
+            Persistence::Header(mode) => mode.lookup(fields, path, now),
+        }
+    }
+
+    /// The field and query parameter the backend must not get (header
+    /// mode's token); nothing in the other modes.
+    pub fn withheld(&self) -> Withheld<'_> {
+        match self {
+            Persistence::None | Persistence::Insert(_) | Persistence::Rewrite(_) => Withheld::NONE,
+            Persistence::Header(mode) => mode.withheld(),
         }
     }
 
@@ -145,7 +165,7 @@ impl Persistence {
     /// application its own value back (§4.2). Nothing appended: drop it.
     pub fn edit_cookie(&self, value: &[u8], out: &mut Vec<u8>) {
         match self {
-            Persistence::None => out.extend_from_slice(value),
+            Persistence::None | Persistence::Header(_) => out.extend_from_slice(value),
             Persistence::Insert(mode) => mode.edit_cookie(value, out),
             Persistence::Rewrite(mode) => mode.edit_cookie(value, out),
         }
@@ -168,6 +188,9 @@ impl Persistence {
             Persistence::Rewrite(mode) => {
                 ResponseCookies::Rewrite(mode.response(session, chosen, https, now))
             }
+            Persistence::Header(mode) => {
+                ResponseCookies::Header(mode.response(session, chosen, now))
+            }
         }
     }
 }
@@ -180,6 +203,7 @@ pub enum ResponseCookies<'a> {
     None,
     Insert(InsertResponse<'a>),
     Rewrite(RewriteResponse<'a>),
+    Header(HeaderResponse<'a>),
 }
 
 impl ResponseCookies<'_> {
@@ -187,7 +211,9 @@ impl ResponseCookies<'_> {
     /// the backend (append nothing to drop it).
     pub fn set_cookie(&mut self, value: &[u8], out: &mut Vec<u8>) {
         match self {
-            ResponseCookies::None | ResponseCookies::Insert(_) => out.extend_from_slice(value),
+            ResponseCookies::None | ResponseCookies::Insert(_) | ResponseCookies::Header(_) => {
+                out.extend_from_slice(value)
+            }
             ResponseCookies::Rewrite(edit) => edit.set_cookie(value, out),
         }
     }
@@ -195,13 +221,16 @@ impl ResponseCookies<'_> {
     /// Appends the field lines limpet adds to the response (its cookies,
     /// and `Cache-Control: no-cache="Set-Cookie"` when `no_cache` says the
     /// response's own `Cache-Control` does not already keep it out of
-    /// shared caches, SPEC §3.7). Returns whether limpet set a persistence
-    /// cookie of its own (a rewritten application cookie does not count).
+    /// shared caches, SPEC §3.7; header mode's token field). Returns
+    /// whether limpet set a persistence cookie or field of its own (a
+    /// rewritten application cookie does not count).
     pub fn finish(&mut self, no_cache: impl FnOnce() -> bool, out: &mut Vec<u8>) -> bool {
         match self {
             ResponseCookies::None => false,
             ResponseCookies::Insert(edit) => edit.finish(no_cache, out),
             ResponseCookies::Rewrite(edit) => edit.finish(no_cache, out),
+            // No `Cache-Control` of limpet's: SPEC §3.7 is about cookies.
+            ResponseCookies::Header(edit) => edit.finish(out),
         }
     }
 }
