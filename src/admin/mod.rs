@@ -11,7 +11,7 @@
 //! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256), or `{"weight": N}` |
 //! | `POST /reload` | reload the configuration file |
 //! | `GET /config` | the running configuration as JSON, secrets redacted, and what server names resolve to |
-//! | `GET /sticky/{group}/{server}` | the cookie that pins a client to that server |
+//! | `GET /sticky/{group}/{server}` | the cookie and `Set-Cookie` lines that pin a client to that server |
 //! | `GET /sticky/{group}?token=T` | which server a token names, and whether it is valid |
 //!
 //! `HEAD` works wherever `GET` does. With `[admin] token`, every request but
@@ -392,7 +392,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
             Err(err) => Answer::error(409, format!("nothing changed: {err}")),
         },
         ("GET", ["config"]) => Answer::json(200, config_json::config_json(&shared.snapshot())),
-        ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server),
+        ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server, &call.query),
         ("GET", ["sticky", group]) => {
             let token = call
                 .query
@@ -444,8 +444,39 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `GET /sticky/{group}/{server}`: the cookie a client needs to reach it.
-fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
+/// The value of query parameter `name`, if present.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+/// Whether the clients of group `g` reach it over HTTPS only: every
+/// listener that may route to it (by default group or by a route) is an
+/// HTTPS one, and there is at least one.
+fn reached_over_https_only(config: &crate::config::Config, g: usize) -> bool {
+    let reaching: Vec<_> = config
+        .listeners
+        .iter()
+        .filter(|l| {
+            l.default_group.is_some_and(|d| d.index() == g)
+                || l.routes.iter().any(|r| r.group.index() == g)
+        })
+        .collect();
+    !reaching.is_empty() && reaching.iter().all(|l| l.tls.is_some())
+}
+
+/// The placeholder a rewrite-mode cookie carries for the application's own
+/// value, which only the application knows.
+const APP_VALUE: &[u8] = b"<application value>";
+
+/// `GET /sticky/{group}/{server}[?https=true|false]`: the token and
+/// cookie a client needs to reach it, and the `Set-Cookie` lines a browser
+/// would get from a response, rendered by the request path's own writer.
+/// `Secure` depends on the listener when `secure` is not written: `https`
+/// says which, by default HTTPS when every listener reaching the group is.
+fn sticky_cookie(shared: &Shared, group: &str, server: &str, query: &str) -> Answer {
     let snapshot = shared.snapshot();
     let Some(g) = snapshot.config.groups.iter().position(|g| g.name == group) else {
         return Answer::error(404, format!("no server group named `{group}`"));
@@ -460,6 +491,14 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
             format!("group `{group}` has no server named `{server}`"),
         );
     };
+    let https = match query_param(query, "https") {
+        None => reached_over_https_only(&snapshot.config, g),
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Answer::error(400, format!("https must be true or false, not {other:?}"))
+        }
+    };
     let now = unix_now();
     let idx = ServerIdx(u32::try_from(s).unwrap_or(u32::MAX));
     let persistence = &snapshot.groups[g].persistence;
@@ -467,19 +506,36 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
         return Answer::error(404, format!("group `{group}` has no session persistence"));
     };
     let token = tokens.encode(idx, u32::try_from(now).unwrap_or(u32::MAX), now);
+    let mut lines = Vec::new();
+    let max_age = persistence.write_pinning(token.as_bytes(), https, now, APP_VALUE, &mut lines);
     let token = String::from_utf8_lossy(token.as_bytes()).into_owned();
+    let app_value = String::from_utf8_lossy(APP_VALUE);
     let cookie = match &snapshot.config.groups[g].persistence {
         crate::config::Persistence::Insert(insert) => format!("{}={token}", insert.cookie.as_str()),
         crate::config::Persistence::Rewrite(rewrite) => {
-            format!("{}={token}.<application value>", rewrite.cookie.as_str())
+            format!("{}={token}.{app_value}", rewrite.cookie.as_str())
         }
         crate::config::Persistence::None => {
             return Answer::error(404, format!("group `{group}` has no session persistence"))
         }
     };
+    let set_cookie: Vec<String> = String::from_utf8_lossy(&lines)
+        .split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
     Answer::json(
         200,
-        json!({ "group": group, "server": server, "token": token, "cookie": cookie }),
+        json!({
+            "group": group,
+            "server": server,
+            "token": token,
+            "cookie": cookie,
+            "https": https,
+            "set_cookie": set_cookie,
+            "max_age": max_age,
+            "expires": max_age.map(|age| now.saturating_add(age)),
+        }),
     )
 }
 
