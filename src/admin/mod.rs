@@ -4,10 +4,10 @@
 //! | request | does |
 //! |---|---|
 //! | `GET /` | the status page (HTML, CSS and JavaScript built in: `page/`) |
-//! | `GET /stats` | JSON: per group and server (state, health, responses, latency, bytes), sticky outcomes, per worker counters |
+//! | `GET /stats` | JSON: per group and server (state, health, responses, latency, bytes, in flight, persistent requests per second, the drain), sticky outcomes, per worker counters |
 //! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0 for `Accept: application/openmetrics-text` |
 //! | `GET /ready`, `GET /live` | 200 or 503: workers listening and first health checks done; the control thread answering |
-//! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state |
+//! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state; `drain?timeout=30s` overrides `health.drain_timeout`; the answer says what the server still serves |
 //! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256), or `{"weight": N}` |
 //! | `POST /reload` | reload the configuration file |
 //! | `GET /config` | the running configuration as JSON, secrets redacted, and what server names resolve to |
@@ -317,11 +317,14 @@ async fn route(call: Call, shared: &Shared) -> Answer {
         ("GET", ["ready"]) => ready(shared).await,
         ("GET", ["stats"]) => {
             let reports = shared.reports().await;
-            Answer::json(200, report::stats_json(&shared.snapshot(), &reports))
+            Answer::json(
+                200,
+                report::stats_json(&shared.snapshot(), &reports, &shared.drains()),
+            )
         }
         ("GET", ["metrics"]) => {
             let reports = shared.reports().await;
-            let families = report::metric_families(&shared.snapshot(), &reports);
+            let families = report::metric_families(&shared.snapshot(), &reports, &shared.drains());
             if call.accept.contains("application/openmetrics-text") {
                 match metrics::encode_openmetrics(families) {
                     Ok(body) => Answer {
@@ -351,11 +354,18 @@ async fn route(call: Call, shared: &Shared) -> Answer {
                     )
                 }
             };
-            match shared.set_admin(group, server, state) {
-                Ok(generation) => Answer::json(
-                    200,
-                    json!({ "group": group, "server": server, "admin": report::admin_name(state), "snapshot": generation }),
-                ),
+            let timeout = match query_param(&call.query, "timeout") {
+                None => None,
+                Some(_) if state != AdminState::Draining => {
+                    return Answer::error(400, "timeout applies to drain only");
+                }
+                Some(text) => match crate::config::parse_duration(text) {
+                    Ok(timeout) => Some(timeout),
+                    Err(why) => return Answer::error(400, format!("timeout: {why}")),
+                },
+            };
+            match shared.set_admin_with(group, server, state, timeout) {
+                Ok(generation) => server_answer(shared, group, server, generation).await,
                 Err(err) => Answer::error(404, err),
             }
         }
@@ -413,6 +423,45 @@ async fn route(call: Call, shared: &Shared) -> Answer {
             json!({ "error": format!("no admin endpoint {}", call.path), "endpoints": ENDPOINTS }),
         ),
     }
+}
+
+/// The answer to a state change: the server's admin state and, for a
+/// drain, what it still serves (in flight, persistent requests per second)
+/// and the drain's state, as `/stats` shows them.
+async fn server_answer(shared: &Shared, group: &str, server: &str, generation: u64) -> Answer {
+    let reports = shared.reports().await;
+    let snapshot = shared.snapshot();
+    let found = snapshot
+        .config
+        .groups
+        .iter()
+        .position(|g| g.name == group)
+        .and_then(|g| {
+            let s = snapshot.config.groups[g]
+                .servers
+                .iter()
+                .position(|s| s.name == server)?;
+            Some((g, s))
+        });
+    let Some((g, s)) = found else {
+        return Answer::error(404, format!("no server {group}/{server}"));
+    };
+    let state = &snapshot.groups[g].servers[s];
+    let total = report::server_total(&reports, g, s);
+    let watch = report::Watch::of(&shared.drains(), group, server, state, &total);
+    Answer::json(
+        200,
+        json!({
+            "group": group,
+            "server": server,
+            "admin": report::admin_name(state.admin),
+            "snapshot": generation,
+            "in_flight": watch.in_flight,
+            "tunnels": watch.tunnels,
+            "persistent_per_second": watch.per_second,
+            "drain": watch.drain_json(state),
+        }),
+    )
 }
 
 /// `GET /ready`: every worker answers and listens, none is stopping, and
