@@ -239,3 +239,41 @@ fn rewrite_lines_carry_the_application_value_placeholder() {
         .get_with("/", Some(&format!("JSESSIONID={t1}.abc")));
     assert_eq!(response.body_text(), "s1 /");
 }
+
+#[test]
+fn behind_https_listeners_only_the_lines_are_https_ones() {
+    let pki = tls::Pki::new();
+    let leaf = pki.leaf("site", &["localhost"]);
+    let (b0, b1) = pair();
+    let t0 = token("web", 2, 0);
+    let https = tls::https_config(
+        &[b0.addr, b1.addr],
+        &[&leaf],
+        "",
+        &format!("[groups.web.persistence]\nmode = \"insert\"\n{ADMIN}"),
+    );
+    let secure = [
+        format!("Set-Cookie: SERVERID={t0}; Path=/; HttpOnly; Secure"),
+        format!("Set-Cookie: SERVERCORSID={t0}; Path=/; HttpOnly; Secure; SameSite=None"),
+    ];
+    let limpet = Limpet::start(&https);
+    let minted = mint(&limpet, "s0", "");
+    assert_eq!(minted["https"], true);
+    assert_eq!(lines(&minted), secure);
+    let plain = mint(&limpet, "s0", "?https=false");
+    assert_eq!(
+        lines(&plain)[0],
+        format!("Set-Cookie: SERVERID={t0}; Path=/; HttpOnly")
+    );
+    drop(limpet);
+
+    // A plain listener reaches the group too: plain HTTP unless asked.
+    let limpet = Limpet::start(&with_listener(&https, "plain", "127.0.0.1:0"));
+    let minted = mint(&limpet, "s0", "");
+    assert_eq!(minted["https"], false);
+    assert_eq!(
+        lines(&minted)[0],
+        format!("Set-Cookie: SERVERID={t0}; Path=/; HttpOnly")
+    );
+    assert_eq!(lines(&mint(&limpet, "s0", "?https=true")), secure);
+}
