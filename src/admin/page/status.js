@@ -101,7 +101,6 @@ function draw(stats) {
         rate: rate(now, key, s.responses),
         errors: errors,
         sticky: s.sticky_hits,
-        persistent: s.persistent_per_second.toFixed(1),
         drain: s.drain ? s.drain.state : "–",
         p50: ms(s.latency.request.p50_ms),
         p90: ms(s.latency.request.p90_ms),
@@ -112,6 +111,8 @@ function draw(stats) {
       }
       row.querySelector("td.admin").className = "state admin " + s.admin + " " + s.health;
       row.querySelector("td.health").className = "state health " + s.health;
+      // Persistent requests per second, under the count: what a drain waits out.
+      row.querySelector("td.sticky").append(el("div", { class: "muted" }, s.persistent_per_second.toFixed(1) + "/s"));
       row.querySelector("td.drain").className = "drain " + (s.drain ? s.drain.state : "");
     }
   }
@@ -138,7 +139,6 @@ function table(group) {
       td("rate"),
       td("errors"),
       td("sticky"),
-      td("persistent"),
       td("drain"),
       td("p50"),
       td("p90"),
@@ -149,7 +149,7 @@ function table(group) {
   const head = el(
     "tr",
     {},
-    ...["server", "admin", "health", "weight", "in flight", "responses", "req/s", "5xx", "stuck", "stuck/s", "drain", "p50", "p90", "p99", ""].map((h) => el("th", {}, h)),
+    ...["server", "admin", "health", "weight", "in flight", "responses", "req/s", "5xx", "stuck", "drain", "p50", "p90", "p99", ""].map((h) => el("th", {}, h)),
   );
   return [el("h2", {}, "group " + group.name), el("table", { "data-group": group.name }, el("thead", {}, head), el("tbody", {}, ...rows))];
 }
