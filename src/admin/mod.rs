@@ -4,14 +4,14 @@
 //! | request | does |
 //! |---|---|
 //! | `GET /` | the status page (HTML, CSS and JavaScript built in: `page/`) |
-//! | `GET /stats` | JSON: per group and server (state, health, responses, latency, bytes), sticky outcomes, per worker counters |
+//! | `GET /stats` | JSON: per group and server (state, health, responses, latency, bytes, in flight, persistent requests per second, the drain), sticky outcomes, per worker counters |
 //! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0 for `Accept: application/openmetrics-text` |
 //! | `GET /ready`, `GET /live` | 200 or 503: workers listening and first health checks done; the control thread answering |
-//! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state |
+//! | `POST /servers/{group}/{server}/drain` \| `disable` \| `enable` | change a server's admin state; `drain?timeout=30s` overrides `health.drain_timeout`; the answer says what the server still serves |
 //! | `PUT /servers/{group}/{server}/weight` | body: the new weight (1–256), or `{"weight": N}` |
 //! | `POST /reload` | reload the configuration file |
 //! | `GET /config` | the running configuration as JSON, secrets redacted, and what server names resolve to |
-//! | `GET /sticky/{group}/{server}` | the cookie that pins a client to that server |
+//! | `GET /sticky/{group}/{server}` | the cookie and `Set-Cookie` lines that pin a client to that server |
 //! | `GET /sticky/{group}?token=T` | which server a token names, and whether it is valid |
 //!
 //! `HEAD` works wherever `GET` does. With `[admin] token`, every request but
@@ -317,11 +317,14 @@ async fn route(call: Call, shared: &Shared) -> Answer {
         ("GET", ["ready"]) => ready(shared).await,
         ("GET", ["stats"]) => {
             let reports = shared.reports().await;
-            Answer::json(200, report::stats_json(&shared.snapshot(), &reports))
+            Answer::json(
+                200,
+                report::stats_json(&shared.snapshot(), &reports, &shared.drains()),
+            )
         }
         ("GET", ["metrics"]) => {
             let reports = shared.reports().await;
-            let families = report::metric_families(&shared.snapshot(), &reports);
+            let families = report::metric_families(&shared.snapshot(), &reports, &shared.drains());
             if call.accept.contains("application/openmetrics-text") {
                 match metrics::encode_openmetrics(families) {
                     Ok(body) => Answer {
@@ -351,11 +354,18 @@ async fn route(call: Call, shared: &Shared) -> Answer {
                     )
                 }
             };
-            match shared.set_admin(group, server, state) {
-                Ok(generation) => Answer::json(
-                    200,
-                    json!({ "group": group, "server": server, "admin": report::admin_name(state), "snapshot": generation }),
-                ),
+            let timeout = match query_param(&call.query, "timeout") {
+                None => None,
+                Some(_) if state != AdminState::Draining => {
+                    return Answer::error(400, "timeout applies to drain only");
+                }
+                Some(text) => match crate::config::parse_duration(text) {
+                    Ok(timeout) => Some(timeout),
+                    Err(why) => return Answer::error(400, format!("timeout: {why}")),
+                },
+            };
+            match shared.set_admin_with(group, server, state, timeout) {
+                Ok(generation) => server_answer(shared, group, server, generation).await,
                 Err(err) => Answer::error(404, err),
             }
         }
@@ -392,7 +402,7 @@ async fn route(call: Call, shared: &Shared) -> Answer {
             Err(err) => Answer::error(409, format!("nothing changed: {err}")),
         },
         ("GET", ["config"]) => Answer::json(200, config_json::config_json(&shared.snapshot())),
-        ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server),
+        ("GET", ["sticky", group, server]) => sticky_cookie(shared, group, server, &call.query),
         ("GET", ["sticky", group]) => {
             let token = call
                 .query
@@ -413,6 +423,45 @@ async fn route(call: Call, shared: &Shared) -> Answer {
             json!({ "error": format!("no admin endpoint {}", call.path), "endpoints": ENDPOINTS }),
         ),
     }
+}
+
+/// The answer to a state change: the server's admin state and, for a
+/// drain, what it still serves (in flight, persistent requests per second)
+/// and the drain's state, as `/stats` shows them.
+async fn server_answer(shared: &Shared, group: &str, server: &str, generation: u64) -> Answer {
+    let reports = shared.reports().await;
+    let snapshot = shared.snapshot();
+    let found = snapshot
+        .config
+        .groups
+        .iter()
+        .position(|g| g.name == group)
+        .and_then(|g| {
+            let s = snapshot.config.groups[g]
+                .servers
+                .iter()
+                .position(|s| s.name == server)?;
+            Some((g, s))
+        });
+    let Some((g, s)) = found else {
+        return Answer::error(404, format!("no server {group}/{server}"));
+    };
+    let state = &snapshot.groups[g].servers[s];
+    let total = report::server_total(&reports, g, s);
+    let watch = report::Watch::of(&shared.drains(), group, server, state, &total);
+    Answer::json(
+        200,
+        json!({
+            "group": group,
+            "server": server,
+            "admin": report::admin_name(state.admin),
+            "snapshot": generation,
+            "in_flight": watch.in_flight,
+            "tunnels": watch.tunnels,
+            "persistent_per_second": watch.per_second,
+            "drain": watch.drain_json(state),
+        }),
+    )
 }
 
 /// `GET /ready`: every worker answers and listens, none is stopping, and
@@ -444,8 +493,39 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `GET /sticky/{group}/{server}`: the cookie a client needs to reach it.
-fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
+/// The value of query parameter `name`, if present.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+/// Whether the clients of group `g` reach it over HTTPS only: every
+/// listener that may route to it (by default group or by a route) is an
+/// HTTPS one, and there is at least one.
+fn reached_over_https_only(config: &crate::config::Config, g: usize) -> bool {
+    let reaching: Vec<_> = config
+        .listeners
+        .iter()
+        .filter(|l| {
+            l.default_group.is_some_and(|d| d.index() == g)
+                || l.routes.iter().any(|r| r.group.index() == g)
+        })
+        .collect();
+    !reaching.is_empty() && reaching.iter().all(|l| l.tls.is_some())
+}
+
+/// The placeholder a rewrite-mode cookie carries for the application's own
+/// value, which only the application knows.
+const APP_VALUE: &[u8] = b"<application value>";
+
+/// `GET /sticky/{group}/{server}[?https=true|false]`: the token and
+/// cookie a client needs to reach it, and the `Set-Cookie` lines a browser
+/// would get from a response, rendered by the request path's own writer.
+/// `Secure` depends on the listener when `secure` is not written: `https`
+/// says which, by default HTTPS when every listener reaching the group is.
+fn sticky_cookie(shared: &Shared, group: &str, server: &str, query: &str) -> Answer {
     let snapshot = shared.snapshot();
     let Some(g) = snapshot.config.groups.iter().position(|g| g.name == group) else {
         return Answer::error(404, format!("no server group named `{group}`"));
@@ -460,6 +540,14 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
             format!("group `{group}` has no server named `{server}`"),
         );
     };
+    let https = match query_param(query, "https") {
+        None => reached_over_https_only(&snapshot.config, g),
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Answer::error(400, format!("https must be true or false, not {other:?}"))
+        }
+    };
     let now = unix_now();
     let idx = ServerIdx(u32::try_from(s).unwrap_or(u32::MAX));
     let persistence = &snapshot.groups[g].persistence;
@@ -467,20 +555,37 @@ fn sticky_cookie(shared: &Shared, group: &str, server: &str) -> Answer {
         return Answer::error(404, format!("group `{group}` has no session persistence"));
     };
     let token = tokens.encode(idx, u32::try_from(now).unwrap_or(u32::MAX), now);
+    let mut lines = Vec::new();
+    let max_age = persistence.write_pinning(token.as_bytes(), https, now, APP_VALUE, &mut lines);
     let token = String::from_utf8_lossy(token.as_bytes()).into_owned();
+    let app_value = String::from_utf8_lossy(APP_VALUE);
     let cookie = match &snapshot.config.groups[g].persistence {
         crate::config::Persistence::Insert(insert) => format!("{}={token}", insert.cookie.as_str()),
         crate::config::Persistence::Rewrite(rewrite) => {
-            format!("{}={token}.<application value>", rewrite.cookie.as_str())
+            format!("{}={token}.{app_value}", rewrite.cookie.as_str())
         }
         crate::config::Persistence::Header(header) => format!("{}: {token}", header.header),
         crate::config::Persistence::None => {
             return Answer::error(404, format!("group `{group}` has no session persistence"))
         }
     };
+    let set_cookie: Vec<String> = String::from_utf8_lossy(&lines)
+        .split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
     Answer::json(
         200,
-        json!({ "group": group, "server": server, "token": token, "cookie": cookie }),
+        json!({
+            "group": group,
+            "server": server,
+            "token": token,
+            "cookie": cookie,
+            "https": https,
+            "set_cookie": set_cookie,
+            "max_age": max_age,
+            "expires": max_age.map(|age| now.saturating_add(age)),
+        }),
     )
 }
 

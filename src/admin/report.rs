@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::metrics::{Family, Kind, Value as Metric};
-use crate::control::{AdminState, Health, Snapshot};
+use crate::control::{AdminState, DrainWatch, Health, ServerView, Snapshot};
 use crate::control::{ServerReport, WorkerReport};
 use crate::sticky::Outcome;
 use crate::worker::{RetryReason, Shed};
@@ -43,13 +43,77 @@ pub fn server_total(reports: &[WorkerReport], group: usize, server: usize) -> Se
     total
 }
 
+/// What the drain watch and the workers' reports say of one server now.
+pub struct Watch {
+    /// Requests in flight and open tunnels, on every core.
+    pub in_flight: u64,
+    pub tunnels: u32,
+    /// Persistent requests (a session named the server) per second over
+    /// the last minute.
+    pub per_second: f64,
+    /// Draining, and safe to remove (SPEC §6).
+    pub drained: bool,
+    /// How long no persistent request arrived, as of the last sample.
+    pub quiet: Option<std::time::Duration>,
+}
+
+impl Watch {
+    /// `drained` holds when the control thread's samples say so and these
+    /// reports agree: nothing in flight on any core, and no persistent
+    /// request since the last sample.
+    pub fn of(
+        drains: &DrainWatch,
+        group: &str,
+        server: &str,
+        state: &ServerView,
+        total: &ServerReport,
+    ) -> Watch {
+        let now = std::time::Instant::now();
+        let watched = drains.find(group, server);
+        let in_flight = u64::from(total.in_flight) + u64::from(total.tunnels);
+        let drained = state.admin == AdminState::Draining
+            && in_flight == 0
+            && watched.is_some_and(|w| w.drained(now) && w.hits() == Some(total.sticky_hits));
+        Watch {
+            in_flight,
+            tunnels: total.tunnels,
+            per_second: watched.map_or(0.0, |w| w.per_second()),
+            drained,
+            quiet: watched.map(|w| w.quiet_for(now)),
+        }
+    }
+
+    /// The `drain` object of `/stats` and of the drain call's answer:
+    /// `null` unless the server is draining.
+    pub fn drain_json(&self, state: &ServerView) -> Value {
+        let Some(since) = state
+            .drain_since
+            .filter(|_| state.admin == AdminState::Draining)
+        else {
+            return Value::Null;
+        };
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        json!({
+            "state": if self.drained { "drained" } else { "draining" },
+            "since": unix_now.saturating_sub(since.elapsed().as_secs()),
+            "timeout_s": state.drain_timeout.map(|t| t.as_secs_f64()),
+            "expired": state.drain_expired,
+            "in_flight": self.in_flight,
+            "persistent_per_second": self.per_second,
+            "quiet_s": self.quiet.map(|q| q.as_secs()),
+        })
+    }
+}
+
 /// Milliseconds, for JSON readers.
 fn ms(us: Option<u64>) -> Value {
     us.map_or(Value::Null, |us| json!(us as f64 / 1000.0))
 }
 
 /// `GET /stats`.
-pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
+pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport], drains: &DrainWatch) -> Value {
     let config = &snapshot.config;
     let groups: Vec<Value> = config
         .groups
@@ -64,6 +128,7 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                 .enumerate()
                 .map(|(s, (server, state))| {
                     let total = server_total(reports, g, s);
+                    let watch = Watch::of(drains, &group.name, &server.name, state, &total);
                     let classes: serde_json::Map<String, Value> = CLASSES
                         .iter()
                         .zip(total.classes)
@@ -87,11 +152,15 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport]) -> Value {
                         "admin": admin_name(state.admin),
                         "health": health_name(state.health),
                         "drain_expired": state.drain_expired,
+                        "drain": watch.drain_json(state),
                         "usable": state.takes_new(),
                         "responses": total.responses,
                         "classes": classes,
                         "sticky_hits": total.sticky_hits,
-                        "in_flight": total.in_flight,
+                        "persistent_per_second": watch.per_second,
+                        // Open tunnels included.
+                        "in_flight": watch.in_flight,
+                        "tunnels": watch.tunnels,
                         "bytes_in": total.bytes_in,
                         "bytes_out": total.bytes_out,
                         // Upper bounds of the buckets the percentiles fall in.
@@ -225,7 +294,11 @@ fn listener_classes(snapshot: &Snapshot, reports: &[WorkerReport], name: &str) -
 }
 
 /// Every family `/metrics` serves, in both formats.
-pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Family> {
+pub fn metric_families(
+    snapshot: &Snapshot,
+    reports: &[WorkerReport],
+    drains: &DrainWatch,
+) -> Vec<Family> {
     use Kind::{Counter, Gauge, Histogram};
     let mut build = Family::new(
         "limpet_build",
@@ -380,7 +453,22 @@ pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Fam
     let mut in_flight = Family::new(
         "limpet_server_in_flight_requests",
         Gauge,
-        "Requests forwarded to a server and not yet answered",
+        "Requests forwarded to a server and not yet answered, open tunnels included",
+    );
+    let mut tunnels = Family::new(
+        "limpet_server_open_tunnels",
+        Gauge,
+        "Upgraded connections (WebSocket) open through a server",
+    );
+    let mut persistent = Family::new(
+        "limpet_server_persistent_requests_per_second",
+        Gauge,
+        "Requests that reached a server because their session named it, per second over the last minute",
+    );
+    let mut drained = Family::new(
+        "limpet_server_drained",
+        Gauge,
+        "1 when a draining server has nothing in flight and has had no persistent request for 10 s",
     );
     let mut bytes_in = Family::new(
         "limpet_server_received_bytes",
@@ -426,6 +514,7 @@ pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Fam
     {
         for (s, (server, state)) in group.servers.iter().zip(&view.servers).enumerate() {
             let total = server_total(reports, g, s);
+            let watch = Watch::of(drains, &group.name, &server.name, state, &total);
             let id = [
                 ("group", group.name.as_str()),
                 ("server", server.name.as_str()),
@@ -434,7 +523,10 @@ pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Fam
                 server_responses.count(&[id[0], id[1], ("class", class)], n);
             }
             server_sticky.count(&id, total.sticky_hits);
-            in_flight.gauge(&id, f64::from(total.in_flight));
+            in_flight.gauge(&id, watch.in_flight as f64);
+            tunnels.gauge(&id, f64::from(watch.tunnels));
+            persistent.gauge(&id, watch.per_second);
+            drained.gauge(&id, f64::from(u8::from(watch.drained)));
             bytes_in.count(&id, total.bytes_in);
             bytes_out.count(&id, total.bytes_out);
             duration.add(&id, Metric::Histogram(total.duration));
@@ -470,6 +562,9 @@ pub fn metric_families(snapshot: &Snapshot, reports: &[WorkerReport]) -> Vec<Fam
         server_responses,
         server_sticky,
         in_flight,
+        tunnels,
+        persistent,
+        drained,
         bytes_in,
         bytes_out,
         duration,

@@ -43,23 +43,22 @@ pub(super) fn required(
     min: Duration,
     path: &KeyPath,
 ) -> Result<Duration, ConfigError> {
-    let text = value.get_ref();
+    parse(value.get_ref(), min).map_err(|why| src.at(value, path, format_args!("{why}")))
+}
+
+/// `text` as a duration in `min..=MAX`, or why not, in the words of
+/// `limpet check`.
+pub(super) fn parse(text: &str, min: Duration) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|err| {
-        src.at(
-            value,
-            path,
-            format_args!(
-                "{text:?} is not a duration such as \"10s\", \"1m30s\" or \"500ms\" ({err})"
-            ),
-        )
+        format!("{text:?} is not a duration such as \"10s\", \"1m30s\" or \"500ms\" ({err})")
     })?;
     if duration < min {
         let min = humantime::format_duration(min);
-        return Err(src.at(value, path, format_args!("must be at least {min}")));
+        return Err(format!("must be at least {min}"));
     }
     if duration > MAX {
         let max = humantime::format_duration(MAX);
-        return Err(src.at(value, path, format_args!("must be at most {max}")));
+        return Err(format!("must be at most {max}"));
     }
     Ok(duration)
 }

@@ -50,6 +50,13 @@ pub use self::timeouts::Timeouts;
 pub use self::tls::{BackendTls, CertFiles, ListenerTls, ALPN_H2, ALPN_HTTP1};
 pub use self::workers::{Driver, Workers};
 
+/// A duration as a timeout key of the file takes it (`"30s"`, `"1m30s"`,
+/// `"500ms"`; at least 1 ms, at most a year), or why not: for the admin
+/// API's `?timeout=`, which must read like the file.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    duration::parse(text, duration::MIN_TIMEOUT)
+}
+
 use self::source::{KeyPath, Source};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -9,6 +9,7 @@
 //! (`limpet-dns`: resolving blocks), at reload and every `[dns] interval`.
 
 mod audit;
+mod drain;
 mod probe;
 mod report;
 mod snapshot;
@@ -31,6 +32,7 @@ use futures_util::StreamExt;
 pub use snapshot::{AdminState, BackendId, BuildError, GroupView, Health, ServerView, Snapshot};
 
 pub use audit::{ReloadCounts, Trigger};
+pub use drain::{DrainWatch, Watched, DRAINED_AFTER};
 pub use report::{HistogramReport, ServerReport, WorkerReport, BUCKETS, BUCKET_BOUNDS_US};
 pub use state::{Control, ListenerPlan, ReloadError};
 
@@ -268,6 +270,8 @@ pub struct Shared {
     /// Servers with active checks whose first check has not finished yet
     /// (`GET /ready` waits for none).
     unchecked: Rc<std::cell::Cell<usize>>,
+    /// Persistent request rates and drained servers.
+    drains: Rc<RefCell<DrainWatch>>,
 }
 
 impl Shared {
@@ -287,9 +291,45 @@ impl Shared {
         server: &str,
         state: AdminState,
     ) -> Result<u64, ControlError> {
-        let generation = self.control.borrow_mut().set_admin(group, server, state)?;
+        self.set_admin_with(group, server, state, None)
+    }
+
+    /// [`Shared::set_admin`]; a drain with `drain_timeout` uses it in place
+    /// of the group's `health.drain_timeout`.
+    pub fn set_admin_with(
+        &self,
+        group: &str,
+        server: &str,
+        state: AdminState,
+        drain_timeout: Option<Duration>,
+    ) -> Result<u64, ControlError> {
+        let generation =
+            self.control
+                .borrow_mut()
+                .set_admin_with(group, server, state, drain_timeout)?;
         self.publish();
         Ok(generation)
+    }
+
+    /// What the drain watch knows of every server (persistent request
+    /// rates, drained or not).
+    pub fn drains(&self) -> std::cell::Ref<'_, DrainWatch> {
+        self.drains.borrow()
+    }
+
+    /// Samples every server's persistent requests and in-flight count for
+    /// the drain watch: only from a full set of reports, all of the
+    /// configuration the control thread runs, so indices mean the same.
+    async fn sample(&self) {
+        let reports = self.reports().await;
+        let snapshot = self.snapshot();
+        let config = Arc::as_ptr(&snapshot.config) as usize;
+        if reports.len() < self.workers.len() || reports.iter().any(|r| r.config != config) {
+            return;
+        }
+        self.drains
+            .borrow_mut()
+            .record(&snapshot, &reports, Instant::now());
     }
 
     /// Runs `job` on the resolver thread (it may block) and waits for its
@@ -598,6 +638,7 @@ fn run(
         dns,
         weights: Rc::default(),
         unchecked: Rc::default(),
+        drains: Rc::default(),
     };
     runtime.block_on(async move {
         start_probes(&shared);
@@ -612,6 +653,13 @@ fn run(
                 if changed {
                     ticking.publish();
                 }
+            }
+        });
+        let sampling = shared.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(drain::SAMPLE_EVERY).await;
+                sampling.sample().await;
             }
         });
         let resolving = shared.clone();

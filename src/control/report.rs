@@ -7,7 +7,10 @@
 pub struct ServerReport {
     pub responses: u64,
     pub sticky_hits: u64,
+    /// Requests in flight, not counting open tunnels.
     pub in_flight: u32,
+    /// Upgraded connections (WebSocket) open through the server.
+    pub tunnels: u32,
     /// Relayed responses by class: index 0 for 1xx … 4 for 5xx.
     pub classes: [u64; 5],
     pub bytes_in: u64,
@@ -24,6 +27,7 @@ impl ServerReport {
         self.responses = self.responses.wrapping_add(other.responses);
         self.sticky_hits = self.sticky_hits.wrapping_add(other.sticky_hits);
         self.in_flight = self.in_flight.saturating_add(other.in_flight);
+        self.tunnels = self.tunnels.saturating_add(other.tunnels);
         for (a, b) in self.classes.iter_mut().zip(other.classes) {
             *a = a.wrapping_add(b);
         }
@@ -42,6 +46,9 @@ pub struct WorkerReport {
     /// The worker has begun to stop (it answers no new connections).
     pub stopping: bool,
     pub snapshot_generation: u64,
+    /// Identifies the configuration `servers` is indexed by (its address
+    /// while the worker holds it).
+    pub config: usize,
     pub accepted: u64,
     pub active_connections: u64,
     pub requests: u64,

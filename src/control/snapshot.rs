@@ -53,6 +53,10 @@ pub struct ServerView {
     /// Draining for longer than the group's `drain_timeout`: its sessions
     /// move at their next request.
     pub drain_expired: bool,
+    /// While draining: when it began, and the timeout that applies (the
+    /// drain call's own, else the group's `drain_timeout`).
+    pub drain_since: Option<std::time::Instant>,
+    pub drain_timeout: Option<std::time::Duration>,
     /// When its ejection ends, while ejected (a strict session's
     /// `Retry-After`).
     pub ejected_until: Option<std::time::Instant>,

@@ -388,6 +388,10 @@ impl Control {
                             admin: track.admin,
                             health: track.health,
                             drain_expired: track.drain_expired(group.health.drain_timeout, now),
+                            drain_since: track.drain_since(),
+                            drain_timeout: track
+                                .drain_since()
+                                .and(track.drain_timeout(group.health.drain_timeout)),
                             ejected_until: track.ejected_until(),
                         })
                         .collect(),
@@ -502,6 +506,18 @@ impl Control {
         server: &str,
         state: AdminState,
     ) -> Result<u64, ControlError> {
+        self.set_admin_with(group, server, state, None)
+    }
+
+    /// [`Control::set_admin`]; a drain with `drain_timeout` uses it in
+    /// place of the group's `health.drain_timeout`.
+    pub fn set_admin_with(
+        &mut self,
+        group: &str,
+        server: &str,
+        state: AdminState,
+        drain_timeout: Option<std::time::Duration>,
+    ) -> Result<u64, ControlError> {
         let g = self
             .config
             .groups
@@ -516,10 +532,14 @@ impl Control {
                 group: group.to_owned(),
                 server: server.to_owned(),
             })?;
-        self.tracks[g][s].set_admin(state, Instant::now());
+        self.tracks[g][s].set_admin(state, drain_timeout, Instant::now());
         self.rebuild();
+        let timeout = match drain_timeout.filter(|_| state == AdminState::Draining) {
+            Some(timeout) => format!(", drain timeout {}", humantime::format_duration(timeout)),
+            None => String::new(),
+        };
         log::info!(
-            "server {group}/{server} is now {state:?} (snapshot {})",
+            "server {group}/{server} is now {state:?}{timeout} (snapshot {})",
             self.generation
         );
         Ok(self.generation)

@@ -22,6 +22,9 @@ pub struct Track {
     failures: VecDeque<Instant>,
     /// When draining began.
     drain_since: Option<Instant>,
+    /// This drain's timeout when the drain call gave one (`?timeout=`),
+    /// in place of the group's `drain_timeout`.
+    drain_timeout: Option<std::time::Duration>,
 }
 
 impl Track {
@@ -33,6 +36,7 @@ impl Track {
             ejected_until: None,
             failures: VecDeque::new(),
             drain_since: (admin == AdminState::Draining).then(Instant::now),
+            drain_timeout: None,
         }
     }
 
@@ -101,18 +105,42 @@ impl Track {
         }
     }
 
-    pub fn set_admin(&mut self, admin: AdminState, now: Instant) {
+    /// Sets the admin state; `drain_timeout` is a drain's own timeout
+    /// (ignored for other states). A drain of a server already draining
+    /// keeps its start and takes the new timeout.
+    pub fn set_admin(
+        &mut self,
+        admin: AdminState,
+        drain_timeout: Option<std::time::Duration>,
+        now: Instant,
+    ) {
         if admin == AdminState::Draining && self.admin != AdminState::Draining {
             self.drain_since = Some(now);
         } else if admin != AdminState::Draining {
             self.drain_since = None;
         }
+        self.drain_timeout = drain_timeout.filter(|_| admin == AdminState::Draining);
         self.admin = admin;
     }
 
-    /// Draining for longer than `timeout`.
-    pub fn drain_expired(&self, timeout: Option<std::time::Duration>, now: Instant) -> bool {
-        match (self.drain_since, timeout) {
+    /// When draining began, while draining.
+    pub fn drain_since(&self) -> Option<Instant> {
+        self.drain_since
+    }
+
+    /// The timeout of the current drain: its own, else `default` (the
+    /// group's `drain_timeout`).
+    pub fn drain_timeout(
+        &self,
+        default: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        self.drain_timeout.or(default)
+    }
+
+    /// Draining for longer than its timeout (`default` unless the drain
+    /// call gave its own).
+    pub fn drain_expired(&self, default: Option<std::time::Duration>, now: Instant) -> bool {
+        match (self.drain_since, self.drain_timeout(default)) {
             (Some(since), Some(timeout)) => now.duration_since(since) >= timeout,
             _ => false,
         }
@@ -187,12 +215,30 @@ mod tests {
     fn drain_expires_after_its_timeout() {
         let mut track = Track::new(AdminState::Enabled);
         let t0 = Instant::now();
-        track.set_admin(AdminState::Draining, t0);
+        track.set_admin(AdminState::Draining, None, t0);
         let timeout = Some(Duration::from_secs(5));
         assert!(!track.drain_expired(timeout, t0 + Duration::from_secs(4)));
         assert!(track.drain_expired(timeout, t0 + Duration::from_secs(5)));
         assert!(!track.drain_expired(None, t0 + Duration::from_secs(500)));
-        track.set_admin(AdminState::Enabled, t0);
+        track.set_admin(AdminState::Enabled, None, t0);
         assert!(!track.drain_expired(timeout, t0 + Duration::from_secs(50)));
+    }
+
+    #[test]
+    fn a_drain_call_timeout_overrides_the_groups() {
+        let mut track = Track::new(AdminState::Enabled);
+        let t0 = Instant::now();
+        let group = Some(Duration::from_secs(300));
+        track.set_admin(AdminState::Draining, Some(Duration::from_secs(2)), t0);
+        assert!(!track.drain_expired(group, t0 + Duration::from_secs(1)));
+        assert!(track.drain_expired(group, t0 + Duration::from_secs(2)));
+        assert!(track.drain_expired(None, t0 + Duration::from_secs(2)));
+        // Draining again without one: the group's again, from the same start.
+        track.set_admin(AdminState::Draining, None, t0 + Duration::from_secs(3));
+        assert_eq!(track.drain_since(), Some(t0));
+        assert!(!track.drain_expired(group, t0 + Duration::from_secs(4)));
+        // Enabled and drained again: the old override is gone.
+        track.set_admin(AdminState::Enabled, Some(Duration::from_secs(1)), t0);
+        assert_eq!(track.drain_timeout(group), group);
     }
 }

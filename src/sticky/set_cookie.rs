@@ -191,6 +191,12 @@ impl InsertCookie {
         })
     }
 
+    /// The cookies' lifetime in seconds (`Max-Age`); `None` for
+    /// browser-session cookies.
+    pub fn timeout(&self) -> Option<u64> {
+        self.timeout
+    }
+
     /// Appends the `Set-Cookie: ...\r\n` line of the cookie and of its twin,
     /// carrying `token`, expiring `timeout` seconds after `now`.
     pub fn write_headers(&self, token: &[u8], now: u64, out: &mut Vec<u8>) {

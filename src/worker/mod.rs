@@ -48,6 +48,9 @@ pub struct ServerLive {
     /// Requests this core has in flight on the server (least-outstanding
     /// balancing reads it).
     pub in_flight: Cell<u32>,
+    /// Upgraded connections (WebSocket) this core has open through the
+    /// server: they count as in flight for a drain, not for balancing.
+    pub tunnels: Cell<u32>,
     /// Responses relayed from this server.
     pub responses: Cell<u64>,
     /// Requests that reached this server because their session named it
@@ -74,6 +77,7 @@ impl ServerLive {
             responses: self.responses.get(),
             sticky_hits: self.sticky_hits.get(),
             in_flight: self.in_flight.get(),
+            tunnels: self.tunnels.get(),
             classes: std::array::from_fn(|i| self.classes[i].get()),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
@@ -94,9 +98,30 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// The request became a tunnel (a `101`): it stops counting as a
+    /// request in flight and counts as an open tunnel until dropped.
+    pub fn into_tunnel(self) -> TunnelOpen {
+        let server = self.0.clone();
+        drop(self);
+        server.tunnels.set(server.tunnels.get() + 1);
+        TunnelOpen(server)
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         let count = &self.0.in_flight;
+        count.set(count.get().saturating_sub(1));
+    }
+}
+
+/// Counts an open tunnel on one server for as long as it lives.
+pub struct TunnelOpen(Rc<ServerLive>);
+
+impl Drop for TunnelOpen {
+    fn drop(&mut self) {
+        let count = &self.0.tunnels;
         count.set(count.get().saturating_sub(1));
     }
 }
@@ -321,6 +346,7 @@ impl Worker {
             id: self.id,
             stopping: self.stopping.get(),
             snapshot_generation: self.view().snapshot.generation,
+            config: Arc::as_ptr(&self.view().snapshot.config) as usize,
             accepted: s.accepted.get(),
             active_connections: s.active_connections.get(),
             requests: s.requests.get(),

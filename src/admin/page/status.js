@@ -101,6 +101,7 @@ function draw(stats) {
         rate: rate(now, key, s.responses),
         errors: errors,
         sticky: s.sticky_hits,
+        drain: s.drain ? s.drain.state : "–",
         p50: ms(s.latency.request.p50_ms),
         p90: ms(s.latency.request.p90_ms),
         p99: ms(s.latency.request.p99_ms),
@@ -110,6 +111,9 @@ function draw(stats) {
       }
       row.querySelector("td.admin").className = "state admin " + s.admin + " " + s.health;
       row.querySelector("td.health").className = "state health " + s.health;
+      // Persistent requests per second, under the count: what a drain waits out.
+      row.querySelector("td.sticky").append(el("div", { class: "muted" }, s.persistent_per_second.toFixed(1) + "/s"));
+      row.querySelector("td.drain").className = "drain " + (s.drain ? s.drain.state : "");
     }
   }
   previous = { at: now, values: values };
@@ -135,6 +139,7 @@ function table(group) {
       td("rate"),
       td("errors"),
       td("sticky"),
+      td("drain"),
       td("p50"),
       td("p90"),
       td("p99"),
@@ -144,7 +149,7 @@ function table(group) {
   const head = el(
     "tr",
     {},
-    ...["server", "admin", "health", "weight", "in flight", "responses", "req/s", "5xx", "stuck", "p50", "p90", "p99", ""].map((h) => el("th", {}, h)),
+    ...["server", "admin", "health", "weight", "in flight", "responses", "req/s", "5xx", "stuck", "drain", "p50", "p90", "p99", ""].map((h) => el("th", {}, h)),
   );
   return [el("h2", {}, "group " + group.name), el("table", { "data-group": group.name }, el("thead", {}, head), el("tbody", {}, ...rows))];
 }

@@ -284,7 +284,7 @@ async fn respond<S: ClientStream>(
             return answer_error(worker, view, ctx, client, &err).await;
         }
     };
-    if remaining.is_done() {
+    if remaining.is_done() && !answer.switching {
         // The backend's part is over: it counts as idle for the balancer
         // while the response is still being written to the client.
         answer.load = None;
@@ -316,7 +316,9 @@ async fn respond<S: ClientStream>(
                 return Flow::Close;
             }
         }
-        return Flow::Tunnel(answer.conn);
+        // Open for as long as the tunnel: a drain waits for it.
+        let open = answer.load.take().map(crate::worker::InFlight::into_tunnel);
+        return Flow::Tunnel(answer.conn, open);
     }
 
     // The rest of the body.

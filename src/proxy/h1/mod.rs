@@ -55,8 +55,9 @@ pub enum Flow {
     KeepAlive,
     /// Close the connection.
     Close,
-    /// The backend switched protocols: relay bytes both ways.
-    Tunnel(Upstream),
+    /// The backend switched protocols: relay bytes both ways, counted on
+    /// the server as an open tunnel.
+    Tunnel(Upstream, Option<crate::worker::TunnelOpen>),
     /// The client sent the HTTP/2 preface: the connection is HTTP/2's.
     Http2,
 }
@@ -139,12 +140,13 @@ pub async fn run<S: ClientStream>(
         match Box::pin(serve_one(worker, &mut client, head_clock)).await {
             Flow::KeepAlive if !worker.stopping.get() => {}
             Flow::KeepAlive | Flow::Close => break,
-            Flow::Tunnel(backend) => {
+            Flow::Tunnel(backend, open) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
                 // Tunnels have their own idle limit (SPEC §7): a WebSocket
                 // may stay quiet far longer than a keep-alive connection.
                 let idle = worker.view().snapshot.config.timeouts.tunnel;
                 Box::pin(client.stream.tunnel(worker, backend, idle)).await;
+                drop(open);
                 return;
             }
             Flow::Http2 => {

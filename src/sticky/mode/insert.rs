@@ -34,6 +34,20 @@ impl InsertMode {
         &self.cookie
     }
 
+    /// Appends the cookies a new session on `token`'s server gets, as the
+    /// request path writes them; returns their lifetime in seconds.
+    pub(super) fn write_new(
+        &self,
+        token: &[u8],
+        https: bool,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<u64> {
+        let cookie = self.cookie.get(https);
+        cookie.write_headers(token, now, out);
+        cookie.timeout()
+    }
+
     pub(super) fn lookup<'h>(
         &self,
         cookie_values: impl IntoIterator<Item = &'h [u8]>,

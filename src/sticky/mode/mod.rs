@@ -139,6 +139,31 @@ impl Persistence {
         }
     }
 
+    /// Appends the response field lines (`Name: value\r\n`, byte for byte
+    /// what the request path writes) that pin a client to the server
+    /// `token` names, for a listener over HTTPS or not: insert mode's
+    /// cookie and its twin, rewrite mode's re-issued cookie with
+    /// `app_value` in place of the application's value. Returns the
+    /// lifetime the fields give the session in seconds (`None`: until the
+    /// browser closes). For the admin mint call, never the request path.
+    pub fn write_pinning(
+        &self,
+        token: &[u8],
+        https: bool,
+        now: u64,
+        app_value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<u64> {
+        match self {
+            Persistence::None => None,
+            Persistence::Insert(mode) => mode.write_new(token, https, now, out),
+            Persistence::Rewrite(mode) => {
+                mode.write_new(token, https, app_value, out);
+                None
+            }
+        }
+    }
+
     /// Reads the client's token from the request's fields (every `Cookie`
     /// field, HTTP/2 crumbs included; header mode's field) or its `path`
     /// and query (header mode's parameter), and decodes it.

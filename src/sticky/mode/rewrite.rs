@@ -36,6 +36,15 @@ impl RewriteMode {
         self.cookie.http.name()
     }
 
+    /// Appends the cookie limpet re-issues for `token`'s server (as on a
+    /// failover), carrying `app_value` for the application's value; it
+    /// has no expiry.
+    pub(super) fn write_new(&self, token: &[u8], https: bool, app_value: &[u8], out: &mut Vec<u8>) {
+        self.cookie
+            .get(https)
+            .write_reissue(token, app_value, false, out);
+    }
+
     pub(super) fn lookup<'h>(
         &self,
         cookie_values: impl IntoIterator<Item = &'h [u8]>,
