@@ -346,6 +346,12 @@ fn admin_mint_and_lookup_answer_for_header_mode() {
     let token = token("web", 2, 1);
     assert_eq!(minted["token"], token.as_str());
     assert_eq!(minted["cookie"], format!("X-Session: {token}"));
+    // The line a response would carry, and no expiry for unsigned tokens.
+    assert_eq!(
+        minted["set_cookie"],
+        serde_json::json!([format!("X-Session: {token}")])
+    );
+    assert_eq!(minted["expires"], serde_json::Value::Null);
     let looked = limpet
         .admin("GET", &format!("/sticky/web?token={token}"), "", None)
         .json();
@@ -358,6 +364,36 @@ fn admin_mint_and_lookup_answer_for_header_mode() {
     let config = limpet.admin("GET", "/config", "", None).json();
     let text = config.to_string();
     assert!(text.contains("X-Session"), "{text}");
+}
+
+/// Signed header tokens: mint's expiry is the token's own lifetime (the
+/// smaller of `max_age` and `timeout`), the field having none.
+#[test]
+fn admin_mint_gives_a_signed_header_token_its_lifetime() {
+    let backends = [Backend::named("s0", log())];
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let toml = config_with(
+        &addrs,
+        "",
+        "[groups.web.persistence]\nmode = \"header\"\nheader = \"X-Session\"\nkeys = [\"0123456789abcdef0123\"]\nmax_age = \"2h\"\ntimeout = \"1h\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let limpet = Limpet::start(&toml);
+    let minted = limpet.admin("GET", "/sticky/web/s0", "", None).json();
+    assert_eq!(minted["max_age"], 3600);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires = minted["expires"].as_u64().unwrap();
+    assert!(
+        (now + 3590..=now + 3610).contains(&expires),
+        "{expires} vs {now}"
+    );
+    let token = minted["token"].as_str().unwrap();
+    assert_eq!(
+        minted["set_cookie"],
+        serde_json::json!([format!("X-Session: {token}")])
+    );
 }
 
 #[test]

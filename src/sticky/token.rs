@@ -301,6 +301,17 @@ impl TokenTable {
         })
     }
 
+    /// How long a token signed now stays valid at most, in seconds: the
+    /// smaller of `max_age` and header mode's `timeout`; `None` when
+    /// unsigned or unlimited (`max_idle` depends on use, not counted).
+    pub fn lifetime(&self) -> Option<u64> {
+        let signing = self.signing.as_ref()?;
+        match (signing.max_age, signing.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Whether tokens are signed (`TokenBuf`s are then 38 bytes, else 11).
     pub fn is_signed(&self) -> bool {
         self.signing.is_some()

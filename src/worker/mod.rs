@@ -329,10 +329,15 @@ impl Worker {
             return;
         };
         let head = ctx.times.head;
-        let done = ctx.times.done.unwrap_or(first_byte);
-        live.duration.observe(done.saturating_duration_since(head));
-        live.first_byte
-            .observe(first_byte.saturating_duration_since(head));
+        let to_first_byte = first_byte.saturating_duration_since(head);
+        // A response read whole in the poll that read its head ends at the
+        // same clock reading (`worker::now`): one subtraction, not two.
+        let duration = match ctx.times.done {
+            Some(done) if done != first_byte => done.saturating_duration_since(head),
+            _ => to_first_byte,
+        };
+        live.duration.observe(duration);
+        live.first_byte.observe(to_first_byte);
         Stats::bump(&live.classes[Stats::class(ctx.status)]);
         live.bytes_in
             .set(live.bytes_in.get().wrapping_add(ctx.bytes_in));

@@ -54,6 +54,12 @@ impl HeaderMode {
         }
     }
 
+    /// Appends `Field: token\r\n`: what a response that pins a session
+    /// to `token`'s server carries.
+    pub(super) fn write_new(&self, token: &[u8], out: &mut Vec<u8>) {
+        write_field(&self.field, token, out);
+    }
+
     pub(super) fn lookup<F: Fields + ?Sized>(&self, fields: &F, path: &[u8], now: u64) -> Session {
         // The first field wins, as the first cookie does.
         let field = fields.values(&self.lower).next().map(trim_ows);
@@ -104,12 +110,16 @@ impl HeaderResponse<'_> {
         let Some(token) = &self.token else {
             return false;
         };
-        out.extend_from_slice(self.field.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(token.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(self.field, token.as_bytes(), out);
         true
     }
+}
+
+fn write_field(field: &str, token: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(token);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

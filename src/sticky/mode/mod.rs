@@ -143,7 +143,8 @@ impl Persistence {
     /// what the request path writes) that pin a client to the server
     /// `token` names, for a listener over HTTPS or not: insert mode's
     /// cookie and its twin, rewrite mode's re-issued cookie with
-    /// `app_value` in place of the application's value. Returns the
+    /// `app_value` in place of the application's value, header mode's
+    /// field. Returns the
     /// lifetime the fields give the session in seconds (`None`: until the
     /// browser closes). For the admin mint call, never the request path.
     pub fn write_pinning(
@@ -160,6 +161,11 @@ impl Persistence {
             Persistence::Rewrite(mode) => {
                 mode.write_new(token, https, app_value, out);
                 None
+            }
+            // The field has no lifetime: the signed token's own does.
+            Persistence::Header(mode) => {
+                mode.write_new(token, out);
+                mode.tokens().lifetime()
             }
         }
     }
