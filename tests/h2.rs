@@ -249,6 +249,43 @@ fn a_mebibyte_upload_with_and_without_content_length() {
     assert!(received[1].header("content-length").is_none());
 }
 
+/// A GET or HEAD carries no body to the backend (a backend that skips it
+/// would read it as the next request): an empty DATA frame ending the
+/// stream is served, DATA with bytes is refused before any reaches it.
+#[test]
+fn a_get_with_data_is_refused_and_no_byte_of_it_is_forwarded() {
+    let log = log();
+    let backend = echo_backend(log.clone());
+    let limpet = Limpet::start(&config_for(&[backend.addr], ""));
+    let addr = limpet.addr;
+    h2client::run(async move {
+        let (mut send, _conn) = h2client::connect(addr, Options::default()).await;
+        let empty = Req {
+            body: Some(Vec::new()),
+            ..Req::get("/empty")
+        };
+        let response = h2client::request(&mut send, empty).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_text(), "0 0");
+        let smuggling = Req {
+            body: Some(b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec()),
+            ..Req::get("/with-data")
+        };
+        // A 400, or the stream reset; never the backend's answer.
+        if let Ok(response) = h2client::request(&mut send, smuggling).await {
+            assert_eq!(response.status, 400, "{}", response.body_text());
+        }
+    });
+    let received = log.lock().unwrap().clone();
+    assert_eq!(received[0].header("content-length"), Some("0"));
+    assert!(received[0].header("transfer-encoding").is_none());
+    assert!(received.iter().all(|r| r.body.is_empty()), "{received:?}");
+    assert!(
+        received.iter().all(|r| r.target != "/smuggled"),
+        "{received:?}"
+    );
+}
+
 #[test]
 fn a_large_download_through_a_small_client_window() {
     let body = Arc::new(mib());

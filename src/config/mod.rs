@@ -29,6 +29,8 @@ mod tls;
 mod workers;
 
 #[cfg(test)]
+mod keys;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;

@@ -114,7 +114,7 @@ impl<'b> HeadFacts<'b> {
 /// A name that is not `Content-Length` or `Transfer-Encoding` but becomes
 /// one once `-` and `_` are dropped and case folded (the canonical names
 /// matched earlier, so reaching here means a disguise).
-fn is_disguised_framing(name: &[u8]) -> bool {
+pub(super) fn is_disguised_framing(name: &[u8]) -> bool {
     let mut folded = [0u8; 32];
     let mut len = 0;
     for &b in name.iter().filter(|&&b| b != b'-' && b != b'_') {

@@ -47,6 +47,10 @@ pub enum Malformed {
     ConflictingContentLength,
     #[error("content-length above 0 on a request without DATA")]
     MissingBody,
+    #[error("a body on a GET or HEAD request")]
+    BodyOnGetOrHead,
+    #[error("a framing field in disguise (content_length, transfer---encoding, …)")]
+    DisguisedFraming,
 }
 
 /// A checked HTTP/2 request, borrowing its parts.
@@ -135,12 +139,25 @@ pub fn check_request(
                 return Err(Malformed::ConflictingContentLength);
             }
             content_length = Some(n);
+        } else if is_disguised(name.as_str().as_bytes()) {
+            // Forwarded as it is, some backends would take it for framing
+            // (refused on HTTP/1 too).
+            return Err(Malformed::DisguisedFraming);
         }
     }
+    // A body on GET or HEAD is refused as on HTTP/1: some servers ignore
+    // it and others read it, and a body the backend skips is read as the
+    // next request on that pooled connection. A stream that may still
+    // send DATA without a length (an empty DATA frame ending it is common)
+    // goes out with `Content-Length: 0`; `request_body::send` refuses any
+    // DATA byte beyond it before the backend sees one.
+    let bodiless = matches!(method, "GET" | "HEAD");
     let body = match (content_length, end_stream) {
         (Some(n), true) if n > 0 => return Err(Malformed::MissingBody),
+        (Some(n), false) if n > 0 && bodiless => return Err(Malformed::BodyOnGetOrHead),
         (_, true) => BodyFraming::None,
         (Some(n), false) => BodyFraming::Length(n),
+        (None, false) if bodiless => BodyFraming::Length(0),
         (None, false) => BodyFraming::Chunked,
     };
     Ok(H2Request {
@@ -150,6 +167,15 @@ pub fn check_request(
         headers,
         body,
     })
+}
+
+/// `content_length`, `transfer--encoding`, …; not the names themselves
+/// (`transfer-encoding` is dropped as hop-by-hop).
+fn is_disguised(name: &[u8]) -> bool {
+    (13..=32).contains(&name.len())
+        && name != b"content-length"
+        && name != b"transfer-encoding"
+        && super::field::is_disguised_framing(name)
 }
 
 fn is_ows(b: u8) -> bool {

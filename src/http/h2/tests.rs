@@ -1,7 +1,11 @@
 use super::*;
 
 fn parts(uri: &str, fields: &[(&str, &str)]) -> ::http::request::Parts {
-    let mut builder = ::http::Request::builder().method("GET").uri(uri);
+    parts_of("GET", uri, fields)
+}
+
+fn parts_of(method: &str, uri: &str, fields: &[(&str, &str)]) -> ::http::request::Parts {
+    let mut builder = ::http::Request::builder().method(method).uri(uri);
     for (name, value) in fields {
         builder = builder.header(*name, *value);
     }
@@ -46,7 +50,7 @@ fn authority_becomes_host_and_crumbs_are_joined() {
 
 #[test]
 fn host_stands_in_for_a_missing_authority() {
-    let p = parts("/x", &[("host", "example.com")]);
+    let p = parts_of("POST", "/x", &[("host", "example.com")]);
     let req = check_request(&p, false).unwrap();
     assert_eq!(req.authority, b"example.com");
     assert_eq!(req.body, BodyFraming::Chunked);
@@ -102,6 +106,19 @@ fn malformed_requests_are_named() {
             false,
             Malformed::BadHost(AuthorityError::BadHost),
         ),
+        // Found by fuzz/fuzz_targets/h2_request.rs: forwarded as they were.
+        (
+            "http://a.example/x",
+            &[("content-le-ngth", "1")],
+            false,
+            Malformed::DisguisedFraming,
+        ),
+        (
+            "http://a.example/x",
+            &[("transfer_encoding", "chunked")],
+            false,
+            Malformed::DisguisedFraming,
+        ),
     ];
     for (uri, fields, end, want) in cases {
         let p = parts(uri, fields);
@@ -115,12 +132,45 @@ fn malformed_requests_are_named() {
 
 #[test]
 fn a_length_is_restated() {
-    let p = parts("http://a.example/up", &[("content-length", "11")]);
+    let p = parts_of("PUT", "http://a.example/up", &[("content-length", "11")]);
     let req = check_request(&p, false).unwrap();
     assert_eq!(req.body, BodyFraming::Length(11));
     let head = head_of(&req);
     assert_eq!(head.matches("Content-Length: 11\r\n").count(), 1, "{head}");
     assert!(!head.contains("content-length"), "{head}");
+}
+
+/// Found by fuzz/fuzz_targets/h2_request.rs: a GET whose HEADERS did not
+/// end the stream went out as `Transfer-Encoding: chunked`, a head that
+/// limpet refuses from an HTTP/1 client, as a backend may skip its body.
+#[test]
+fn get_and_head_never_carry_a_body() {
+    for method in ["GET", "HEAD"] {
+        let p = parts_of(method, "http://a.example/x", &[]);
+        let req = check_request(&p, false).unwrap();
+        assert_eq!(req.body, BodyFraming::Length(0), "{method}");
+        let head = head_of(&req);
+        assert!(head.contains("Content-Length: 0\r\n"), "{head}");
+        let mut slots = [std::mem::MaybeUninit::uninit(); 16];
+        let limits = crate::http::Limits::default();
+        let again = crate::http::parse_request(head.as_bytes(), &mut slots, &limits, &[]);
+        assert_eq!(again.unwrap().unwrap().body, BodyFraming::Length(0));
+
+        let zero = parts_of(method, "http://a.example/x", &[("content-length", "0")]);
+        let req = check_request(&zero, false).unwrap();
+        assert_eq!(req.body, BodyFraming::Length(0), "{method}");
+        let one = parts_of(method, "http://a.example/x", &[("content-length", "1")]);
+        let refused = check_request(&one, false).unwrap_err();
+        assert_eq!(refused, Malformed::BodyOnGetOrHead, "{method}");
+        // Ended by its HEADERS: no body either way.
+        let req = check_request(&p, true).unwrap();
+        assert_eq!(req.body, BodyFraming::None, "{method}");
+    }
+    let post = parts_of("POST", "http://a.example/x", &[]);
+    assert_eq!(
+        check_request(&post, false).unwrap().body,
+        BodyFraming::Chunked
+    );
 }
 
 #[test]

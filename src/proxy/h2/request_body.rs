@@ -14,7 +14,7 @@ use std::time::Duration;
 use h2::RecvStream;
 
 use crate::error::ProxyError;
-use crate::http::BodyFraming;
+use crate::http::{BodyFraming, RequestError};
 use crate::net::Upstream;
 use crate::proxy::io;
 use crate::proxy::upstream::SendError;
@@ -34,10 +34,13 @@ pub async fn send(
     framing: BodyFraming,
     limits: Limits,
 ) -> Result<(), SendError> {
-    let chunked = match framing {
+    // `h2` holds DATA to the client's `content-length`; this holds it to
+    // the length the backend was told, which limpet may have stated
+    // itself (0 for a GET or HEAD without one, `check_request`).
+    let (chunked, mut left) = match framing {
         BodyFraming::None => return Ok(()),
-        BodyFraming::Length(_) => false,
-        BodyFraming::Chunked => true,
+        BodyFraming::Length(n) => (false, Some(n)),
+        BodyFraming::Chunked => (true, None),
     };
     loop {
         let data = timeout(limits.client, std::future::poll_fn(|cx| body.poll_data(cx))).await;
@@ -53,6 +56,13 @@ pub async fn send(
         let len = data.len();
         if len == 0 {
             continue;
+        }
+        if let Some(left) = &mut left {
+            // Past a length `h2` checked already, so only a GET or HEAD.
+            let refused = ProxyError::BadRequest(RequestError::BodyOnGetOrHead);
+            *left = left
+                .checked_sub(len as u64)
+                .ok_or(SendError::Client(refused))?;
         }
         if chunked {
             let mut piece = Vec::with_capacity(len + 20);
