@@ -8,7 +8,9 @@
 //! every other field in order.
 //!
 //! Input: a flags byte (bit 0 `end_stream`, bit 1 trusted peer, bit 2
-//! https, bit 3 a request id), then lines split on `\n`: the method (empty:
+//! https, bit 3 a request id, bit 4 header-mode persistence withholding
+//! the `x-session` field and the `sid` query parameter), then lines split
+//! on `\n`: the method (empty:
 //! GET), the authority (empty: none, a path-only URI), the path and query
 //! (empty: none), then one `name:value` field per line. What the `http`
 //! crate refuses to construct is skipped: the `h2` crate would never hand
@@ -21,7 +23,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
 use limpet::http::h2::{check_request, write_request_head};
-use limpet::http::{is_hop_by_hop, parse_request, BodyFraming, Forwarding, Limits, Version};
+use limpet::http::{
+    is_hop_by_hop, parse_request, query, BodyFraming, Forwarding, Limits, Version, Withheld,
+};
 use limpet::sticky::cookie::{strip_into, CookieFinder};
 
 /// Fields in one input at most, so that the written head stays below
@@ -56,8 +60,17 @@ fuzz_target!(|data: &[u8]| {
         proto: if flags & 4 != 0 { "https" } else { "http" },
         request_id: if flags & 8 != 0 { REQUEST_ID } else { b"" },
     };
+    let withhold = flags & 16 != 0;
+    let withheld = if withhold {
+        Withheld {
+            field: Some("x-session"),
+            query: Some(b"sid"),
+        }
+    } else {
+        Withheld::NONE
+    };
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
-    write_request_head(&req, &fwd, &mut out, &mut scratch, |value, out| {
+    write_request_head(&req, &fwd, &withheld, &mut out, &mut scratch, |value, out| {
         strip_into(value, &[&finder], out);
     });
 
@@ -74,7 +87,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(re.head_len, out.len(), "{shown}");
     assert_eq!(re.method, parts.method.as_str(), "{shown}");
     assert_eq!(re.version, Version::Http11);
-    assert_eq!(re.target, req.path, "{shown}");
+    if withhold {
+        let mut target = Vec::new();
+        query::write_without(req.path, b"sid", &mut target);
+        assert_eq!(re.target, target.as_slice(), "{shown}");
+        assert!(query::find_param(re.target, b"sid").is_none(), "{shown}");
+    } else {
+        assert_eq!(re.target, req.path, "{shown}");
+    }
     assert!(
         re.target.starts_with(b"/") || (re.target == b"*" && re.method == "OPTIONS"),
         "not origin-form: {shown}"
@@ -164,12 +184,16 @@ fuzz_target!(|data: &[u8]| {
     ] {
         assert_eq!(count(name), 0, "{name} forwarded: {shown}");
     }
+    if withhold {
+        assert_eq!(count("x-session"), 0, "the session token forwarded: {shown}");
+    }
 
     // Every other field goes through unchanged and in order.
     let sent: Vec<(&[u8], &[u8])> = parts
         .headers
         .iter()
         .filter(|(name, _)| !written_by_limpet(name.as_str()))
+        .filter(|(name, _)| !(withhold && name.as_str() == "x-session"))
         .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
         .collect();
     let got: Vec<(&[u8], &[u8])> = re

@@ -4,14 +4,19 @@
 //! becomes the only Host), Host and body framing. Each input runs with the
 //! listeners' default upgrade allow-list (`["websocket"]`) and with one
 //! chosen by the input's length and first byte; `upgrade` may only name an
-//! offer that list allows.
+//! offer that list allows. The second run also withholds what header-mode
+//! persistence hides (the `X-Session` field, the `sid` query parameter),
+//! which the written head must not carry.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
 use limpet::http::authority;
-use limpet::http::{parse_request, upgrade_matches, write_request_head, Forwarding, Limits};
+use limpet::http::{
+    parse_request, query, upgrade_matches, write_request_head_withholding, Forwarding, Limits,
+    Withheld,
+};
 use limpet::sticky::cookie::{strip_into, CookieFinder};
 
 const LIMITS: Limits = Limits {
@@ -39,11 +44,15 @@ fuzz_target!(|data: &[u8]| {
         .filter(|(i, _)| bits & (1 << i) != 0)
         .map(|(_, p)| p.to_string())
         .collect();
-    check(data, &default);
-    check(data, &fuzzed);
+    check(data, &default, &Withheld::NONE);
+    let withheld = Withheld {
+        field: Some("x-session"),
+        query: Some(b"sid"),
+    };
+    check(data, &fuzzed, &withheld);
 });
 
-fn check(data: &[u8], upgrades: &[String]) {
+fn check(data: &[u8], upgrades: &[String], withheld: &Withheld<'_>) {
     // More slots than the limit, so that the limit is what binds.
     let mut headers = [std::mem::MaybeUninit::uninit(); 64];
     let req = match parse_request(data, &mut headers, &LIMITS, upgrades) {
@@ -91,9 +100,10 @@ fn check(data: &[u8], upgrades: &[String]) {
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         trusted_peer: true,
         proto: "https",
+        request_id: b"w0-1-1795237200",
     };
     let mut out = Vec::new();
-    write_request_head(&req, &fwd, &mut out, |value, out| {
+    write_request_head_withholding(&req, &fwd, withheld, &mut out, |value, out| {
         strip_into(value, &[&finder], out);
     });
 
@@ -107,17 +117,27 @@ fn check(data: &[u8], upgrades: &[String]) {
     };
     assert_eq!(re.head_len, out.len());
     assert_eq!(re.method, req.method);
+    // The target as it must go out: without the withheld parameter.
+    let without = |target: &[u8]| match withheld.query {
+        Some(name) => {
+            let mut kept = Vec::new();
+            query::write_without(target, name, &mut kept);
+            kept
+        }
+        None => target.to_vec(),
+    };
     match absolute {
         // Origin-form, the target's authority as the only Host.
         Some((auth, origin)) => {
             assert_eq!(re.origin, None);
             let path = re.target.strip_prefix(b"/".as_slice()).unwrap_or(re.target);
             assert!(re.target.starts_with(b"/"), "not origin-form");
+            let origin = without(origin);
             assert!(path == origin || re.target == origin, "path changed");
             assert_eq!(re.host, Some(auth));
         }
         None => {
-            assert_eq!(re.target, req.target);
+            assert_eq!(re.target, without(req.target));
             assert_eq!(re.host, req.host);
         }
     }
@@ -125,6 +145,24 @@ fn check(data: &[u8], upgrades: &[String]) {
     assert_eq!(re.version, req.version);
     assert_eq!(re.body, req.body);
     assert_eq!(re.upgrade.map(|u| u.token), req.upgrade.map(|u| u.token));
+    // limpet's request id, once; any received one dropped.
+    let ids: Vec<&[u8]> = re
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-request-id"))
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(ids, [fwd.request_id], "X-Request-Id not limpet's alone");
+    // Header-mode's token reaches the backend neither way.
+    if let Some(name) = withheld.query {
+        assert!(query::find_param(re.target, name).is_none(), "sid forwarded");
+    }
+    if let Some(field) = withheld.field {
+        assert!(
+            !re.headers.iter().any(|h| h.name.eq_ignore_ascii_case(field)),
+            "X-Session forwarded"
+        );
+    }
     // No persistence cookie leaks to the backend.
     for h in re.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("cookie")) {
         assert!(finder.find(h.value).is_none(), "SERVERID forwarded");
