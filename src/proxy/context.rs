@@ -8,8 +8,8 @@
 //! Timestamps come from `worker::now()`, the reading the connection's
 //! current wake-up has already taken, so they cost no extra clock read.
 
+use crate::worker::Tick;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use super::decide::Decision;
 use crate::balance::ServerIdx;
@@ -50,20 +50,20 @@ impl From<Version> for Protocol {
 #[derive(Debug, Clone, Copy)]
 pub struct Times {
     /// The connection was accepted.
-    pub accepted: Instant,
+    pub accepted: Tick,
     /// The request head started to arrive (for a kept-alive connection:
     /// the wake-up that found its first bytes).
-    pub head: Instant,
+    pub head: Tick,
     /// A backend connection was in hand (pooled or new).
-    pub connected: Option<Instant>,
+    pub connected: Option<Tick>,
     /// The backend's response head was complete.
-    pub first_byte: Option<Instant>,
+    pub first_byte: Option<Tick>,
     /// The last response byte reached the client (or the request failed).
-    pub done: Option<Instant>,
+    pub done: Option<Tick>,
 }
 
 impl Times {
-    pub fn new(accepted: Instant, head: Instant) -> Self {
+    pub fn new(accepted: Tick, head: Tick) -> Self {
         Times {
             accepted,
             head,

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::event::LocalEvent;
 use super::stats::Shed;
@@ -83,7 +83,7 @@ pub struct Conns {
     /// the cap may now make room.
     pub sheddable: LocalEvent,
     /// When a refusal of each address was last logged.
-    logged: RefCell<HashMap<IpAddr, Instant>>,
+    logged: RefCell<HashMap<IpAddr, super::Tick>>,
 }
 
 impl Default for Conns {
@@ -278,7 +278,7 @@ impl Conns {
 
     /// Whether a refusal of `peer` at `now` should be logged: once per
     /// address per 10 s.
-    pub fn should_log(&self, peer: IpAddr, now: Instant) -> bool {
+    pub fn should_log(&self, peer: IpAddr, now: super::Tick) -> bool {
         let mut logged = self.logged.borrow_mut();
         if logged.len() > 4096 {
             logged.retain(|_, at| now.saturating_duration_since(*at) < LOG_EVERY);
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn refusals_are_logged_once_per_address_per_ten_seconds() {
         let conns = Conns::default();
-        let now = Instant::now();
+        let now = super::super::Tick::read();
         assert!(conns.should_log(ip(9), now));
         assert!(!conns.should_log(ip(9), now + Duration::from_secs(9)));
         assert!(conns.should_log(ip(8), now));

@@ -17,20 +17,15 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Tick;
 
 /// The wheel's resolution.
 pub const TICK: Duration = Duration::from_millis(10);
 const TICK_NANOS: u64 = TICK.as_nanos() as u64;
+#[cfg(test)]
 const TICKS_PER_SECOND: u64 = 1_000_000_000 / TICK_NANOS;
-
-/// Whole ticks in `elapsed` (64-bit arithmetic by constants only).
-fn ticks(elapsed: Duration) -> u64 {
-    elapsed
-        .as_secs()
-        .saturating_mul(TICKS_PER_SECOND)
-        .saturating_add(u64::from(elapsed.subsec_nanos()) / TICK_NANOS)
-}
 /// Slots per turn of the wheel (2.56 s); later deadlines stay in their slot
 /// for more turns.
 const SLOTS: usize = 256;
@@ -49,7 +44,7 @@ struct Entry {
 
 /// The deadlines of one thread.
 pub struct Wheel {
-    epoch: Cell<Option<Instant>>,
+    epoch: Cell<Option<Tick>>,
     /// The last tick the wheel has passed: deadlines due at or before it
     /// have fired.
     passed: Cell<u64>,
@@ -76,31 +71,26 @@ impl Wheel {
         }
     }
 
-    fn tick_of(&self, at: Instant) -> u64 {
+    fn tick_of(&self, at: Tick) -> u64 {
         let Some(epoch) = self.epoch.get() else {
             return 0;
         };
-        ticks(at.saturating_duration_since(epoch))
+        at.nanos_since(epoch) / TICK_NANOS
     }
 
     /// The first tick at which a deadline of `limit` from `now` has passed
     /// for certain: the tick `now + limit` falls in, plus one. The first
     /// deadline of the thread starts its clock.
-    fn due_tick(&self, now: Instant, limit: Duration) -> u64 {
-        if self.epoch.get().is_none() {
-            self.epoch.set(Some(now));
-        }
-        let Some(epoch) = self.epoch.get() else {
-            return 0;
+    fn due_tick(&self, now: Tick, limit: Duration) -> u64 {
+        let epoch = match self.epoch.get() {
+            Some(epoch) => epoch,
+            None => {
+                self.epoch.set(Some(now));
+                now
+            }
         };
-        let elapsed = now.saturating_duration_since(epoch);
-        // (elapsed + limit) / TICK without an `Instant` sum or a 128-bit
-        // division: whole seconds and nanoseconds apart.
-        let secs = elapsed.as_secs().saturating_add(limit.as_secs());
-        let nanos = u64::from(elapsed.subsec_nanos()) + u64::from(limit.subsec_nanos());
-        secs.saturating_mul(TICKS_PER_SECOND)
-            .saturating_add(nanos / TICK_NANOS)
-            .saturating_add(1)
+        // (elapsed + limit) / TICK in 64-bit integers: no 128-bit division.
+        (now + limit).nanos_since(epoch) / TICK_NANOS + 1
     }
 
     fn insert(&self, due: u64, waker: Waker) -> (u32, u32) {
@@ -185,7 +175,7 @@ impl Wheel {
     }
 
     /// Fires every deadline due by `now`.
-    fn advance(&self, now: Instant) {
+    fn advance(&self, now: Tick) {
         let now = self.tick_of(now);
         let passed = self.passed.get();
         if now <= passed {
@@ -268,7 +258,7 @@ async fn tick() {
     loop {
         monoio::time::sleep(TICK).await;
         let idle = WHEEL.with(|wheel| {
-            wheel.advance(Instant::now());
+            wheel.advance(Tick::read());
             let idle = wheel.pending() == 0;
             if idle {
                 wheel.ticking.set(false);
@@ -354,6 +344,7 @@ impl<F: Future> Future for Timeout<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn waker() -> Waker {
         futures_util::task::noop_waker()
@@ -362,7 +353,7 @@ mod tests {
     #[test]
     fn entries_fire_at_their_tick_across_turns_and_leave_nothing() {
         let wheel = Wheel::new();
-        let start = Instant::now();
+        let start = Tick::read();
         let near = wheel.due_tick(start, Duration::from_millis(25));
         let far = wheel.due_tick(start, TICK * (SLOTS as u32 * 3 + 7));
         let (a, _) = wheel.insert(near, waker());
@@ -394,13 +385,8 @@ mod tests {
             1_000_000_000,
             "TICK divides a second"
         );
-        assert_eq!(ticks(Duration::from_millis(1234)), 123);
-        assert_eq!(
-            ticks(Duration::from_secs(3) + TICK - Duration::from_nanos(1)),
-            300
-        );
         let wheel = Wheel::new();
-        let start = Instant::now();
+        let start = Tick::read();
         assert_eq!(wheel.due_tick(start, Duration::ZERO), 1);
         let later = start + Duration::from_millis(995);
         // 995 ms + 1.01 s = 2.005 s: tick 200, due at 201.
@@ -411,7 +397,7 @@ mod tests {
     #[test]
     fn a_stale_handle_cannot_remove_the_next_owner() {
         let wheel = Wheel::new();
-        let now = Instant::now();
+        let now = Tick::read();
         let (index, generation) = wheel.insert(wheel.due_tick(now, TICK), waker());
         wheel.remove(index, generation);
         let (reused, _) = wheel.insert(wheel.due_tick(now, TICK), waker());

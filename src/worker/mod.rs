@@ -22,7 +22,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 
 pub use buffers::BufferPool;
-pub use clock::{now, PollScope};
+pub use clock::{now, PollScope, Tick};
 pub use conns::{Conns, Phase, Slot};
 pub use driver::{DriverChoice, DriverKind, WorkerRuntime};
 pub use event::LocalEvent;
@@ -329,15 +329,10 @@ impl Worker {
             return;
         };
         let head = ctx.times.head;
-        let to_first_byte = first_byte.saturating_duration_since(head);
-        // A response read whole in the poll that read its head ends at the
-        // same clock reading (`worker::now`): one subtraction, not two.
-        let duration = match ctx.times.done {
-            Some(done) if done != first_byte => done.saturating_duration_since(head),
-            _ => to_first_byte,
-        };
-        live.duration.observe(duration);
-        live.first_byte.observe(to_first_byte);
+        let done = ctx.times.done.unwrap_or(first_byte);
+        live.duration.observe_us(done.nanos_since(head) / 1000);
+        live.first_byte
+            .observe_us(first_byte.nanos_since(head) / 1000);
         Stats::bump(&live.classes[Stats::class(ctx.status)]);
         live.bytes_in
             .set(live.bytes_in.get().wrapping_add(ctx.bytes_in));

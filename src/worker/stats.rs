@@ -214,6 +214,12 @@ impl Histogram {
             .as_secs()
             .saturating_mul(1_000_000)
             .saturating_add(u64::from(elapsed.subsec_micros()));
+        self.observe_us(us);
+    }
+
+    /// Counts one sample of `us` microseconds.
+    #[inline]
+    pub fn observe_us(&self, us: u64) {
         // The first bucket that may hold a number of this bit length, then
         // at most two steps: every bound is 2 to 3 times the one before.
         let mut i = usize::from(FIRST_BUCKET[(u64::BITS - us.leading_zeros()) as usize]);

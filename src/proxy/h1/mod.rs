@@ -19,7 +19,7 @@ pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 
@@ -29,7 +29,7 @@ use super::stream::ClientStream;
 use crate::error::ProxyError;
 use crate::http;
 use crate::net::{ListenerId, Upstream};
-use crate::worker::{CoreView, Phase, Shed, Slot, Stats, Worker};
+use crate::worker::{CoreView, Phase, Shed, Slot, Stats, Tick, Worker};
 
 /// A client connection and the bytes received from it but not yet used
 /// (the rest of a head, a body, or pipelined requests).
@@ -41,7 +41,7 @@ pub struct Client<S> {
     /// The listener it came in on; its settings are looked up per request.
     pub listener: ListenerId,
     /// When the connection was accepted.
-    pub accepted: Instant,
+    pub accepted: Tick,
     /// Received bytes start at 0. Capacity 0 while the connection is idle.
     pub buf: Vec<u8>,
     /// Its first bytes may still turn out to be the HTTP/2 preface (a
@@ -199,7 +199,7 @@ fn http2_by_alpn<'w, S: ClientStream + 'w>(
 async fn serve_one<S: ClientStream>(
     worker: &Worker,
     client: &mut Client<S>,
-    head_clock: Instant,
+    head_clock: Tick,
 ) -> Flow {
     let view = worker.view();
     let Some(listener) = view.snapshot.listener(client.listener) else {
@@ -239,7 +239,7 @@ async fn read_request<S: ClientStream>(
     client: &mut Client<S>,
     listener: usize,
     out: &mut Vec<u8>,
-    head_clock: Instant,
+    head_clock: Tick,
 ) -> Result<(request::H1Request, RequestCtx), Stop> {
     if client.buf.capacity() == 0 {
         client.buf = worker.buffers.take();

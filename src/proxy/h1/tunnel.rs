@@ -2,7 +2,9 @@
 //! Protocols`) byte for byte in both directions until both ends close.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::worker::Tick;
 
 use futures_util::future::{select, Either};
 use monoio::io::{
@@ -27,7 +29,7 @@ enum End {
 pub async fn run(worker: &Worker, client: TcpStream, backend: TcpStream, idle: Duration) {
     let (client_read, client_write) = client.into_split();
     let (backend_read, backend_write) = backend.into_split();
-    let last_activity = Cell::new(Instant::now());
+    let last_activity = Cell::new(Tick::read());
     let up = std::pin::pin!(pump(
         worker,
         client_read,
@@ -58,7 +60,7 @@ async fn pump(
     mut from: OwnedReadHalf<TcpStream>,
     mut to: OwnedWriteHalf<TcpStream>,
     idle: Duration,
-    last_activity: &Cell<Instant>,
+    last_activity: &Cell<Tick>,
 ) -> End {
     let mut buf = worker.buffers.take();
     let end = loop {
@@ -84,7 +86,7 @@ async fn pump(
             Ok(_) => {}
             Err(_) => break End::Failed,
         }
-        last_activity.set(Instant::now());
+        last_activity.set(Tick::read());
         let (result, back) = to.write_all(buf).await;
         buf = back;
         if result.is_err() {

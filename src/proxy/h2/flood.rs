@@ -10,7 +10,9 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::worker::Tick;
 
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -41,7 +43,7 @@ struct Frames {
     skip: u64,
     header: [u8; FRAME_HEADER_BYTES],
     have: usize,
-    window_start: Option<Instant>,
+    window_start: Option<Tick>,
     count: u32,
 }
 

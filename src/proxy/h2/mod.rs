@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -63,7 +63,7 @@ pub struct H2Conn {
     pub listener: ListenerId,
     pub peer: SocketAddr,
     pub slot: Slot,
-    pub accepted: Instant,
+    pub accepted: crate::worker::Tick,
     pub https: bool,
     pub sni: Option<Box<str>>,
 }

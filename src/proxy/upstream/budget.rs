@@ -3,8 +3,8 @@
 //! of 10 per second, so that a fleet in trouble is not hit twice as hard.
 //! A request over budget gets its error instead of a retry.
 
+use crate::worker::Tick;
 use std::cell::RefCell;
-use std::time::Instant;
 
 /// The window, in one-second slots.
 const WINDOW_SECONDS: usize = 10;
@@ -22,21 +22,21 @@ struct Slot {
 /// Requests and retries per second over the last [`WINDOW_SECONDS`].
 #[derive(Debug)]
 pub struct RetryBudget {
-    start: Instant,
+    start: Tick,
     slots: RefCell<[Slot; WINDOW_SECONDS]>,
 }
 
 impl Default for RetryBudget {
     fn default() -> Self {
         RetryBudget {
-            start: Instant::now(),
+            start: Tick::read(),
             slots: RefCell::new([Slot::default(); WINDOW_SECONDS]),
         }
     }
 }
 
 impl RetryBudget {
-    fn second(&self, now: Instant) -> u64 {
+    fn second(&self, now: Tick) -> u64 {
         now.saturating_duration_since(self.start).as_secs()
     }
 
@@ -53,14 +53,14 @@ impl RetryBudget {
     }
 
     /// Counts a request forwarded at `now`.
-    pub fn request(&self, now: Instant) {
+    pub fn request(&self, now: Tick) {
         let second = self.second(now);
         Self::slot(&mut self.slots.borrow_mut(), second).requests += 1;
     }
 
     /// Whether a retry at `now` fits the budget of `permille` thousandths
     /// of the window's requests; counts it when it does.
-    pub fn try_retry(&self, now: Instant, permille: u32) -> bool {
+    pub fn try_retry(&self, now: Tick, permille: u32) -> bool {
         let second = self.second(now);
         let mut slots = self.slots.borrow_mut();
         let oldest = second.saturating_sub(WINDOW_SECONDS as u64 - 1);

@@ -274,7 +274,7 @@ pub async fn forward<F: Front>(
         if let Some(started) = started {
             let live = &view.groups[g].servers[chosen.get()];
             live.connect
-                .observe(connected.saturating_duration_since(started));
+                .observe_us(connected.nanos_since(started) / 1000);
         }
         let attempt = Attempt {
             conn,

@@ -3,7 +3,9 @@
 //! recently is the least likely to have been closed by the backend.
 
 use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::worker::Tick;
 
 use crate::net::Upstream;
 
@@ -11,7 +13,7 @@ use crate::control::BackendId;
 
 struct Idle {
     stream: Upstream,
-    since: Instant,
+    since: Tick,
 }
 
 /// Idle backend connections of one worker.
