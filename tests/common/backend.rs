@@ -183,8 +183,15 @@ pub fn ok(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// An address on which nothing listens.
+/// An address on which nothing listens: a socket bound and never
+/// listening, so a connect is refused (RST). The socket is kept open for
+/// the rest of the test run, so no other socket of the run (tests bind
+/// port 0 in parallel) can be handed the port and answer on it.
 pub fn dead_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(socket);
+    addr
 }
