@@ -211,3 +211,53 @@ fn a_mebibyte_both_ways_over_h2_on_tls() {
         assert_eq!(answer.body_text(), "got 1048576");
     });
 }
+
+/// Shutdown over TLS: GOAWAY, the stream in flight completes, and the
+/// connection ends cleanly through `TlsPoll`'s shutdown (`close_notify`).
+#[test]
+fn goaway_on_shutdown_over_tls_lets_the_stream_in_flight_complete() {
+    use std::sync::{Arc, Mutex};
+    let pki = Pki::new();
+    let leaf = pki.leaf("a", &["a.test"]);
+    let started = Arc::new(Mutex::new(false));
+    let flag = started.clone();
+    let backend = Backend::respond(move |req| {
+        if req.target == "/slow" {
+            *flag.lock().unwrap() = true;
+            std::thread::sleep(std::time::Duration::from_millis(700));
+        }
+        Some(ok("done"))
+    });
+    let mut limpet = Limpet::start(&https_config(&[backend.addr], &[&leaf], "", ""));
+    let (addr, client) = (limpet.addr, pki.client(BOTH));
+    let running = Arc::new(Mutex::new(limpet.running.take()));
+    h2client::run(async move {
+        let (_, conn) =
+            h2client::connect_tls(addr, "a.test", client, &[H2], Options::default()).await;
+        let (mut send, conn) = conn.unwrap();
+        let mut slow = h2client::start(&mut send, &get("/slow", "a.test"))
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            if *started.lock().unwrap() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            *started.lock().unwrap(),
+            "the slow request reached the backend"
+        );
+        let stopper = running.clone();
+        let stopping = std::thread::spawn(move || stopper.lock().unwrap().take().unwrap().stop());
+        let response = h2client::read(&mut slow).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_text(), "done");
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        assert!(h2client::request(&mut send, get("/late", "a.test"))
+            .await
+            .is_err());
+        stopping.join().unwrap();
+    });
+}

@@ -447,7 +447,7 @@ async fn server_answer(shared: &Shared, group: &str, server: &str, generation: u
         return Answer::error(404, format!("no server {group}/{server}"));
     };
     let state = &snapshot.groups[g].servers[s];
-    let total = report::server_total(&reports, g, s);
+    let total = crate::control::ServerReport::total(&reports, g, s);
     let watch = report::Watch::of(&shared.drains(), group, server, state, &total);
     Answer::json(
         200,

@@ -30,19 +30,6 @@ pub fn health_name(health: Health) -> &'static str {
     }
 }
 
-/// A server's counters summed over the workers that run this snapshot's
-/// configuration (a worker mid-reload may still report the old one).
-pub fn server_total(reports: &[WorkerReport], group: usize, server: usize) -> ServerReport {
-    let mut total = ServerReport::default();
-    for one in reports
-        .iter()
-        .filter_map(|r| r.servers.get(group).and_then(|g| g.get(server)))
-    {
-        total.add(one);
-    }
-    total
-}
-
 /// What the drain watch and the workers' reports say of one server now.
 pub struct Watch {
     /// Requests in flight and open tunnels, on every core.
@@ -127,7 +114,7 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport], drains: &DrainW
                 .zip(&view.servers)
                 .enumerate()
                 .map(|(s, (server, state))| {
-                    let total = server_total(reports, g, s);
+                    let total = ServerReport::total(reports, g, s);
                     let watch = Watch::of(drains, &group.name, &server.name, state, &total);
                     let classes: serde_json::Map<String, Value> = CLASSES
                         .iter()
@@ -513,7 +500,7 @@ pub fn metric_families(
         .enumerate()
     {
         for (s, (server, state)) in group.servers.iter().zip(&view.servers).enumerate() {
-            let total = server_total(reports, g, s);
+            let total = ServerReport::total(reports, g, s);
             let watch = Watch::of(drains, &group.name, &server.name, state, &total);
             let id = [
                 ("group", group.name.as_str()),

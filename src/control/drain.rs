@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::report::WorkerReport;
+use super::report::{ServerReport, WorkerReport};
 use super::snapshot::{AdminState, Snapshot};
 
 /// How often the servers are sampled.
@@ -128,15 +128,10 @@ impl DrainWatch {
             for (s, (server, state)) in group.servers.iter().zip(&view.servers).enumerate() {
                 let key = (group.name.clone(), server.name.clone());
                 let mut watched = was.remove(&key).unwrap_or_else(|| Watched::new(now));
-                let (mut hits, mut in_flight) = (0u64, 0u64);
-                for one in reports
-                    .iter()
-                    .filter_map(|r| r.servers.get(g).and_then(|g| g.get(s)))
-                {
-                    hits = hits.wrapping_add(one.sticky_hits);
-                    in_flight += u64::from(one.in_flight) + u64::from(one.tunnels);
-                }
-                watched.record(now, hits, in_flight, state.admin == AdminState::Draining);
+                let total = ServerReport::total(reports, g, s);
+                let in_flight = u64::from(total.in_flight) + u64::from(total.tunnels);
+                let draining = state.admin == AdminState::Draining;
+                watched.record(now, total.sticky_hits, in_flight, draining);
                 self.servers.insert(key, watched);
             }
         }

@@ -22,6 +22,19 @@ pub struct ServerReport {
 }
 
 impl ServerReport {
+    /// Server `server` of group `group` summed over `reports` (the caller
+    /// passes the workers that run the configuration those indices are of).
+    pub fn total(reports: &[WorkerReport], group: usize, server: usize) -> ServerReport {
+        let mut total = ServerReport::default();
+        for one in reports
+            .iter()
+            .filter_map(|r| r.servers.get(group).and_then(|g| g.get(server)))
+        {
+            total.add(one);
+        }
+        total
+    }
+
     /// Adds another worker's numbers for the same server.
     pub fn add(&mut self, other: &ServerReport) {
         self.responses = self.responses.wrapping_add(other.responses);
