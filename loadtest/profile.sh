@@ -9,7 +9,8 @@
 # PROFILE_MODE picks the requests: sticky (default: every request carries
 # the cookie of a session, a sticky hit), nocookie (no cookie: each request
 # starts a session and gets Set-Cookie), log (sticky, with the listener's
-# access log on, written to a file).
+# access log on, written to a file), body16k (sticky, a 16 KiB response
+# body instead of 28 B).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
 mode=${PROFILE_MODE:-sticky}
-case "$mode" in sticky|nocookie|log) ;; *) echo "PROFILE_MODE: sticky, nocookie or log, not $mode" >&2; exit 2;; esac
+case "$mode" in sticky|nocookie|log|body16k) ;; *) echo "PROFILE_MODE: sticky, nocookie, log or body16k, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -35,8 +36,16 @@ http {
   access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fcgi;
   uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
-  server { listen 127.0.0.1:$o1; location / { return 200 "Hello World ! This is ECS01\n"; } }
-  server { listen 127.0.0.1:$o2; location / { return 200 "Hello World ! This is ECS02\n"; } }
+$(if [ "$mode" = body16k ]; then
+  # nginx refuses config strings over 4 KiB: 8 pieces of 2 KiB.
+  piece=$(printf 'x%.0s' $(seq 2048)); body=$(printf '$piece%.0s' $(seq 8))
+  for o in $o1 $o2; do
+    printf '  server { listen 127.0.0.1:%s; location / { set $piece "%s"; return 200 "%s"; } }\n' "$o" "$piece" "$body"
+  done
+else
+  printf '  server { listen 127.0.0.1:%s; location / { return 200 "Hello World ! This is ECS01\\n"; } }\n' "$o1"
+  printf '  server { listen 127.0.0.1:%s; location / { return 200 "Hello World ! This is ECS02\\n"; } }\n' "$o2"
+fi)
 }
 CONF
 cat >"$tmp/limpet.toml" <<CONF

@@ -69,22 +69,22 @@ impl<'b> HeadFacts<'b> {
             // Dispatch on length first: most fields are none of these, and a
             // length compare rejects them without touching their bytes.
             match name.len() {
-                4 if name.eq_ignore_ascii_case(b"host") => {
+                4 if name_is(name, b"host") => {
                     facts.host_count += 1;
                     facts.host = Some(h.value);
                 }
-                6 if name.eq_ignore_ascii_case(b"expect") => {
+                6 if name_is(name, b"expect") => {
                     facts.expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
                 }
-                7 if name.eq_ignore_ascii_case(b"upgrade") => facts.has_upgrade = true,
-                10 if name.eq_ignore_ascii_case(b"connection") => {
+                7 if name_is(name, b"upgrade") => facts.has_upgrade = true,
+                10 if name_is(name, b"connection") => {
                     for token in tokens(h.value) {
                         facts.close |= token.eq_ignore_ascii_case(b"close");
                         facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                         facts.connection_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
                     }
                 }
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                14 if name_is(name, b"content-length") => {
                     let n = parse_content_length(h.value)?;
                     match facts.content_length {
                         Some(seen) if seen != n => {
@@ -93,7 +93,7 @@ impl<'b> HeadFacts<'b> {
                         _ => facts.content_length = Some(n),
                     }
                 }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                17 if name_is(name, b"transfer-encoding") => {
                     facts.transfer = match facts.transfer {
                         TransferCoding::Absent if h.value.eq_ignore_ascii_case(b"chunked") => {
                             TransferCoding::Chunked
@@ -217,6 +217,32 @@ pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
     lf != cr
 }
 
+/// Whether `name`, a field name as the parsers pass it (`tchar` bytes
+/// only), is `lower` in any case; `lower` holds lower-case letters, digits
+/// and `-`, every one with bit 0x20 set. Folding with `| 0x20` then only
+/// joins a letter with its capital (the other byte it joins with a digit
+/// or `-` is a control byte, never a `tchar`), so eight bytes compare at
+/// once where `eq_ignore_ascii_case` folds both sides byte by byte.
+#[inline]
+pub(crate) fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower
+        .iter()
+        .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (name, lower);
+    while let (Some((x, rest_a)), Some((y, rest_b))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if u64::from_ne_bytes(*x) | 0x2020_2020_2020_2020 != u64::from_ne_bytes(*y) {
+            return false;
+        }
+        (a, b) = (rest_a, rest_b);
+    }
+    a.iter().zip(b).all(|(&x, &y)| x | 0x20 == y)
+}
+
 /// `tchar` of RFC 9110 §5.6.2: the bytes of a field name or a method.
 pub(crate) const fn is_tchar(b: u8) -> bool {
     matches!(b,
@@ -286,6 +312,37 @@ fn diagnose_line(line: &[u8]) -> Option<FieldFault> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_is_agrees_with_eq_ignore_ascii_case_on_every_tchar() {
+        let targets: [&[u8]; 6] = [
+            b"te",
+            b"host",
+            b"content-length",
+            b"transfer-encoding",
+            b"x-forwarded-proto",
+            b"http2-settings",
+        ];
+        let tchars: Vec<u8> = (0u8..=255).filter(|&b| is_tchar(b)).collect();
+        for target in targets {
+            assert!(name_is(target, target));
+            assert!(name_is(&target.to_ascii_uppercase(), target));
+            assert!(!name_is(&target[1..], target), "shorter");
+            for at in 0..target.len() {
+                for &b in &tchars {
+                    let mut name = target.to_vec();
+                    name[at] = b;
+                    assert_eq!(
+                        name_is(&name, target),
+                        name.eq_ignore_ascii_case(target),
+                        "{:?} against {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(target)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn tokens_are_found_case_insensitively_with_ows() {

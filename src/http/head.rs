@@ -28,7 +28,7 @@ use httparse::Header;
 
 pub use super::field::{header_has_token, headers_named};
 
-use super::field::{tokens, trim_ows};
+use super::field::{name_is, tokens, trim_ows};
 use super::request::Request;
 use super::response::{Response, ResponseFraming};
 use super::{BodyFraming, Version, Withheld};
@@ -50,11 +50,11 @@ pub struct Forwarding<'a> {
 /// (RFC 9110 §7.6.1), plus `Proxy-Connection` and `Keep-Alive`.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     match name.len() {
-        2 => name.eq_ignore_ascii_case(b"te"),
-        7 => name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"trailer"),
-        10 => name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive"),
-        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
-        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        2 => name_is(name, b"te"),
+        7 => name_is(name, b"upgrade") || name_is(name, b"trailer"),
+        10 => name_is(name, b"connection") || name_is(name, b"keep-alive"),
+        16 => name_is(name, b"proxy-connection"),
+        17 => name_is(name, b"transfer-encoding"),
         _ => false,
     }
 }
@@ -118,17 +118,14 @@ fn request_disposition(name: &[u8]) -> Disposition {
         return Disposition::Drop;
     }
     let drop = match name.len() {
-        6 if name.eq_ignore_ascii_case(b"cookie") => return Disposition::Cookie,
-        12 => name.eq_ignore_ascii_case(b"x-request-id"),
+        6 if name_is(name, b"cookie") => return Disposition::Cookie,
+        12 => name_is(name, b"x-request-id"),
         // `HTTP2-Settings` belongs to the h2c upgrade, which is never
         // forwarded (SPEC §7).
-        14 => {
-            name.eq_ignore_ascii_case(b"content-length")
-                || name.eq_ignore_ascii_case(b"http2-settings")
-        }
-        15 => name.eq_ignore_ascii_case(b"x-forwarded-for"),
-        16 => name.eq_ignore_ascii_case(b"x-forwarded-host"),
-        17 => name.eq_ignore_ascii_case(b"x-forwarded-proto"),
+        14 => name_is(name, b"content-length") || name_is(name, b"http2-settings"),
+        15 => name_is(name, b"x-forwarded-for"),
+        16 => name_is(name, b"x-forwarded-host"),
+        17 => name_is(name, b"x-forwarded-proto"),
         _ => false,
     };
     if drop {
@@ -143,8 +140,8 @@ fn response_disposition(name: &[u8]) -> Disposition {
         return Disposition::Drop;
     }
     match name.len() {
-        10 if name.eq_ignore_ascii_case(b"set-cookie") => Disposition::Cookie,
-        14 if name.eq_ignore_ascii_case(b"content-length") => Disposition::Drop,
+        10 if name_is(name, b"set-cookie") => Disposition::Cookie,
+        14 if name_is(name, b"content-length") => Disposition::Drop,
         _ => Disposition::Forward,
     }
 }
@@ -199,7 +196,7 @@ pub fn write_request_head_withholding(
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         let disposition = request_disposition(name);
-        let is_host = name.len() == 4 && name.eq_ignore_ascii_case(b"host");
+        let is_host = name_is(name, b"host");
         if disposition == Disposition::Drop
             || (connection.contains(name) && !is_host)
             || (replace_host && is_host)
@@ -424,13 +421,26 @@ fn write_upgrade(out: &mut Vec<u8>, headers: &[Header<'_>]) {
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
+            // Rendered on the stack, then one copy: at most 15 bytes.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                out.extend_from_slice(digits.format(octet).as_bytes());
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             // std's Display gives the RFC 5952 form; writing into a Vec

@@ -96,9 +96,17 @@ impl std::fmt::Debug for RequestId {
     }
 }
 
+/// This thread's generator: the `<start>-<worker>-` prefix rendered once
+/// (for the worker it was rendered for) and the ids generated so far.
+struct Generator {
+    worker: usize,
+    prefix: RequestId,
+    count: u64,
+}
+
 thread_local! {
-    /// Ids generated on this thread (one worker, one core) so far.
-    static GENERATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// One worker, one core, one generator.
+    static GENERATOR: std::cell::RefCell<Option<Generator>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The process's start, in Unix seconds, read once: with the worker id and
@@ -132,15 +140,29 @@ impl RequestId {
     /// the worker and this core's counter. No syscall, no lock, no
     /// allocation: the start is read once per process.
     pub fn generate(worker: usize) -> Self {
+        GENERATOR.with(|generator| {
+            let mut generator = generator.borrow_mut();
+            let generator = match &mut *generator {
+                Some(g) if g.worker == worker => g,
+                slot => slot.insert(Generator {
+                    worker,
+                    prefix: RequestId::prefix(worker),
+                    count: 0,
+                }),
+            };
+            let mut id = generator.prefix;
+            id.push_hex(generator.count);
+            generator.count = generator.count.wrapping_add(1);
+            id
+        })
+    }
+
+    /// `<start>-<worker>-`, rendered once per thread.
+    fn prefix(worker: usize) -> Self {
         let start = *START.get_or_init(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
-        });
-        let n = GENERATED.with(|count| {
-            let n = count.get();
-            count.set(n.wrapping_add(1));
-            n
         });
         let mut id = RequestId {
             len: 0,
@@ -152,7 +174,6 @@ impl RequestId {
         id.push_hex(worker as u64);
         id.bytes[usize::from(id.len)] = b'-';
         id.len += 1;
-        id.push_hex(n);
         id
     }
 

@@ -173,6 +173,10 @@ impl Conns {
         if !self.valid(slot) {
             return;
         }
+        if phase == Phase::Busy && self.entries.borrow()[slot.index as usize].phase == phase {
+            // Busy connections are on no list: nothing to move.
+            return;
+        }
         self.unlink(slot.index);
         let mut entries = self.entries.borrow_mut();
         entries[slot.index as usize].phase = phase;

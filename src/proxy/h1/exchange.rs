@@ -214,8 +214,8 @@ pub async fn forward<S: ClientStream>(
     worker: &Worker,
     view: &CoreView,
     client: &mut Client<S>,
-    request: H1Request,
-    mut ctx: RequestCtx,
+    request: &H1Request,
+    ctx: &mut RequestCtx,
     out: Vec<u8>,
 ) -> Flow {
     io::consume(&mut client.buf, request.head_len);
@@ -225,12 +225,12 @@ pub async fn forward<S: ClientStream>(
             _ => 0,
         };
     let _busy = Busy::new(&worker.stats);
-    let buffered = buffered_body(&request, &client.buf);
+    let buffered = buffered_body(request, &client.buf);
     let timeouts = &view.snapshot.config.timeouts;
     let mut front = H1Front {
         client,
         heads: H1Heads {
-            request: &request,
+            request,
             sent_continue: false,
         },
         limits: Limits {
@@ -245,18 +245,18 @@ pub async fn forward<S: ClientStream>(
         is_head: request.is_head,
         upgrade: request.upgrade,
     };
-    let forwarded = upstream::forward(worker, view, &mut ctx, &mut front, outbound).await;
+    let forwarded = upstream::forward(worker, view, ctx, &mut front, outbound).await;
     if let Some(n) = buffered {
         // The body was sent from the buffer and kept for a retry.
         io::consume(&mut front.client.buf, n);
     }
     let flow = match forwarded {
-        Ok(answer) => respond(worker, view, &mut ctx, front.client, answer).await,
-        Err(err) => answer_error(worker, view, &mut ctx, front.client, &err).await,
+        Ok(answer) => respond(worker, view, ctx, front.client, answer).await,
+        Err(err) => answer_error(worker, view, ctx, front.client, &err).await,
     };
     ctx.times.done = Some(crate::worker::now());
-    worker.record(view, &ctx);
-    write_log(worker, view, &mut ctx);
+    worker.record(view, ctx);
+    write_log(worker, view, ctx);
     flow
 }
 

@@ -47,6 +47,9 @@ pub struct Client<S> {
     /// Its first bytes may still turn out to be the HTTP/2 preface (a
     /// plain listener with `http2 = true`, before the first head).
     pub h2c: bool,
+    /// A readiness wait has just seen bytes (or the end) on the socket and
+    /// nothing has read since: the next read returns at once.
+    pub readable: bool,
 }
 
 /// What the client connection does after an exchange.
@@ -106,6 +109,7 @@ pub async fn run<S: ClientStream>(
         accepted: crate::worker::now(),
         buf: Vec::new(),
         h2c,
+        readable: false,
     };
     let mut first = true;
     loop {
@@ -115,17 +119,13 @@ pub async fn run<S: ClientStream>(
             let idle = if first {
                 timeouts.client_head
             } else {
-                // Idle: the first to go when the worker is full.
+                // Idle: the first to go when the worker is full. The
+                // linger inside the last request's future counts too.
                 worker.conns.set(slot, Phase::Idle);
-                timeouts.client_idle
+                timeouts.client_idle.saturating_sub(LINGER)
             };
-            // TLS: rustls may already hold decrypted bytes; `readable` says so.
-            let readable = std::pin::pin!(client.stream.readable());
-            let deadline = crate::worker::deadline::after(idle);
-            let shed = worker.conns.shed(slot);
-            match select(readable, select(deadline, shed)).await {
-                Either::Left((Ok(()), _)) => {}
-                Either::Left((Err(_), _)) | Either::Right(_) => break,
+            if !wait_readable(worker, &mut client, idle).await {
+                break;
             }
             if !first {
                 worker.conns.set(slot, Phase::Busy);
@@ -137,7 +137,7 @@ pub async fn run<S: ClientStream>(
             crate::worker::now()
         };
         first = false;
-        match Box::pin(serve_one(worker, &mut client, head_clock)).await {
+        match Box::pin(serve_busy(worker, &mut client, head_clock)).await {
             Flow::KeepAlive if !worker.stopping.get() => {}
             Flow::KeepAlive | Flow::Close => break,
             Flow::Tunnel(backend, open) => {
@@ -194,6 +194,60 @@ fn http2_by_alpn<'w, S: ClientStream + 'w>(
     Box::pin(stream.http2(worker, conn, Vec::new()))
 }
 
+/// How long a connection that has just been answered waits for its next
+/// request inside the request's boxed future before it goes idle for real
+/// (giving the box back). A client that sends its next request at once,
+/// as a busy keep-alive connection does, costs no allocation and no move
+/// of that future per request; one that pauses longer pays a cancelled
+/// readiness wait once per pause.
+const LINGER: Duration = crate::worker::deadline::TICK;
+
+/// Waits until the client has sent something (or rustls holds decrypted
+/// bytes), for at most `limit`; false when the client left, the wait ran
+/// out, or the worker sheds this connection.
+async fn wait_readable<S: ClientStream>(
+    worker: &Worker,
+    client: &mut Client<S>,
+    limit: Duration,
+) -> bool {
+    let readable = std::pin::pin!(client.stream.readable());
+    let deadline = crate::worker::deadline::after(limit);
+    let shed = worker.conns.shed(client.slot);
+    client.readable = matches!(
+        select(readable, select(deadline, shed)).await,
+        Either::Left((Ok(()), _))
+    );
+    client.readable
+}
+
+/// Serves requests while they come back to back: the next one is already
+/// buffered (pipelined) or arrives within [`LINGER`]. Returns when the
+/// connection closes, switches protocols, or goes quiet (`KeepAlive` with
+/// an empty buffer: the caller waits for it without this future).
+async fn serve_busy<S: ClientStream>(
+    worker: &Worker,
+    client: &mut Client<S>,
+    mut head_clock: Tick,
+) -> Flow {
+    loop {
+        let flow = serve_one(worker, client, head_clock).await;
+        if !matches!(flow, Flow::KeepAlive) || worker.stopping.get() {
+            return flow;
+        }
+        if client.buf.is_empty() {
+            worker.buffers.give(std::mem::take(&mut client.buf));
+            worker.conns.set(client.slot, Phase::Idle);
+            if !wait_readable(worker, client, LINGER).await {
+                // Quiet (or gone, or shed: the caller's own wait sees that
+                // at once and closes).
+                return Flow::KeepAlive;
+            }
+            worker.conns.set(client.slot, Phase::Busy);
+        }
+        head_clock = crate::worker::now();
+    }
+}
+
 /// Reads one request head (its deadline running from `head_clock`),
 /// forwards the request, and relays the response.
 async fn serve_one<S: ClientStream>(
@@ -209,11 +263,13 @@ async fn serve_one<S: ClientStream>(
     // Taken once a head has arrived: an idle connection holds no buffer.
     let mut out = Vec::new();
     match read_request(worker, &view, client, listener, &mut out, head_clock).await {
-        Ok((request, ctx)) => {
+        Ok((request, mut ctx)) => {
             // A request in flight is never shed.
             worker.conns.set(client.slot, Phase::Busy);
             Stats::bump(&worker.stats.requests);
-            exchange::forward(worker, &view, client, request, ctx, out).await
+            // By reference: the exchange's future does not carry (and
+            // move) a second copy of them.
+            exchange::forward(worker, &view, client, &request, &mut ctx, out).await
         }
         Err(Stop::Quiet) => {
             worker.buffers.give(out);
@@ -298,7 +354,14 @@ async fn read_request<S: ClientStream>(
         let until = rate_deadline.map_or(deadline, |rated| rated.min(deadline));
         let left = until.saturating_duration_since(crate::worker::now());
         let buf = std::mem::take(&mut client.buf);
-        let read = std::pin::pin!(io::read_more(&mut client.stream, buf, left));
+        // Plain TCP just seen readable: the read cannot wait, so it needs
+        // no deadline of its own (TLS may need more bytes for a record).
+        let at_once = std::mem::take(&mut client.readable) && !client.stream.is_tls();
+        let read = std::pin::pin!(io::read_more_maybe_timed(
+            &mut client.stream,
+            buf,
+            (!at_once).then_some(left)
+        ));
         let (result, buf) = match select(read, worker.conns.shed(client.slot)).await {
             Either::Left((read, _)) => read,
             // The worker is full and this connection is worth least.
