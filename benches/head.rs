@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use limpet::http::{parse_request, write_request_head, Forwarding, Limits};
+use limpet::http::{parse_request, parse_response, write_request_head, Forwarding, Limits};
+use limpet::proxy::RequestId;
 
 /// About 400 bytes, the shape Firefox sends for a page.
 const BROWSER_REQUEST: &[u8] = b"GET /shop/cart?item=42 HTTP/1.1\r\n\
@@ -21,6 +22,15 @@ Connection: keep-alive\r\n\
 Cookie: lb=Q2FmZUJhYmU; session=8f14e45fceea167a\r\n\
 Upgrade-Insecure-Requests: 1\r\n\
 Sec-Fetch-Dest: document\r\n\
+\r\n";
+
+/// What nginx answers a small `return 200`.
+const ORIGIN_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Server: nginx/1.22.1\r\n\
+Date: Tue, 08 Dec 2026 01:00:00 GMT\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 28\r\n\
+Connection: keep-alive\r\n\
 \r\n";
 
 const LIMITS: Limits = Limits {
@@ -37,6 +47,17 @@ fn head(c: &mut Criterion) {
             let req = parse_request(black_box(BROWSER_REQUEST), &mut headers, &LIMITS, &[]);
             black_box(req.map(|r| r.map(|r| r.head_len))).ok();
         })
+    });
+
+    group.bench_function("parse_response", |b| {
+        b.iter(|| {
+            let mut headers = [std::mem::MaybeUninit::uninit(); 100];
+            let resp = parse_response(black_box(ORIGIN_RESPONSE), &mut headers, &LIMITS, false);
+            black_box(resp.map(|r| r.map(|r| r.head_len))).ok();
+        })
+    });
+    group.bench_function("request_id", |b| {
+        b.iter(|| black_box(RequestId::generate(black_box(1))))
     });
 
     let mut headers = [std::mem::MaybeUninit::uninit(); 100];

@@ -100,6 +100,10 @@ impl<'a, 'b> ConnectionNames<'a, 'b> {
 }
 
 fn names_others(connection: &[u8]) -> bool {
+    // The usual value, without splitting it into tokens.
+    if connection.eq_ignore_ascii_case(b"keep-alive") {
+        return false;
+    }
     tokens(connection)
         .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"upgrade"))
 }

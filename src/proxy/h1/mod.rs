@@ -78,22 +78,20 @@ enum Stop {
 ///
 /// Between requests the connection holds no buffer and none of a request's
 /// state: it waits for readability, and everything a request needs lives
-/// in one boxed future that ends with the exchange. An idle connection
-/// costs this loop's few hundred bytes (loadtest/idle.sh measures it); a
-/// request costs one allocation for the box.
-pub async fn run<S: ClientStream>(
+/// in one boxed future that ends when the connection goes quiet. An idle
+/// connection costs this loop's few hundred bytes (loadtest/idle.sh
+/// measures it); requests back to back share one allocation for the box.
+///
+/// Not an `async fn`: the [`Client`] is built first and the loop's state
+/// holds it alone, where an `async fn` would also keep the arguments it was
+/// made of for as long as the connection lives.
+pub fn run<S: ClientStream>(
     worker: Rc<Worker>,
     listener: ListenerId,
     stream: S,
     peer: SocketAddr,
     slot: Slot,
-) {
-    let worker = &*worker;
-    if stream.alpn_h2() {
-        // HTTP/2 by ALPN: the connection is HTTP/2's from its first byte.
-        http2_by_alpn(worker, listener, stream, peer, slot).await;
-        return;
-    }
+) -> impl std::future::Future<Output = ()> {
     let h2c = !stream.is_tls() && {
         let view = worker.view();
         view.snapshot
@@ -111,35 +109,14 @@ pub async fn run<S: ClientStream>(
         h2c,
         readable: false,
     };
-    let mut first = true;
-    loop {
-        if client.buf.is_empty() {
-            worker.buffers.give(std::mem::take(&mut client.buf));
-            let timeouts = &worker.view().snapshot.config.timeouts;
-            let idle = if first {
-                timeouts.client_head
-            } else {
-                // Idle: the first to go when the worker is full. The
-                // linger inside the last request's future counts too.
-                worker.conns.set(slot, Phase::Idle);
-                timeouts.client_idle.saturating_sub(LINGER)
-            };
-            if !wait_readable(worker, &mut client, idle).await {
-                break;
-            }
-            if !first {
-                worker.conns.set(slot, Phase::Busy);
-            }
+    async move {
+        let worker = &*worker;
+        if client.stream.alpn_h2() {
+            // HTTP/2 by ALPN: the connection is HTTP/2's from its first byte.
+            http2_by_alpn(worker, listener, client.stream, peer, slot).await;
+            return;
         }
-        let head_clock = if first {
-            client.accepted
-        } else {
-            crate::worker::now()
-        };
-        first = false;
-        match Box::pin(serve_busy(worker, &mut client, head_clock)).await {
-            Flow::KeepAlive if !worker.stopping.get() => {}
-            Flow::KeepAlive | Flow::Close => break,
+        match serve_connection(worker, &mut client).await {
             Flow::Tunnel(backend, open) => {
                 worker.buffers.give(std::mem::take(&mut client.buf));
                 // Tunnels have their own idle limit (SPEC §7): a WebSocket
@@ -147,7 +124,6 @@ pub async fn run<S: ClientStream>(
                 let idle = worker.view().snapshot.config.timeouts.tunnel;
                 Box::pin(client.stream.tunnel(worker, backend, idle)).await;
                 drop(open);
-                return;
             }
             Flow::Http2 => {
                 // No `let` for the arguments: a moved-from local would still
@@ -165,12 +141,54 @@ pub async fn run<S: ClientStream>(
                     std::mem::take(&mut client.buf),
                 ))
                 .await;
-                return;
+            }
+            Flow::KeepAlive | Flow::Close => {
+                worker.buffers.give(std::mem::take(&mut client.buf));
+                client.stream.finish().await;
             }
         }
     }
-    worker.buffers.give(std::mem::take(&mut client.buf));
-    client.stream.finish().await;
+}
+
+/// The HTTP/1 loop of [`run`]: returns when the connection is to close
+/// (`Close`) or to carry something else (`Tunnel`, `Http2`).
+async fn serve_connection<S: ClientStream>(worker: &Worker, client: &mut Client<S>) -> Flow {
+    let slot = client.slot;
+    let mut first = true;
+    loop {
+        if client.buf.is_empty() {
+            worker.buffers.give(std::mem::take(&mut client.buf));
+            // No view is held while the connection waits: a reload's old
+            // snapshot must not live on in idle connections.
+            let idle = if first {
+                worker.view().snapshot.config.timeouts.client_head
+            } else {
+                // Idle: the first to go when the worker is full. The
+                // linger inside the last request's future counts too.
+                worker.conns.set(slot, Phase::Idle);
+                let client_idle = worker.view().snapshot.config.timeouts.client_idle;
+                client_idle.saturating_sub(LINGER)
+            };
+            if !wait_readable(worker, client, idle).await {
+                break;
+            }
+            if !first {
+                worker.conns.set(slot, Phase::Busy);
+            }
+        }
+        let head_clock = if first {
+            client.accepted
+        } else {
+            crate::worker::now()
+        };
+        first = false;
+        match Box::pin(serve_busy(worker, client, head_clock)).await {
+            Flow::KeepAlive if !worker.stopping.get() => {}
+            Flow::KeepAlive | Flow::Close => return Flow::Close,
+            other => return other,
+        }
+    }
+    Flow::Close
 }
 
 /// Serves a TLS connection that chose HTTP/2 in its handshake. Not an
