@@ -55,9 +55,26 @@ pub(super) enum Stop {
     Closed,
 }
 
-/// A rustls unbuffered connection and the buffers it is driven with.
-pub(super) struct TlsCore {
-    conn: Box<Conn>,
+/// A rustls unbuffered connection and the buffers it is driven with, in
+/// one box: a connection's task moves and keeps a pointer, not the parts.
+pub(super) struct TlsCore(Box<CoreState>);
+
+impl std::ops::Deref for TlsCore {
+    type Target = CoreState;
+
+    fn deref(&self) -> &CoreState {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TlsCore {
+    fn deref_mut(&mut self) -> &mut CoreState {
+        &mut self.0
+    }
+}
+
+pub(super) struct CoreState {
+    conn: Conn,
     /// Ciphertext read and not yet processed (a part of a record once
     /// `run` returns); capacity 0 when empty.
     pub incoming: Vec<u8>,
@@ -67,21 +84,26 @@ pub(super) struct TlsCore {
     plain_at: usize,
     /// The peer sent `close_notify`.
     pub peer_closed: bool,
+    /// The server name the client sent (server side).
+    sni: Option<Box<str>>,
 }
 
 impl TlsCore {
     fn new(conn: Conn) -> Self {
-        TlsCore {
-            conn: Box::new(conn),
+        TlsCore(Box::new(CoreState {
+            conn,
             incoming: Vec::new(),
             plain: Vec::new(),
             plain_at: 0,
             peer_closed: false,
-        }
+            sni: None,
+        }))
     }
+}
 
+impl CoreState {
     fn common(&self) -> &rustls::CommonState {
-        match &*self.conn {
+        match &self.conn {
             Conn::Server(conn) => conn,
             Conn::Client(conn) => conn,
         }
@@ -130,13 +152,13 @@ impl TlsCore {
     /// plaintext encrypted, its `close_notify`) is appended to `out`.
     pub fn run(&mut self, mut job: Job<'_>, out: &mut Vec<u8>) -> io::Result<Stop> {
         loop {
-            let TlsCore {
+            let CoreState {
                 conn,
                 incoming,
                 plain,
                 ..
             } = self;
-            let step = match &mut **conn {
+            let step = match conn {
                 Conn::Server(conn) => {
                     handle(conn.process_tls_records(incoming), &mut job, plain, out)
                 }
@@ -164,8 +186,8 @@ impl TlsCore {
     /// After an error: the alert rustls queued, if any, into `out`. Once:
     /// a second call would deframe the bad bytes again.
     fn alert(&mut self, out: &mut Vec<u8>) {
-        let TlsCore { conn, incoming, .. } = self;
-        let discard = match &mut **conn {
+        let CoreState { conn, incoming, .. } = self;
+        let discard = match conn {
             Conn::Server(conn) => encode_only(conn.process_tls_records(incoming), out),
             Conn::Client(conn) => encode_only(conn.process_tls_records(incoming), out),
         };
@@ -358,8 +380,6 @@ fn take_sni() -> Option<Box<str>> {
 pub struct TlsStream {
     tcp: TcpStream,
     core: TlsCore,
-    /// The server name the client sent (server side).
-    sni: Option<Box<str>>,
 }
 
 impl TlsStream {
@@ -368,7 +388,6 @@ impl TlsStream {
         TlsStream {
             tcp,
             core: TlsCore::new(Conn::Server(conn)),
-            sni: None,
         }
     }
 
@@ -377,13 +396,12 @@ impl TlsStream {
         TlsStream {
             tcp,
             core: TlsCore::new(Conn::Client(conn)),
-            sni: None,
         }
     }
 
     /// The server name the client sent (server side only).
     pub fn sni(&self) -> Option<&str> {
-        self.sni.as_deref()
+        self.core.sni.as_deref()
     }
 
     /// Whether the client chose HTTP/2 by ALPN (server side).
@@ -398,7 +416,7 @@ impl TlsStream {
         self,
     ) -> io::Result<super::TlsPoll<monoio::net::tcp::stream_poll::TcpStreamPoll>> {
         use monoio::io::IntoPollIo as _;
-        let TlsStream { tcp, core, .. } = self;
+        let TlsStream { tcp, core } = self;
         Ok(super::TlsPoll::new(tcp.into_poll_io()?, core))
     }
 
@@ -415,7 +433,7 @@ impl TlsStream {
             take_sni();
             let run = self.core.run(Job::default(), &mut out);
             if let Some(name) = take_sni() {
-                self.sni = Some(name);
+                self.core.sni = Some(name);
             }
             if !out.is_empty() {
                 self.write_out(out).await?;
