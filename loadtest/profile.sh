@@ -10,7 +10,8 @@
 # the cookie of a session, a sticky hit), nocookie (no cookie: each request
 # starts a session and gets Set-Cookie), log (sticky, with the listener's
 # access log on, written to a file), body16k (sticky, a 16 KiB response
-# body instead of 28 B).
+# body instead of 28 B), https (sticky, over HTTPS: TLS 1.3 keep-alive, a
+# self-signed ECDSA P-256 certificate made with openssl).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
 mode=${PROFILE_MODE:-sticky}
-case "$mode" in sticky|nocookie|log|body16k) ;; *) echo "PROFILE_MODE: sticky, nocookie, log or body16k, not $mode" >&2; exit 2;; esac
+case "$mode" in sticky|nocookie|log|body16k|https) ;; *) echo "PROFILE_MODE: sticky, nocookie, log, body16k or https, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -28,6 +29,12 @@ binary=target/profile/release/limpet
 tmp=$(mktemp -d /tmp/limpet-profile-XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 o1=$(free_port); o2=$(free_port); front=$(free_port)
+scheme=http
+if [ "$mode" = https ]; then
+  scheme=https
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj /CN=profile.test -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+fi
 cat >"$tmp/origin.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
 error_log $tmp/origin.error.log; pid $tmp/origin.pid;
@@ -57,6 +64,7 @@ name = "web"
 listen = "127.0.0.1:$front"
 default_group = "web"
 $( [ "$mode" = log ] && printf 'access_log = "%s"\n' "$tmp/access.log" )
+$( [ "$mode" = https ] && printf 'tls = { certs = [{ cert = "%s", key = "%s" }] }\n' "$tmp/cert.pem" "$tmp/key.pem" )
 
 [groups.web]
 balance = "round_robin"
@@ -85,10 +93,10 @@ stop() {
   rm -rf "$tmp"
 }
 trap stop EXIT
-url="http://127.0.0.1:$front/"
-for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
+url="$scheme://127.0.0.1:$front/"
+for _ in $(seq 120); do curl -sk -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
-cookie=$(curl -s -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
+cookie=$(curl -sk -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
 callgrind_control -z "$proxy" >/dev/null
 if [ "$mode" = nocookie ]; then
   h2load --h1 -n "$count" -c 10 -t 1 "$url" | grep "status codes"

@@ -171,6 +171,8 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // The connection learns its SNI here (`net::TlsStream::sni`).
+        crate::net::note_sni(hello.server_name());
         Some(self.pick(hello.server_name()))
     }
 }

@@ -37,8 +37,9 @@ async fn status(
     let Some(tls) = tls else {
         return exchange(stream, addr, check).await;
     };
-    let conn = rustls::ClientConnection::new(tls.client.clone(), tls.server_name(addr))
-        .map_err(|e| format!("TLS: {e}"))?;
+    let conn =
+        rustls::client::UnbufferedClientConnection::new(tls.client.clone(), tls.server_name(addr))
+            .map_err(|e| format!("TLS: {e}"))?;
     let mut stream = TlsStream::client(stream, conn);
     stream
         .handshake()

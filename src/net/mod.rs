@@ -20,6 +20,7 @@ mod tls;
 mod tls_poll;
 
 pub use stream::{Stream, Upstream};
+pub(crate) use tls::note_sni;
 pub use tls::TlsStream;
 pub use tls_poll::TlsPoll;
 

@@ -4,133 +4,96 @@
 //! decrypted bytes not yet read) and any ciphertext already read carried
 //! over, so nothing the client sent is lost in the switch.
 //!
-//! rustls is driven as tokio-rustls drives it: its `read_tls`/`write_tls`
-//! take a `std::io` adapter over the socket ([`SyncIo`]) that answers
-//! `WouldBlock` when the socket is not ready, having registered the waker.
+//! The same [`TlsCore`] as `TlsStream`'s drives rustls's unbuffered
+//! connection: ciphertext is read from the socket into its `incoming`,
+//! what rustls sends is encrypted into `out` and written from there; both
+//! are freed whenever they are empty, so an idle connection holds no TLS
+//! buffer.
 
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
-use rustls::Connection;
+
+use super::tls::{Job, Stop, TlsCore, READ_BYTES};
+
+/// The most plaintext one `poll_write` encrypts (and so buffers, if the
+/// socket is full).
+const WRITE_BYTES: usize = 64 * 1024;
 
 /// A TLS connection, after its handshake, over a poll-based socket `T`.
 pub struct TlsPoll<T> {
     io: T,
-    conn: Box<Connection>,
-    /// Ciphertext read before the switch and not yet taken by rustls.
-    pending: Vec<u8>,
-    taken: usize,
+    core: TlsCore,
+    /// Ciphertext to send, from `out_at` on; capacity 0 when empty.
+    out: Vec<u8>,
+    out_at: usize,
     /// `close_notify` queued (shutdown started).
     closing: bool,
 }
 
 impl<T> TlsPoll<T> {
-    pub(super) fn new(io: T, conn: Box<Connection>, pending: Vec<u8>, taken: usize) -> Self {
+    pub(super) fn new(io: T, core: TlsCore) -> Self {
         TlsPoll {
             io,
-            conn,
-            pending,
-            taken,
+            core,
+            out: Vec::new(),
+            out_at: 0,
             closing: false,
         }
     }
 }
 
-/// The socket as `std::io` for rustls: `WouldBlock` where it would wait.
-struct SyncIo<'a, 'b, T> {
-    io: &'a mut T,
-    cx: &'a mut Context<'b>,
-}
-
-impl<T: AsyncRead + Unpin> io::Read for SyncIo<'_, '_, T> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut buf = ReadBuf::new(buf);
-        match Pin::new(&mut *self.io).poll_read(self.cx, &mut buf) {
-            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
-            Poll::Ready(Err(err)) => Err(err),
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl<T: AsyncWrite + Unpin> io::Write for SyncIo<'_, '_, T> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match Pin::new(&mut *self.io).poll_write(self.cx, buf) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match Pin::new(&mut *self.io).poll_write_vectored(self.cx, bufs) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match Pin::new(&mut *self.io).poll_flush(self.cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
 impl<T: AsyncRead + AsyncWrite + Unpin> TlsPoll<T> {
-    /// Writes what rustls has queued until it has none or the socket is
-    /// full. `Ready(Ok(()))`: all written; `Pending`: the socket is full
-    /// (the waker is registered).
+    /// Writes `out` until it is empty or the socket is full.
+    /// `Ready(Ok(()))`: all written; `Pending`: the socket is full (the
+    /// waker is registered).
     fn poll_send_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.conn.wants_write() {
-            let mut io = SyncIo {
-                io: &mut self.io,
-                cx,
-            };
-            match self.conn.write_tls(&mut io) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-                Err(err) => return Poll::Ready(Err(err)),
+        while self.out_at < self.out.len() {
+            let rest = self.out.get(self.out_at..).unwrap_or_default();
+            match Pin::new(&mut self.io).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.out_at += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
             }
         }
+        // Nothing kept while idle.
+        self.out = Vec::new();
+        self.out_at = 0;
         Poll::Ready(Ok(()))
     }
 
-    /// Hands rustls more ciphertext: what was read before the switch
-    /// first, then the socket's. `Ready(Ok(false))`: the peer closed TCP.
+    /// Runs rustls over what `incoming` holds, `job` included; what it
+    /// has to send is queued in `out`.
+    fn run(&mut self, job: Job<'_>) -> io::Result<Stop> {
+        if self.out_at > 0 {
+            self.out.drain(..self.out_at);
+            self.out_at = 0;
+        }
+        self.core.run(job, &mut self.out)
+    }
+
+    /// Reads more ciphertext from the socket. `Ready(Ok(false))`: the peer
+    /// closed TCP.
     fn poll_recv_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let read = if self.taken < self.pending.len() {
-            let mut rest = self.pending.get(self.taken..).unwrap_or_default();
-            let taken = self.conn.read_tls(&mut rest);
-            if let Ok(n) = taken {
-                self.taken += n;
-                if self.taken >= self.pending.len() {
-                    self.pending = Vec::new();
-                    self.taken = 0;
-                }
-            }
-            taken
-        } else {
-            let mut io = SyncIo {
-                io: &mut self.io,
-                cx,
-            };
-            self.conn.read_tls(&mut io)
-        };
-        match read {
-            Ok(0) => return Poll::Ready(Ok(false)),
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-            Err(err) => return Poll::Ready(Err(err)),
+        let incoming = &mut self.core.incoming;
+        let start = incoming.len();
+        incoming.resize(start + READ_BYTES, 0);
+        let mut buf = ReadBuf::new(incoming.get_mut(start..).unwrap_or_default());
+        let polled = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+        let n = buf.filled().len();
+        incoming.truncate(start + n);
+        if incoming.is_empty() {
+            // Nothing kept while idle.
+            *incoming = Vec::new();
         }
-        if let Err(err) = self.conn.process_new_packets() {
-            // The alert rustls queued, if the socket takes it now.
-            let _ = self.poll_send_tls(cx);
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, err)));
+        match polled {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(n > 0)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Ready(Ok(true))
     }
 }
 
@@ -145,21 +108,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsPoll<T> {
             return Poll::Ready(Ok(()));
         }
         loop {
-            match this.conn.reader().read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    // 0: the peer said close_notify, an orderly end.
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            if this.core.has_plaintext() {
+                let n = this.core.take_plaintext(buf.initialize_unfilled());
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            // close_notify: an orderly end.
+            if this.core.peer_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let run = this.run(Job::default());
+            // Key updates, alerts: sent now if the socket takes them, else
+            // with the next write.
+            if let Poll::Ready(Err(err)) = this.poll_send_tls(cx) {
+                return Poll::Ready(Err(err));
+            }
+            match run {
+                Ok(Stop::NeedRead) => {}
+                Ok(Stop::Closed) => return Poll::Ready(Ok(())),
                 Err(err) => return Poll::Ready(Err(err)),
             }
-            // Key updates and the like: sent now if the socket takes them,
-            // else with the next write.
-            if this.conn.wants_write() {
-                if let Poll::Ready(Err(err)) = this.poll_send_tls(cx) {
-                    return Poll::Ready(Err(err));
-                }
+            if this.core.has_plaintext() || this.core.peer_closed {
+                continue;
             }
             match this.poll_recv_tls(cx) {
                 Poll::Ready(Ok(true)) => {}
@@ -180,31 +150,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsPoll<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let mut written = 0;
-        while written < buf.len() {
-            match this
-                .conn
-                .writer()
-                .write(buf.get(written..).unwrap_or_default())
-            {
-                Ok(n) => written += n,
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-            match this.poll_send_tls(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                // The socket is full: what rustls took is written as far
-                // as the caller is concerned; the rest waits.
-                Poll::Pending if written == 0 => return Poll::Pending,
-                Poll::Pending => break,
-            }
+        // What an earlier write left first: at most one write's worth
+        // waits in `out`.
+        match this.poll_send_tls(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
         }
-        Poll::Ready(Ok(written))
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let send = buf.get(..WRITE_BYTES.min(buf.len())).unwrap_or_default();
+        match this.run(Job {
+            send,
+            ..Job::default()
+        }) {
+            Ok(Stop::NeedRead) => {}
+            Ok(Stop::Closed) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Err(err) => return Poll::Ready(Err(err)),
+        }
+        // Encrypted: written as far as the caller is concerned; what the
+        // socket does not take now waits in `out` for the next call.
+        match this.poll_send_tls(cx) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            _ => Poll::Ready(Ok(send.len())),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.conn.writer().flush()?;
         match this.poll_send_tls(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
             other => other,
@@ -214,8 +187,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsPoll<T> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.closing {
-            this.conn.send_close_notify();
             this.closing = true;
+            if let Err(err) = this.run(Job {
+                close_notify: true,
+                ..Job::default()
+            }) {
+                return Poll::Ready(Err(err));
+            }
         }
         match this.poll_send_tls(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_shutdown(cx),

@@ -18,7 +18,7 @@ pub async fn accept(
     timeout: Duration,
 ) -> Option<TlsStream> {
     let stats = &worker.stats;
-    let conn = match rustls::ServerConnection::new(config) {
+    let conn = match rustls::server::UnbufferedServerConnection::new(config) {
         Ok(conn) => conn,
         Err(err) => {
             Stats::bump(&stats.tls_handshake_failures);

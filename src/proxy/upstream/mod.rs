@@ -371,8 +371,11 @@ async fn connect(
         let Some(tls) = tls else {
             return Ok(Upstream::Plain(stream));
         };
-        let conn = rustls::ClientConnection::new(tls.client.clone(), tls.server_name(addr))
-            .map_err(std::io::Error::other)?;
+        let conn = rustls::client::UnbufferedClientConnection::new(
+            tls.client.clone(),
+            tls.server_name(addr),
+        )
+        .map_err(std::io::Error::other)?;
         let mut stream = TlsStream::client(stream, conn);
         stream.handshake().await?;
         Ok(Upstream::Tls(Box::new(stream)))
