@@ -65,7 +65,8 @@ def write(results, profile, facts, path):
     lines += _h2_kept(results, profile, facts, path)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
-    lines += _criterion(path)
+    lines += _kept_file(path, "profile.md")
+    lines += _kept_file(path, "criterion.md")
     lines += _run_log(results)
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -218,10 +219,11 @@ def h2_section(results, profile, facts):
     return lines + [H2_END, ""]
 
 
-def _criterion(results_path):
-    """The criterion summary kept beside RESULTS.md (loadtest/criterion.md,
-    written from `cargo bench`), so that a load test run does not drop it."""
-    summary = os.path.join(os.path.dirname(results_path), "criterion.md")
+def _kept_file(results_path, name):
+    """A summary kept beside RESULTS.md (loadtest/profile.md from
+    `loadtest/profile.sh`, loadtest/criterion.md from `cargo bench`), so
+    that a load test run does not drop it."""
+    summary = os.path.join(os.path.dirname(results_path), name)
     if not os.path.exists(summary):
         return []
     with open(summary) as f:

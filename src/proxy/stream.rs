@@ -79,8 +79,13 @@ impl ClientStream for TlsStream {
         true
     }
 
-    async fn finish(&mut self) {
-        let _ = crate::worker::deadline::timeout(Duration::from_secs(1), self.close_notify()).await;
+    /// Boxed: the close's state is the largest a TLS connection's loop
+    /// would otherwise carry for as long as the connection lives.
+    fn finish(&mut self) -> impl Future<Output = ()> {
+        Box::pin(async move {
+            let _ =
+                crate::worker::deadline::timeout(Duration::from_secs(1), self.close_notify()).await;
+        })
     }
 
     async fn tunnel(self, worker: &Worker, backend: Upstream, idle: Duration) {

@@ -113,6 +113,7 @@ pub fn run<S: ClientStream>(
         let worker = &*worker;
         if client.stream.alpn_h2() {
             // HTTP/2 by ALPN: the connection is HTTP/2's from its first byte.
+            let (listener, peer, slot) = (client.listener, client.peer, client.slot);
             http2_by_alpn(worker, listener, client.stream, peer, slot).await;
             return;
         }
