@@ -8,7 +8,11 @@ its Results:
 - instructions: user-space, per request, under callgrind;
 - idle_memory: user memory per idle keep-alive connection;
 - https: limpet and HAProxy terminating TLS on the same certificate,
-  keep-alive and a new handshake per request."""
+  keep-alive and a new handshake per request;
+- two_workers: limpet with 2 workers beside 1, each worker held to the
+  quota share of a CPU, the client paced.
+
+The new-connection phase is lib/connections.py, HTTP/2 lib/http2.py."""
 import os
 import re
 import time
@@ -25,6 +29,8 @@ PROXIES = (LIMPET, HAPROXY, NGINX)
 PLAIN, STICKY = "no cookie", "sticky cookie"
 TLS_KEEPALIVE, TLS_HANDSHAKE = "HTTPS keep-alive", "HTTPS, new handshake per request"
 HANDSHAKE_SECONDS = {"quick": 5, "full": 10}
+PACED = "paced, each worker capped"  # two_workers: the client throttled, every worker at the quota share
+PACED_RATE = 10_000  # requests/s in total in two_workers' runs
 LOAD_LIMIT = 1.5
 LOAD_WAIT_SECONDS = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,6 +51,9 @@ class Profile:
     quota_share: float = 0.5
     h2_requests: int = 200_000       # per HTTP/2 run (lib/http2.py)
     h2_quota_requests: int = 100_000
+    new_connections: int = 50_000    # per plain run of lib/connections.py
+    new_tls_connections: int = 20_000  # per HTTPS resumed-session run
+    paced_requests: int = 100_000    # per run of two_workers
 
 
 @dataclass
@@ -149,6 +158,51 @@ def throughput(context, running):
                         if figures:
                             for metric, value in zip(("rps", "proxy_us", "machine_us"), figures):
                                 results.add(metric, name, body, variant, value)
+
+
+def worker_threads(pid):
+    """The thread ids of limpet's workers (threads named `limpet-wN`)."""
+    tids = []
+    for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        with open(f"/proc/{pid}/task/{task}/comm") as f:
+            if f.read().startswith("limpet-w"):
+                tids.append(int(task))
+    return tids
+
+
+def two_workers(context, running):
+    """limpet with 2 workers beside 1, each worker thread held to the quota
+    share of one CPU in a cgroup of its own and h2load paced to PACED_RATE
+    requests/s, well under what one capped worker serves: proxy CPU per
+    request (every thread), alternating. A report, not a gate: on 2 cores
+    the second worker shares CPU 1 with the origin and h2load."""
+    profile, results = context.profile, context.results
+    if context.quota.unavailable:
+        results.note(f"2 workers at {int(profile.quota_share * 100)} % each skipped: {context.quota.unavailable}.")
+        return
+    body = profile.bodies[0]
+    path = servers.body_path(body)
+    for round_number in range(1, profile.alternations + 1):
+        print(f"  2 workers vs 1, each at {int(profile.quota_share * 100)} % of a CPU, "
+              f"{PACED_RATE} req/s: round {round_number}/{profile.alternations}", flush=True)
+        for name in (LIMPET, LIMPET_2W):
+            server = running[name]
+            tids = worker_threads(server.pid)
+            if len(tids) != (2 if name == LIMPET_2W else 1):
+                raise RuntimeError(f"{name}: expected its worker threads (limpet-wN), found {tids}")
+            load, run_it = _wait_for_quiet(context)
+            if not run_it:
+                results.log_run(name, body, PACED, None, load, skipped=True)
+                continue
+            with context.quota.holding_threads(server.pid, tids):
+                proxy0, machine0 = machine.process_cpu_ns(server.pid), machine.machine_busy_ns()
+                rps = client.fixed_count(server.port, path, profile.paced_requests, rate=PACED_RATE)
+                proxy_us = (machine.process_cpu_ns(server.pid) - proxy0) / profile.paced_requests / 1000
+                machine_us = (machine.machine_busy_ns() - machine0) / profile.paced_requests / 1000
+            quota = f"{int(profile.quota_share * 100)} % per worker"
+            results.log_run(name, body, PACED, quota, load, rps=rps, proxy_us=proxy_us, machine_us=machine_us)
+            results.add("proxy_us", name, body, PACED, proxy_us)
+            results.add("rps", name, body, PACED, rps)
 
 
 def latency(context, running):

@@ -1,9 +1,12 @@
 """The load generator side: h2load (HTTP/1.1 mode, or HTTP/2 with
 `STREAMS` streams per connection; one thread, pinned to CPU 1) for
-fixed-count and fixed-rate runs, and a single request to learn the sticky
+fixed-count (optionally paced), fixed-rate and one-request-per-connection
+runs, a TLS resumption check, and a single request to learn the sticky
 cookie a proxy issues."""
 import os
 import re
+import socket
+import ssl
 
 import processes
 
@@ -21,11 +24,14 @@ def _protocol(h2):
     return ["-m", str(STREAMS)] if h2 else ["--h1"]
 
 
-def fixed_count(port, path, requests, connections=50, cookie=None, scheme="http", h2=False):
+def fixed_count(port, path, requests, connections=50, cookie=None, scheme="http", h2=False, rate=None):
     """Sends exactly `requests` requests over `connections` keep-alive
-    connections; returns requests per second. Fails unless all succeed
-    (and, with `h2`, unless HTTP/2 was what was spoken)."""
+    connections, at most `rate` requests/s in total if given (h2load
+    --rps paces each connection); returns requests per second. Fails
+    unless all succeed (and, with `h2`, unless HTTP/2 was what was spoken)."""
     argv = ["h2load", *_protocol(h2), "-n", str(requests), "-c", str(connections), "-t", "1"]
+    if rate:
+        argv.append(f"--rps={rate / connections:.3f}")
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
     output = processes.run(argv + [url(port, path, scheme)], CLIENT_CPU)
@@ -50,6 +56,40 @@ def one_per_connection(port, path, seconds, connections=50, scheme="https"):
         raise RuntimeError(f"wrk: failed or non-2xx answers:\n{output[-1500:]}")
     errors = re.search(r"Socket errors: (.*)", output)
     return float(rate.group(1)), int(done.group(1)), errors.group(1).strip() if errors else None
+
+
+def new_connections(port, path, connections, concurrency=50, scheme="http"):
+    """Exactly `connections` connections, one request each: h2load sends
+    `Connection: close`, the proxy closes after the response and h2load
+    opens the next connection (one accept per request: checked against
+    the kernel's TCP counters when this was written). Over TLS each h2load
+    client resumes the session of its previous connection (a TLS 1.3
+    ticket), so all but `concurrency` handshakes are resumptions. Returns
+    connections per second; fails unless every request succeeded."""
+    argv = [
+        "h2load", "--h1", "-n", str(connections), "-c", str(concurrency), "-t", "1",
+        "-H", "Connection: close", url(port, path, scheme),
+    ]
+    output = processes.run(argv, CLIENT_CPU)
+    _check_all_succeeded(output, connections)
+    return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output).group(1))
+
+
+def resumes_tls_session(port, path, server_name="bench.test"):
+    """Whether a second TLS connection resumes the session the first was
+    given (Python's ssl, certificate not checked): the check that the
+    resumed-session runs measure resumptions."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    session = None
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=server_name, session=session) as tls:
+                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n".encode())
+                while tls.recv(65536):
+                    pass  # TLS 1.3 tickets arrive with the response
+                reused, session = tls.session_reused, tls.session
+    return reused
 
 
 def fixed_rate(port, path, rate, seconds, log_path, connections=50, cookie=None, scheme="http", h2=False):

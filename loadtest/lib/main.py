@@ -3,7 +3,7 @@ installed and limpet is built): starts the origin and every contender,
 runs the measurement phases in order, stops every process it started, and
 writes RESULTS.md and results.svg next to loadtest/run.
 
-usage: main.py [--quick] [--only https|h2] REPO_ROOT"""
+usage: main.py [--quick] [--only https|h2|conn|workers] REPO_ROOT"""
 import argparse
 import os
 import shutil
@@ -14,6 +14,7 @@ import time
 
 import bench
 import chart
+import connections
 import http2
 import machine
 import processes
@@ -27,6 +28,7 @@ PROFILES = {
         name="quick", bodies=[34], alternations=3, requests=200_000, quota_requests=100_000,
         probe_requests=20_000, latency_seconds=5, skip_when_loaded=False,
         h2_requests=50_000, h2_quota_requests=25_000,
+        new_connections=20_000, new_tls_connections=10_000, paced_requests=50_000,
     ),
     "full": bench.Profile(
         name="full", bodies=[34, 1024, 16384], alternations=5, requests=300_000, quota_requests=150_000,
@@ -49,6 +51,7 @@ def run(context):
     running = {name: bench.build(context, name) for name in names}
     bench.learn_cookies(context, running)
     bench.throughput(context, running)
+    bench.two_workers(context, running)
     bench.latency(context, running)
     bench.syscalls(context, running)
     for server in running.values():
@@ -56,6 +59,7 @@ def run(context):
     bench.instructions(context)
     bench.idle_memory(context)
     bench.https(context)
+    connections.run(context)
     http2.run(context)
 
 
@@ -71,7 +75,28 @@ def run_h2(context):
     http2.run(context)
 
 
-ONLY = {"https": (run_https, report.write_https_only), "h2": (run_h2, report.write_h2_only)}
+def run_conn(context):
+    """`--only conn`: the origin and the new-connection phase alone."""
+    context.origin = servers.origin(context.tmp, "origin", "1", context.profile.bodies).start()
+    connections.run(context)
+
+
+def run_workers(context):
+    """`--only workers`: the origin, limpet with 1 and 2 workers, and the
+    capped, paced comparison alone."""
+    context.origin = servers.origin(context.tmp, "origin", "1", context.profile.bodies).start()
+    running = {name: bench.build(context, name) for name in (bench.LIMPET, bench.LIMPET_2W)}
+    try:
+        bench.two_workers(context, running)
+    finally:
+        for server in running.values():
+            server.stop()
+
+
+ONLY = {
+    "https": (run_https, report.write_https_only), "h2": (run_h2, report.write_h2_only),
+    "conn": (run_conn, report.write_conn_only), "workers": (run_workers, report.write_workers_only),
+}
 
 
 def main():

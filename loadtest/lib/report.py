@@ -4,12 +4,17 @@ notes, and the log of every timed run with its load average."""
 
 import os
 
-from bench import DIRECT, HAPROXY, LIMPET, LIMPET_2W, NGINX, PLAIN, STICKY, TLS_HANDSHAKE, TLS_KEEPALIVE
+from bench import (DIRECT, HANDSHAKE_SECONDS, HAPROXY, LIMPET, LIMPET_2W, NGINX, PACED, PACED_RATE, PLAIN,
+                   STICKY, TLS_HANDSHAKE, TLS_KEEPALIVE)
 from client import STREAMS as H2_STREAMS
+from connections import NOTE as CONN_NOTE, VARIANTS as CONN_VARIANTS
 from http2 import VARIANTS as H2_VARIANTS
 
 HTTPS_BEGIN, HTTPS_END = "<!-- https: begin -->", "<!-- https: end -->"
 H2_BEGIN, H2_END = "<!-- http2: begin -->", "<!-- http2: end -->"
+CONN_BEGIN, CONN_END = "<!-- connections: begin -->", "<!-- connections: end -->"
+WORKERS_BEGIN, WORKERS_END = "<!-- workers: begin -->", "<!-- workers: end -->"
+WORKERS_SHARE = "With 2 workers the second one shares CPU 1 with the origin and h2load."
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
 
@@ -60,9 +65,10 @@ def write(results, profile, facts, path):
     for body in profile.bodies:
         lines += _body_table(results, profile, body)
     lines += _idle_table(results, profile)
-    lines += _workers_table(results, profile)
+    lines += _workers_table(results, profile, facts, path)
     lines += _https_kept(results, profile, facts, path)
     lines += _h2_kept(results, profile, facts, path)
+    lines += _conn_kept(results, profile, facts, path)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     lines += _kept_file(path, "profile.md")
@@ -153,14 +159,17 @@ def write_h2_only(results, profile, facts, path):
     _replace_section(path, h2_section(results, profile, facts), H2_BEGIN, H2_END)
 
 
-def _replace_section(path, lines, begin_marker, end_marker):
+def _replace_section(path, lines, begin_marker, end_marker, after=None):
+    """Replaces the text between the markers; without them, inserts the
+    section after the text `after` (when given and found) or before the
+    notes."""
     section = "\n".join(lines)
     text = open(path).read() if os.path.exists(path) else "# limpet load test results\n\n"
     begin, end = text.find(begin_marker), text.find(end_marker)
     if begin >= 0 and end >= 0:
         text = text[:begin] + section.rstrip() + text[end + len(end_marker):]
     else:
-        anchor = text.find("## Notes")
+        anchor = text.find(after) + len(after) if after and after in text else text.find("## Notes")
         anchor = anchor if anchor >= 0 else len(text)
         text = text[:anchor] + section + "\n" + text[anchor:]
     with open(path, "w") as f:
@@ -199,8 +208,7 @@ def h2_section(results, profile, facts):
         f"{facts['load_after']:.2f} at end). Idle: preface and SETTINGS exchanged, then nothing; "
         f"{profile.idle_connections:,} connections, THP off.",
         "",
-        "| metric | " + " | ".join(names) + " | limpet / HAProxy | limpet / nginx |",
-        "|---|" + "---:|" * (len(names) + 2),
+        *_compared_head(names),
     ]
     for variant in H2_VARIANTS:
         rate = results.latency_rate.get((body, variant), "?")
@@ -217,6 +225,64 @@ def h2_section(results, profile, facts):
     if runs:
         lines += ["Every timed HTTP/2 run:", ""] + _run_log_rows(runs) + [""]
     return lines + [H2_END, ""]
+
+
+def conn_section(results, profile, facts):
+    """The new-connection table: proxy CPU per connection (gated: limpet no
+    worse than HAProxy) and connections/s, plain and HTTPS."""
+    body = profile.bodies[0]
+    names = COLUMNS[1:]
+    lines = [
+        CONN_BEGIN,
+        f"## New connection per request: accept, one request, close ({_size(body)} body)",
+        "",
+        "Each client connection carries one request with `Connection: close` and is closed after "
+        "the response; the proxies keep their origin connections alive. One worker / thread on CPU 0, "
+        "client on CPU 1, 50 concurrent connections, the configs of the other phases (HTTPS: the run's "
+        "ECDSA P-256 certificate, TLS 1.3). Plain and resumed: h2load, a fixed count of "
+        f"{profile.new_connections:,} (plain) and {profile.new_tls_connections:,} (HTTPS) connections "
+        "per run; h2load resumes each client's previous TLS session (ticket), so all but 50 "
+        "handshakes are resumptions. Full handshake: wrk (no session kept) for "
+        f"{HANDSHAKE_SECONDS.get(profile.name, 5)} s, CPU divided by the connections completed. "
+        f"Proxy CPU: schedstat, every thread. {profile.alternations} alternations ({facts['date']}, "
+        f"load average {facts['load_before']:.2f} at start, {facts['load_after']:.2f} at end).",
+        "",
+        *_compared_head(names),
+    ]
+    gates = []
+    for variant in CONN_VARIANTS:
+        short = variant.removeprefix("new connection per request, ")
+        for metric, label, decimals in (
+            ("proxy_us", "proxy CPU µs / connection (gated: ≤ HAProxy)", 2),
+            ("rps", "connections/s (reported)", 0),
+            ("machine_us", "whole-machine CPU µs / connection (reported)", 2),
+        ):
+            lines += _compared_row(results, f"{short}: {label}", names, (metric, body, variant), decimals)
+        limpet, haproxy = (results.median("proxy_us", n, body, variant) for n in (LIMPET, HAPROXY))
+        if limpet and haproxy:
+            gates.append(f"{short} {'met' if limpet <= haproxy else 'missed'} ({limpet / haproxy:.2f}×)")
+    if gates:
+        lines += ["", "Gate (proxy CPU per connection, limpet ≤ HAProxy): " + "; ".join(gates) + "."]
+    notes = [f"- {note}" for note in results.notes if note.startswith(CONN_NOTE)]
+    lines += [""] + (notes + [""] if notes else [])
+    runs = [r for r in results.runs if r["variant"] in CONN_VARIANTS]
+    if runs:
+        lines += ["Every timed run of this phase (requests/s = connections/s; µs per connection):", ""]
+        lines += _run_log_rows(runs) + [""]
+    return lines + [CONN_END, ""]
+
+
+def _conn_kept(results, profile, facts, results_path):
+    """This run's new-connection table, or the one `--only conn` left."""
+    if any(results.summary("proxy_us", name, profile.bodies[0], v) for name in COLUMNS[1:] for v in CONN_VARIANTS):
+        return conn_section(results, profile, facts)
+    return _kept(results_path, CONN_BEGIN, CONN_END)
+
+
+def write_conn_only(results, profile, facts, path):
+    """After `--only conn`: replaces the new-connection section of
+    RESULTS.md (or adds it before the notes), leaving the rest as it was."""
+    _replace_section(path, conn_section(results, profile, facts), CONN_BEGIN, CONN_END)
 
 
 def _kept_file(results_path, name):
@@ -236,8 +302,7 @@ def _body_table(results, profile, body):
     lines = [
         f"## {_size(body)} body",
         "",
-        "| metric | " + " | ".join(COLUMNS) + " | limpet / HAProxy | limpet / nginx |",
-        "|---|" + "---:|" * (len(COLUMNS) + 2),
+        *_compared_head(COLUMNS),
     ]
     for metric, variant, label, decimals in ROWS:
         lines += _compared_row(results, label.format(quota=quota, rate=rate), COLUMNS, (metric, body, variant), decimals)
@@ -245,6 +310,14 @@ def _body_table(results, profile, body):
     fractions = [_ratio(results.median("rps", name, body, PLAIN), direct) for name in COLUMNS]
     lines.append("| requests/s as a fraction of direct, no cookie | " + " | ".join(fractions) + " | | |")
     return lines + [""]
+
+
+def _compared_head(names):
+    """The header of a table of _compared_row rows."""
+    return [
+        "| metric | " + " | ".join(names) + " | limpet / HAProxy | limpet / nginx |",
+        "|---|" + "---:|" * (len(names) + 2),
+    ]
 
 
 def _compared_row(results, label, names, key, decimals):
@@ -274,7 +347,7 @@ def _idle_table(results, profile):
     return lines + [""]
 
 
-def _workers_table(results, profile):
+def _workers_table(results, profile, facts, path):
     lines = [
         "## limpet with 2 workers vs 1 (no cookie, unconstrained)",
         "",
@@ -289,9 +362,50 @@ def _workers_table(results, profile):
         lines.append(f"| {_size(body)} | {_cell(one, 2)} | {_cell(two, 2)} | {ratio} | {rps[0]} | {rps[1]} |")
     return lines + [
         "",
-        "With 2 workers the second one shares CPU 1 with the origin and h2load.",
+        WORKERS_SHARE,
+        "",
+    ] + _paced_workers_kept(results, profile, facts, path)
+
+
+def paced_workers_section(results, profile, facts):
+    """2 workers vs 1 with each worker capped and the client paced: CPU per
+    request, a report (BENCH.md), not a gate."""
+    body, share = profile.bodies[0], int(profile.quota_share * 100)
+    one, two = (results.summary("proxy_us", name, body, PACED) for name in (LIMPET, LIMPET_2W))
+    rps = [_cell(results.summary("rps", name, body, PACED), 0) for name in (LIMPET, LIMPET_2W)]
+    return [
+        WORKERS_BEGIN,
+        f"### Each worker held to {share} % of a CPU, client paced to {PACED_RATE:,} requests/s "
+        "(reported, not gated)",
+        "",
+        f"Each worker thread (`limpet-wN`) in a cgroup of its own at {share} % of one CPU "
+        f"(`cpu.cfs_quota_us`, `cpu.max` on cgroup v2); h2load `--rps`, 50 connections, "
+        f"{profile.paced_requests:,} requests per run, {_size(body)} body, no cookie; "
+        f"{profile.alternations} alternations ({facts['date']}, load average "
+        f"{facts['load_before']:.2f} at start, {facts['load_after']:.2f} at end).",
+        "",
+        "| proxy CPU µs / request, 1 worker | 2 workers | 2 / 1 | requests/s, 1 worker | 2 workers |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {_cell(one, 2)} | {_cell(two, 2)} | {_ratio(two[0], one[0]) if one and two else ''} "
+        f"| {rps[0]} | {rps[1]} |",
+        "",
+    ] + _run_log_rows([r for r in results.runs if r["variant"] == PACED]) + [
+        "",
+        WORKERS_END,
         "",
     ]
+
+
+def _paced_workers_kept(results, profile, facts, results_path):
+    if results.summary("proxy_us", LIMPET_2W, profile.bodies[0], PACED):
+        return paced_workers_section(results, profile, facts)
+    return _kept(results_path, WORKERS_BEGIN, WORKERS_END)
+
+
+def write_workers_only(results, profile, facts, path):
+    """After `--only workers`: replaces the capped 2-worker section."""
+    _replace_section(path, paced_workers_section(results, profile, facts), WORKERS_BEGIN, WORKERS_END,
+                     after=WORKERS_SHARE + "\n\n")
 
 
 def _run_log(results):
