@@ -9,7 +9,8 @@
 # PROFILE_MODE picks the requests: sticky (default: every request carries
 # the cookie of a session, a sticky hit), nocookie (no cookie: each request
 # starts a session and gets Set-Cookie), log (sticky, with the listener's
-# access log on, written to a file).
+# access log on, written to a file), h2c (HTTP/2 with prior knowledge,
+# h2load -m 10: 10 connections of 10 streams each, no cookie).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
 mode=${PROFILE_MODE:-sticky}
-case "$mode" in sticky|nocookie|log) ;; *) echo "PROFILE_MODE: sticky, nocookie or log, not $mode" >&2; exit 2;; esac
+case "$mode" in sticky|nocookie|log|h2c) ;; *) echo "PROFILE_MODE: sticky, nocookie, log or h2c, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -81,7 +82,10 @@ for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
 cookie=$(curl -s -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
 callgrind_control -z "$proxy" >/dev/null
-if [ "$mode" = nocookie ]; then
+if [ "$mode" = h2c ]; then
+  h2load -n 2000 -c 10 -m 10 -t 1 "$url" >/dev/null && callgrind_control -z "$proxy" >/dev/null
+  h2load -n "$count" -c 10 -m 10 -t 1 "$url" | grep -E "status codes|Application protocol"
+elif [ "$mode" = nocookie ]; then
   h2load --h1 -n "$count" -c 10 -t 1 "$url" | grep "status codes"
 else
   h2load --h1 -n "$count" -c 10 -t 1 -H "Cookie: $cookie" "$url" | grep "status codes"
