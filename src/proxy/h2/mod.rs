@@ -137,7 +137,12 @@ where
     let mut streams = FuturesUnordered::new();
     let mut idle: Option<Deadline> = Some(deadline::after(timeouts.client_idle));
     let mut shed = std::pin::pin!(worker.conns.shed(conn.slot));
-    let mut stop = std::pin::pin!(worker.stop.wait());
+    // Polled once: that leaves this task's waker with the event, which
+    // `notify_all` drains after setting `worker.stopping` (checked on every
+    // pass). Polling it on every pass would scan (and, where `will_wake`
+    // cannot tell the task's wakers apart, grow) the worker's waiter list
+    // on every wake-up.
+    let mut stop = Some(worker.stop.wait());
     // Told to go away: when it must be closed whatever is in flight.
     let mut going: Option<Deadline> = None;
     let mut calmed = false;
@@ -181,7 +186,10 @@ where
             let idled = idle
                 .as_mut()
                 .is_some_and(|d| Pin::new(d).poll(cx).is_ready());
-            let told = shed.as_mut().poll(cx).is_ready() || stop.as_mut().poll(cx).is_ready();
+            let told = shed.as_mut().poll(cx).is_ready()
+                || stop
+                    .take()
+                    .is_some_and(|mut stop| Pin::new(&mut stop).poll(cx).is_ready());
             if idled || told || worker.stopping.get() {
                 // GOAWAY: the streams in flight finish, no new one starts.
                 h2.graceful_shutdown();
