@@ -163,7 +163,12 @@ where
                     worker.conns.set(conn.slot, Phase::Busy);
                     idle = None;
                 }
-                streams.push(exchange::serve(worker, &conn, &shared, request, respond));
+                // Boxed: `FuturesUnordered` keeps a stub task sized for its
+                // future for as long as the connection lives (5 KiB of
+                // every idle connection for the exchange's state inline).
+                streams.push(Box::pin(exchange::serve(
+                    worker, &conn, &shared, request, respond,
+                )));
                 continue;
             }
             Poll::Ready(Some(Err(err))) => {
