@@ -157,6 +157,16 @@ where
             streams.clear();
             going = Some(deadline::after(GOAWAY_FLUSH));
         }
+        // The streams first, then `h2`: what they queued this pass goes out
+        // in the flush that ends `poll_accept`, not in another pass.
+        while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
+            if streams.is_empty() {
+                worker.conns.set(conn.slot, Phase::Idle);
+                if going.is_none() {
+                    idle = Some(deadline::after(timeouts.client_idle));
+                }
+            }
+        }
         match h2.poll_accept(cx) {
             Poll::Ready(Some(Ok((request, respond)))) => {
                 if streams.is_empty() {
@@ -177,15 +187,6 @@ where
             }
             Poll::Ready(None) => return Poll::Ready(()),
             Poll::Pending => {}
-        }
-        if let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
-            if streams.is_empty() {
-                worker.conns.set(conn.slot, Phase::Idle);
-                if going.is_none() {
-                    idle = Some(deadline::after(timeouts.client_idle));
-                }
-            }
-            continue;
         }
         if going.is_none() {
             let idled = idle
