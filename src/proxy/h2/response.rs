@@ -67,11 +67,13 @@ pub async fn relay(
         let bytes = buf.get(start..).unwrap_or_default();
         ranges.clear();
         let mut taken = bytes.len();
+        // One piece (a length or until close) needs no list.
+        let mut whole = None;
         match &mut body {
             Body::Done => taken = 0,
             Body::Length(left) => {
                 let n = usize::try_from(*left).map_or(bytes.len(), |l| l.min(bytes.len()));
-                ranges.push(0..n);
+                whole = Some(0..n);
                 *left -= n as u64;
                 taken = n;
             }
@@ -86,13 +88,13 @@ pub async fn relay(
                     }
                 }
             }
-            Body::UntilClose => ranges.push(0..bytes.len()),
+            Body::UntilClose => whole = Some(0..bytes.len()),
         }
         // The last bytes of a length-delimited body end the stream in
         // their own DATA frame, not in an empty one after it.
-        let last = ranges.len();
+        let last = ranges.len() + usize::from(whole.is_some());
         let ends = matches!(body, Body::Length(0));
-        for (i, range) in ranges.drain(..).enumerate() {
+        for (i, range) in whole.into_iter().chain(ranges.drain(..)).enumerate() {
             let piece = bytes.get(range).unwrap_or_default();
             let end = ends && i + 1 == last;
             if send_data(send, piece, end, limits.client).await.is_err() {
