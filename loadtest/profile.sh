@@ -11,7 +11,9 @@
 # starts a session and gets Set-Cookie), log (sticky, with the listener's
 # access log on, written to a file), body16k (sticky, a 16 KiB response
 # body instead of 28 B), https (sticky, over HTTPS: TLS 1.3 keep-alive, a
-# self-signed ECDSA P-256 certificate made with openssl).
+# self-signed ECDSA P-256 certificate made with openssl), h2c (HTTP/2 with
+# prior knowledge, h2load -m 10: 10 connections of 10 streams each, no
+# cookie).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
 mode=${PROFILE_MODE:-sticky}
-case "$mode" in sticky|nocookie|log|body16k|https) ;; *) echo "PROFILE_MODE: sticky, nocookie, log, body16k or https, not $mode" >&2; exit 2;; esac
+case "$mode" in sticky|nocookie|log|body16k|https|h2c) ;; *) echo "PROFILE_MODE: sticky, nocookie, log, body16k, https or h2c, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -98,7 +100,10 @@ for _ in $(seq 120); do curl -sk -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
 cookie=$(curl -sk -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
 callgrind_control -z "$proxy" >/dev/null
-if [ "$mode" = nocookie ]; then
+if [ "$mode" = h2c ]; then
+  h2load -n 2000 -c 10 -m 10 -t 1 "$url" >/dev/null && callgrind_control -z "$proxy" >/dev/null
+  h2load -n "$count" -c 10 -m 10 -t 1 "$url" | grep -E "status codes|Application protocol"
+elif [ "$mode" = nocookie ]; then
   h2load --h1 -n "$count" -c 10 -t 1 "$url" | grep "status codes"
 else
   h2load --h1 -n "$count" -c 10 -t 1 -H "Cookie: $cookie" "$url" | grep "status codes"

@@ -12,12 +12,10 @@
 //! as HTTP/1's `Host`), values with leading or trailing whitespace, and
 //! `content-length` values. Pure code: no I/O, no panics on input.
 
-use std::net::IpAddr;
-
 use thiserror::Error;
 
 use super::authority::{self, AuthorityError};
-use super::head::{is_hop_by_hop, Forwarding};
+use super::head::{is_hop_by_hop, write_ip, ConnectionNames, Forwarding};
 use super::response::{Response, ResponseFraming};
 use super::{BodyFraming, Fields, Withheld};
 
@@ -290,15 +288,6 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    use std::io::Write as _;
-    // Writing into a Vec cannot fail.
-    let _ = match ip.to_canonical() {
-        IpAddr::V4(v4) => write!(out, "{v4}"),
-        IpAddr::V6(v6) => write!(out, "{v6}"),
-    };
-}
-
 /// Why a backend's response head cannot go out as HTTP/2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ResponseFault {
@@ -319,10 +308,10 @@ pub fn response_head(
 ) -> Result<::http::Response<()>, ResponseFault> {
     let status = ::http::StatusCode::from_u16(resp.status).map_err(|_| ResponseFault::BadField)?;
     let mut map = ::http::HeaderMap::with_capacity(resp.headers.len());
-    let named = |name: &[u8]| super::head::is_named_in_connection(resp.headers, name);
+    let connection = ConnectionNames::new(resp.headers);
     for h in resp.headers {
         let name = h.name.as_bytes();
-        if is_hop_by_hop(name) || named(name) {
+        if is_hop_by_hop(name) || connection.contains(name) {
             continue;
         }
         // The framing is HTTP/2's: a length stays as information (and is

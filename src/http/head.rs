@@ -69,14 +69,14 @@ pub fn is_named_in_connection(headers: &[Header<'_>], name: &[u8]) -> bool {
 /// so that checking every field against them stays cheap. A field listing
 /// only `keep-alive` / `upgrade` (the common case) names nothing that is not
 /// dropped as hop-by-hop anyway, so it is not even looked at again.
-struct ConnectionNames<'a, 'b> {
+pub(crate) struct ConnectionNames<'a, 'b> {
     headers: &'a [Header<'b>],
     first: Option<&'b [u8]>,
     count: usize,
 }
 
 impl<'a, 'b> ConnectionNames<'a, 'b> {
-    fn new(headers: &'a [Header<'b>]) -> Self {
+    pub(crate) fn new(headers: &'a [Header<'b>]) -> Self {
         let mut names = ConnectionNames {
             headers,
             first: None,
@@ -89,7 +89,7 @@ impl<'a, 'b> ConnectionNames<'a, 'b> {
         names
     }
 
-    fn contains(&self, name: &[u8]) -> bool {
+    pub(crate) fn contains(&self, name: &[u8]) -> bool {
         match (self.count, self.first) {
             (1, Some(value)) => header_has_token(value, name),
             (0, _) | (_, None) => false,
@@ -422,7 +422,7 @@ fn write_upgrade(out: &mut Vec<u8>, headers: &[Header<'_>]) {
 /// The client address as `X-Forwarded-For` wants it: dotted IPv4, IPv6
 /// without brackets, and an IPv4-mapped IPv6 peer (a dual-stack socket) as
 /// the IPv4 address it is.
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             // Rendered on the stack, then one copy: at most 15 bytes.

@@ -13,7 +13,7 @@ fn parts_of(method: &str, uri: &str, fields: &[(&str, &str)]) -> ::http::request
 }
 
 const FWD: Forwarding<'static> = Forwarding {
-    client_ip: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)),
+    client_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)),
     trusted_peer: false,
     proto: "http",
     request_id: b"",

@@ -65,17 +65,19 @@ impl Heads for H2Front<'_> {
         response: &http::Response<'_, '_>,
         cookies: &mut ResponseCookies<'_>,
         _ends: Ends,
-        _out: &mut Vec<u8>,
+        out: &mut Vec<u8>,
     ) -> (Self::Head, bool) {
         // The converter calls both hooks, one after the other.
         let cookies = RefCell::new(cookies);
         let mut sent = false;
         let no_cache =
             || set_cookie::needs_no_cache(http::headers_named(response.headers, "cache-control"));
-        let mut scratch = Vec::new();
+        // The head goes out as HEADERS: the HTTP/1 output buffer is only
+        // working space here.
+        out.clear();
         let head = http::h2::response_head(
             response,
-            &mut scratch,
+            out,
             |value, out| cookies.borrow_mut().set_cookie(value, out),
             |out| sent = cookies.borrow_mut().finish(no_cache, out),
         );

@@ -137,7 +137,12 @@ where
     let mut streams = FuturesUnordered::new();
     let mut idle: Option<Deadline> = Some(deadline::after(timeouts.client_idle));
     let mut shed = std::pin::pin!(worker.conns.shed(conn.slot));
-    let mut stop = std::pin::pin!(worker.stop.wait());
+    // Polled once: that leaves this task's waker with the event, which
+    // `notify_all` drains after setting `worker.stopping` (checked on every
+    // pass). Polling it on every pass would scan (and, where `will_wake`
+    // cannot tell the task's wakers apart, grow) the worker's waiter list
+    // on every wake-up.
+    let mut stop = Some(worker.stop.wait());
     // Told to go away: when it must be closed whatever is in flight.
     let mut going: Option<Deadline> = None;
     let mut calmed = false;
@@ -152,13 +157,28 @@ where
             streams.clear();
             going = Some(deadline::after(GOAWAY_FLUSH));
         }
+        // The streams first, then `h2`: what they queued this pass goes out
+        // in the flush that ends `poll_accept`, not in another pass.
+        while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
+            if streams.is_empty() {
+                worker.conns.set(conn.slot, Phase::Idle);
+                if going.is_none() {
+                    idle = Some(deadline::after(timeouts.client_idle));
+                }
+            }
+        }
         match h2.poll_accept(cx) {
             Poll::Ready(Some(Ok((request, respond)))) => {
                 if streams.is_empty() {
                     worker.conns.set(conn.slot, Phase::Busy);
                     idle = None;
                 }
-                streams.push(exchange::serve(worker, &conn, &shared, request, respond));
+                // Boxed: `FuturesUnordered` keeps a stub task sized for its
+                // future for as long as the connection lives (5 KiB of
+                // every idle connection for the exchange's state inline).
+                streams.push(Box::pin(exchange::serve(
+                    worker, &conn, &shared, request, respond,
+                )));
                 continue;
             }
             Poll::Ready(Some(Err(err))) => {
@@ -168,20 +188,14 @@ where
             Poll::Ready(None) => return Poll::Ready(()),
             Poll::Pending => {}
         }
-        if let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
-            if streams.is_empty() {
-                worker.conns.set(conn.slot, Phase::Idle);
-                if going.is_none() {
-                    idle = Some(deadline::after(timeouts.client_idle));
-                }
-            }
-            continue;
-        }
         if going.is_none() {
             let idled = idle
                 .as_mut()
                 .is_some_and(|d| Pin::new(d).poll(cx).is_ready());
-            let told = shed.as_mut().poll(cx).is_ready() || stop.as_mut().poll(cx).is_ready();
+            let told = shed.as_mut().poll(cx).is_ready()
+                || stop
+                    .take()
+                    .is_some_and(|mut stop| Pin::new(&mut stop).poll(cx).is_ready());
             if idled || told || worker.stopping.get() {
                 // GOAWAY: the streams in flight finish, no new one starts.
                 h2.graceful_shutdown();

@@ -8,6 +8,9 @@ use crate::proxy::context::RequestId;
 use crate::proxy::decide::{self, Conn, Decision, RequestView};
 use crate::worker::{CoreView, Worker};
 
+/// Looked up as a name, not a string parsed into one on every request.
+const X_REQUEST_ID: ::http::HeaderName = ::http::HeaderName::from_static("x-request-id");
+
 /// What the rest of a stream's exchange needs of its request.
 #[derive(Debug)]
 pub struct H2Request {
@@ -55,7 +58,7 @@ pub fn prepare(
     )
     .map_err(Refusal::Error)?;
     let listener = &view.snapshot.config.listeners[conn.listener];
-    let received_id = req.headers.get("x-request-id").map(|v| v.as_bytes());
+    let received_id = req.headers.get(&X_REQUEST_ID).map(|v| v.as_bytes());
     let request_id = conn.request_id(worker, listener, received_id);
     let forwarding = conn.forwarding(listener, request_id.as_bytes());
     out.clear();

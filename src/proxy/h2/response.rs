@@ -67,11 +67,13 @@ pub async fn relay(
         let bytes = buf.get(start..).unwrap_or_default();
         ranges.clear();
         let mut taken = bytes.len();
+        // One piece (a length or until close) needs no list.
+        let mut whole = None;
         match &mut body {
             Body::Done => taken = 0,
             Body::Length(left) => {
                 let n = usize::try_from(*left).map_or(bytes.len(), |l| l.min(bytes.len()));
-                ranges.push(0..n);
+                whole = Some(0..n);
                 *left -= n as u64;
                 taken = n;
             }
@@ -86,11 +88,16 @@ pub async fn relay(
                     }
                 }
             }
-            Body::UntilClose => ranges.push(0..bytes.len()),
+            Body::UntilClose => whole = Some(0..bytes.len()),
         }
-        for range in ranges.drain(..) {
+        // The last bytes of a length-delimited body end the stream in
+        // their own DATA frame, not in an empty one after it.
+        let last = ranges.len() + usize::from(whole.is_some());
+        let ends = matches!(body, Body::Length(0));
+        for (i, range) in whole.into_iter().chain(ranges.drain(..)).enumerate() {
             let piece = bytes.get(range).unwrap_or_default();
-            if send_data(send, piece, limits.client).await.is_err() {
+            let end = ends && i + 1 == last;
+            if send_data(send, piece, end, limits.client).await.is_err() {
                 worker.buffers.give(buf);
                 return Relayed::Broken;
             }
@@ -131,6 +138,7 @@ pub async fn relay(
         return outcome;
     }
     let ended = match body {
+        Body::Length(0) => Ok(()),
         Body::Chunked(_, trailers) if trailers.iter().any(|&b| b != b'\r') => {
             let map = crate::http::h2::parse_trailers(&trailers);
             if map.is_empty() {
@@ -147,10 +155,12 @@ pub async fn relay(
     }
 }
 
-/// Sends `data` as the client's window allows, each wait bounded by `limit`.
+/// Sends `data` as the client's window allows, each wait bounded by
+/// `limit`; `end`: its last frame ends the stream.
 pub async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: &[u8],
+    end: bool,
     limit: Duration,
 ) -> Result<(), ()> {
     while !data.is_empty() {
@@ -164,7 +174,7 @@ pub async fn send_data(
             continue;
         }
         let (now, rest) = data.split_at(n);
-        send.send_data(Bytes::copy_from_slice(now), false)
+        send.send_data(Bytes::copy_from_slice(now), end && rest.is_empty())
             .map_err(|_| ())?;
         data = rest;
     }
