@@ -759,3 +759,35 @@ fn a_client_that_never_opens_its_window_costs_bounded_memory() {
         "{received} bytes of DATA past the windows"
     );
 }
+
+/// A user's load test opens and closes HTTP/2 connections by the thousand
+/// (h2load's default mode): each one used to leave its waker in the
+/// worker's shutdown event, and with it its task (about 850 bytes), until
+/// limpet stopped. Memory now stays flat however many have come and gone.
+#[test]
+fn closed_http2_connections_leave_no_memory_behind() {
+    let backend = Backend::named("s0", log());
+    let limpet = Process::start(&config_for(&[backend.addr], ""));
+    let addr = limpet.addr;
+    let churn = |n: usize| {
+        for i in 0..n {
+            let mut h2 = H2::handshake(addr);
+            match h2.get(1, &format!("/churn/{i}")) {
+                Outcome::Response(200, _) => {}
+                other => panic!("connection {i}: {other:?}"),
+            }
+        }
+    };
+    // Warm up: the worker's tables, pools and allocator pages exist.
+    churn(1000);
+    let before = limpet.status_kib("RssAnon:");
+    churn(4000);
+    let after = limpet.status_kib("RssAnon:");
+    let grown = after.saturating_sub(before);
+    eprintln!("4,000 closed HTTP/2 connections: RssAnon {before} KiB -> {after} KiB");
+    // Leaking a task each: about 3,300 KiB.
+    assert!(
+        grown < 1024,
+        "RssAnon grew by {grown} KiB over 4,000 closed HTTP/2 connections"
+    );
+}
