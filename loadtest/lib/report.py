@@ -10,6 +10,8 @@ from http2 import VARIANTS as H2_VARIANTS
 
 HTTPS_BEGIN, HTTPS_END = "<!-- https: begin -->", "<!-- https: end -->"
 H2_BEGIN, H2_END = "<!-- http2: begin -->", "<!-- http2: end -->"
+# Written by hand (measured outside loadtest/run); carried over as it is.
+KERNEL_BEGIN, KERNEL_END = "<!-- kernel: begin -->", "<!-- kernel: end -->"
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
 
@@ -63,6 +65,7 @@ def write(results, profile, facts, path):
     lines += _workers_table(results, profile)
     lines += _https_kept(results, profile, facts, path)
     lines += _h2_kept(results, profile, facts, path)
+    lines += _kept(path, KERNEL_BEGIN, KERNEL_END)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     lines += _criterion(path)
