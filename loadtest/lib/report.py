@@ -15,6 +15,8 @@ H2_BEGIN, H2_END = "<!-- http2: begin -->", "<!-- http2: end -->"
 CONN_BEGIN, CONN_END = "<!-- connections: begin -->", "<!-- connections: end -->"
 WORKERS_BEGIN, WORKERS_END = "<!-- workers: begin -->", "<!-- workers: end -->"
 WORKERS_SHARE = "With 2 workers the second one shares CPU 1 with the origin and h2load."
+# Written by hand (measured outside loadtest/run); carried over as it is.
+KERNEL_BEGIN, KERNEL_END = "<!-- kernel: begin -->", "<!-- kernel: end -->"
 
 COLUMNS = (DIRECT, LIMPET, HAPROXY, NGINX)
 
@@ -69,6 +71,7 @@ def write(results, profile, facts, path):
     lines += _https_kept(results, profile, facts, path)
     lines += _h2_kept(results, profile, facts, path)
     lines += _conn_kept(results, profile, facts, path)
+    lines += _kept(path, KERNEL_BEGIN, KERNEL_END)
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     lines += _kept_file(path, "profile.md")

@@ -206,6 +206,8 @@ pub fn stats_json(snapshot: &Snapshot, reports: &[WorkerReport], drains: &DrainW
                 "tls_handshakes": r.tls_handshakes,
                 "tls_resumed": r.tls_resumed,
                 "tls_handshake_failures": r.tls_handshake_failures,
+                "spliced_bodies": r.spliced_bodies,
+                "spliced_bytes": r.spliced_bytes,
                 "idle_backend_connections": r.idle_upstreams,
                 "free_buffers": r.free_buffers,
             })
@@ -340,6 +342,16 @@ pub fn metric_families(
         Counter,
         "Connections closed by a panic, per worker",
     );
+    let mut spliced = Family::new(
+        "limpet_spliced_bodies",
+        Counter,
+        "Response bodies relayed with splice(2), per worker",
+    );
+    let mut spliced_bytes = Family::new(
+        "limpet_spliced_bytes",
+        Counter,
+        "Response body bytes relayed with splice(2), per worker",
+    );
     let mut tls = Family::new(
         "limpet_tls_handshakes",
         Counter,
@@ -369,6 +381,8 @@ pub fn metric_families(
         accepted.count(&w, r.accepted);
         connections.gauge(&w, r.active_connections as f64);
         panics.count(&w, r.panics);
+        spliced.count(&w, r.spliced_bodies);
+        spliced_bytes.count(&w, r.spliced_bytes);
         refused_requests.count(&w, r.refused);
         for (outcome, n) in [
             ("full", r.tls_handshakes.saturating_sub(r.tls_resumed)),
@@ -543,6 +557,8 @@ pub fn metric_families(
         retries,
         shed,
         panics,
+        spliced,
+        spliced_bytes,
         tls,
         sticky,
         refused,

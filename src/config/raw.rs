@@ -24,6 +24,7 @@ use toml::Spanned;
 pub(super) const URING_ENTRIES: u32 = 1024;
 pub(super) const BUFFER_BYTES: usize = 16 * 1024;
 pub(super) const POOL_BUFFERS: usize = 1024;
+pub(super) const SPLICE_MIN_BYTES: u64 = 64 * 1024;
 
 pub(super) const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 pub(super) const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -105,6 +106,7 @@ pub(super) struct Workers {
     pub(super) uring_entries: Value<i64>,
     pub(super) buffer_bytes: Value<i64>,
     pub(super) pool_buffers: Value<i64>,
+    pub(super) splice_min_bytes: Value<i64>,
     pub(super) driver: Value<String>,
 }
 

@@ -104,6 +104,7 @@ fn minimal_file_gets_every_default() {
             uring_entries: 1024,
             buffer_bytes: 16384,
             pool_buffers: 1024,
+            splice_min_bytes: 65536,
             driver: Driver::Auto,
         },
         limits: Limits {
@@ -509,7 +510,7 @@ fn syntax_and_shape_errors_keep_path_and_line() {
         ("[workers]\ncount = 1\ncount = 2\n", "limpet.toml:3: duplicate key `count` in table `workers`"),
         (
             "[workers]\ncount = 1\ncont = 2\n",
-            "limpet.toml:3: workers.cont: unknown field `cont`, expected one of `count`, `cpus`, `uring_entries`, `buffer_bytes`, `pool_buffers`, `driver`",
+            "limpet.toml:3: workers.cont: unknown field `cont`, expected one of `count`, `cpus`, `uring_entries`, `buffer_bytes`, `pool_buffers`, `splice_min_bytes`, `driver`",
         ),
         (
             "# a comment\n[worker]\ncount = 1\n",

@@ -23,6 +23,11 @@ pub struct Workers {
     pub buffer_bytes: usize,
     /// Free buffers each worker keeps for reuse.
     pub pool_buffers: usize,
+    /// A plain HTTP/1 response body (`Content-Length`, plain TCP on both
+    /// sides) with at least this many bytes left after its first read is
+    /// relayed with `splice(2)` through a pipe instead of through a
+    /// buffer; 0: never.
+    pub splice_min_bytes: u64,
     /// Which event-loop drivers a worker may use.
     pub driver: Driver,
 }
@@ -45,6 +50,7 @@ impl Default for Workers {
             uring_entries: raw::URING_ENTRIES,
             buffer_bytes: raw::BUFFER_BYTES,
             pool_buffers: raw::POOL_BUFFERS,
+            splice_min_bytes: raw::SPLICE_MIN_BYTES,
             driver: Driver::Auto,
         }
     }
@@ -87,6 +93,12 @@ impl Workers {
                 raw::POOL_BUFFERS,
                 0..=1024 * 1024,
                 &at.key("pool_buffers"),
+            )?,
+            splice_min_bytes: src.int(
+                raw.splice_min_bytes.as_ref(),
+                raw::SPLICE_MIN_BYTES,
+                0..=1 << 40,
+                &at.key("splice_min_bytes"),
             )?,
             driver: match &raw.driver {
                 None => Driver::Auto,

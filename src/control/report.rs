@@ -81,6 +81,9 @@ pub struct WorkerReport {
     pub tls_handshakes: u64,
     pub tls_resumed: u64,
     pub tls_handshake_failures: u64,
+    /// Response bodies relayed with `splice(2)`, and their bytes so moved.
+    pub spliced_bodies: u64,
+    pub spliced_bytes: u64,
     pub sticky_hits: u64,
     pub sticky_new: u64,
     pub sticky_moved: u64,

@@ -19,6 +19,7 @@ mod framing;
 mod h1;
 mod h2;
 mod io;
+pub(crate) mod splice;
 mod stream;
 mod tls;
 mod upstream;
@@ -38,6 +39,7 @@ use monoio::net::TcpStream;
 pub use context::{Protocol, RequestCtx, RequestId, Times};
 pub use cycle::InMemory;
 pub use framing::Remaining;
+pub use splice::Splicer;
 pub use upstream::{RetryBudget, UpstreamPool};
 
 use crate::worker::{Slot, Stats, Worker};

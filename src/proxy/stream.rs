@@ -21,6 +21,10 @@ pub trait ClientStream: Stream + Sized {
     /// Whether the client chose HTTP/2 in its TLS handshake (ALPN `h2`).
     fn alpn_h2(&self) -> bool;
 
+    /// The TCP socket itself when nothing sits between it and the bytes
+    /// (plain HTTP), for `splice(2)`; `None` over TLS.
+    fn as_tcp(&mut self) -> Option<&mut TcpStream>;
+
     /// Before limpet closes the connection: TLS says `close_notify` (within
     /// a second); plain TCP has nothing to say.
     fn finish(&mut self) -> impl Future<Output = ()>;
@@ -50,6 +54,10 @@ impl ClientStream for TcpStream {
 
     fn alpn_h2(&self) -> bool {
         false
+    }
+
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
+        Some(self)
     }
 
     async fn finish(&mut self) {}
@@ -94,6 +102,10 @@ impl ClientStream for TlsStream {
 
     fn alpn_h2(&self) -> bool {
         TlsStream::alpn_h2(self)
+    }
+
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
+        None
     }
 
     /// Over TLS, HTTP/2 is chosen by ALPN: `read` is empty, and the

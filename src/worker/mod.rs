@@ -240,6 +240,8 @@ pub struct Worker {
     pub id: usize,
     view: RefCell<Rc<CoreView>>,
     pub buffers: BufferPool,
+    /// The spare pipe for spliced bodies, and whether the kernel refused.
+    pub splicer: proxy::Splicer,
     pub upstreams: UpstreamPool,
     /// The client connections, by what they are doing.
     pub conns: Conns,
@@ -271,6 +273,7 @@ impl Worker {
             id,
             view: RefCell::new(Rc::new(CoreView::build(snapshot, id as u64, None))),
             buffers: BufferPool::new(buffer_bytes, keep_buffers),
+            splicer: proxy::Splicer::default(),
             upstreams,
             conns: Conns::default(),
             retry_budget: RetryBudget::default(),
@@ -361,6 +364,8 @@ impl Worker {
             tls_handshakes: s.tls_handshakes.get(),
             tls_resumed: s.tls_resumed.get(),
             tls_handshake_failures: s.tls_handshake_failures.get(),
+            spliced_bodies: s.spliced_bodies.get(),
+            spliced_bytes: s.spliced_bytes.get(),
             sticky_hits: s.sticky_hits.get(),
             sticky_new: s.sticky_new.get(),
             sticky_moved: s.sticky_moved.get(),

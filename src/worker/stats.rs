@@ -36,6 +36,10 @@ pub struct Stats {
     /// TLS handshakes that failed or timed out (plain HTTP on an HTTPS
     /// port, garbage, no shared protocol): counted, logged at debug only.
     pub tls_handshake_failures: Cell<u64>,
+    /// Response bodies relayed with `splice(2)` (`workers.splice_min_bytes`),
+    /// and the bytes they moved that way.
+    pub spliced_bodies: Cell<u64>,
+    pub spliced_bytes: Cell<u64>,
     /// Requests that went to the server their session names.
     pub sticky_hits: Cell<u64>,
     /// Sessions started: the response set a new persistence cookie.

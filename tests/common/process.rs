@@ -37,10 +37,15 @@ impl Process {
     /// Writes `toml` to `limpet.toml` in a temporary directory and runs
     /// limpet on it.
     pub fn start(toml: &str) -> Process {
+        Process::start_env(toml, &[])
+    }
+
+    /// [`Process::start`] with `env` added to limpet's environment.
+    pub fn start_env(toml: &str, env: &[(&str, &str)]) -> Process {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("limpet.toml");
         std::fs::write(&path, toml).unwrap();
-        let mut process = Process::run(&path);
+        let mut process = Process::run_env(&path, env);
         process._dir = Some(dir);
         process
     }
@@ -48,10 +53,16 @@ impl Process {
     /// Runs `limpet run --config config` with `LIMPET_LOG=info`; returns
     /// once limpet logs the address it listens on.
     pub fn run(config: &Path) -> Process {
+        Process::run_env(config, &[])
+    }
+
+    /// [`Process::run`] with `env` added to limpet's environment.
+    pub fn run_env(config: &Path, env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(LIMPET)
             .args(["run", "--config"])
             .arg(config)
             .env("LIMPET_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

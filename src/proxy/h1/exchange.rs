@@ -321,26 +321,47 @@ async fn respond<S: ClientStream>(
         return Flow::Tunnel(answer.conn, open);
     }
 
-    // The rest of the body.
+    // The rest of the body: spliced when large and plain on both sides
+    // (`workers.splice_min_bytes`), else through the buffer.
     let relayed = if remaining.is_done() || extra {
         worker.buffers.give(buf);
         Relayed::Complete { extra }
     } else {
-        buf.clear();
-        let relay = body::Relay {
-            remaining,
-            client_limit,
-            backend_limit,
+        let min = view.snapshot.config.workers.splice_min_bytes;
+        let spliced = match (&remaining, &mut answer.conn, client.stream.as_tcp()) {
+            (&Remaining::Length(left), Upstream::Plain(backend), Some(tcp))
+                if worker.splicer.wants(left, min) =>
+            {
+                worker.buffers.give(std::mem::take(&mut buf));
+                let limits = (client_limit, backend_limit);
+                crate::proxy::splice::relay(worker, backend, tcp, left, limits, &mut ctx.bytes_out)
+                    .await
+            }
+            _ => None,
         };
-        body::relay_response_body(
-            worker,
-            &mut answer.conn,
-            &mut client.stream,
-            buf,
-            relay,
-            &mut ctx.bytes_out,
-        )
-        .await
+        match spliced {
+            Some(relayed) => relayed,
+            None => {
+                if buf.capacity() == 0 {
+                    buf = worker.buffers.take();
+                }
+                buf.clear();
+                let relay = body::Relay {
+                    remaining,
+                    client_limit,
+                    backend_limit,
+                };
+                body::relay_response_body(
+                    worker,
+                    &mut answer.conn,
+                    &mut client.stream,
+                    buf,
+                    relay,
+                    &mut ctx.bytes_out,
+                )
+                .await
+            }
+        }
     };
     match relayed {
         Relayed::Complete { extra } => {

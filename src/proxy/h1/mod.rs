@@ -13,6 +13,7 @@ mod exchange;
 mod request;
 mod tunnel;
 
+pub use body::Relayed;
 pub use exchange::{write_log, Busy, H1Heads};
 pub use request::prepare;
 pub(super) use tunnel::{run as tunnel_plain, run_any as tunnel_any};
