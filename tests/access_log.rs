@@ -117,3 +117,51 @@ fn the_request_id_is_generated_unless_a_trusted_proxy_sent_one() {
     let (_, received, _) = logged("text", trusted, &[bad]);
     assert_ne!(received[0].header("x-request-id"), Some("a b"));
 }
+
+/// Body bytes read with the backend's head are written to the client
+/// behind its head: copied into the head's write when few, by a write of
+/// their own when many. Either way the client gets the body whole and the
+/// log counts every byte it was sent.
+#[test]
+fn bodies_read_with_the_head_reach_the_client_whole_and_are_counted() {
+    for size in [100usize, 4096, 4097, 10_000, 15_000] {
+        let body: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+        let answer = [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").into_bytes(),
+            body.clone(),
+        ]
+        .concat();
+        let backend = Backend::respond(move |_| Some(answer.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let config = format!(
+            "[workers]\ncount = 1\n\n[[listeners]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = {:?}\naccess_log_format = \"json\"\n\n[[groups.web.servers]]\nname = \"s0\"\naddress = \"{}\"\n",
+            path.display().to_string(),
+            backend.addr
+        );
+        let limpet = Limpet::start(&config);
+        let mut client = limpet.client();
+        let mut sent = 0;
+        for round in 0..2 {
+            client.send(b"GET /big HTTP/1.1\r\nHost: a.example\r\n\r\n");
+            let response = client.read_response(false).unwrap();
+            assert_eq!(response.status, 200, "{size} B, request {round}");
+            assert!(response.body == body, "{size} B body, request {round}");
+            sent += response.head.len() + size;
+        }
+        drop(limpet);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let logged: usize = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["bytes"]
+                    .as_u64()
+                    .unwrap() as usize
+            })
+            .sum();
+        assert_eq!(
+            logged, sent,
+            "{size} B: logged bytes against bytes received\n{text}"
+        );
+    }
+}
