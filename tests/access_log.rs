@@ -9,6 +9,20 @@ mod common;
 
 use common::*;
 
+/// One worker, one backend `s0`, the access log at `path` in `format`;
+/// `listener` adds keys to the listener.
+fn logging_config(
+    path: &std::path::Path,
+    format: &str,
+    listener: &str,
+    backend: std::net::SocketAddr,
+) -> String {
+    format!(
+        "[workers]\ncount = 1\n\n[[listeners]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = {:?}\naccess_log_format = \"{format}\"\n{listener}\n\n[[groups.web.servers]]\nname = \"s0\"\naddress = \"{backend}\"\n",
+        path.display().to_string(),
+    )
+}
+
 /// limpet with one backend and an access log in `format`; `listener` adds
 /// keys to the listener. Returns the log's text after `requests` ran.
 fn logged(
@@ -20,12 +34,7 @@ fn logged(
     let backend = Backend::named("a", received.clone());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("access.log");
-    let config = format!(
-        "[workers]\ncount = 1\n\n[[listeners]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = {:?}\naccess_log_format = \"{format}\"\n{listener}\n\n[[groups.web.servers]]\nname = \"s0\"\naddress = \"{}\"\n",
-        path.display().to_string(),
-        backend.addr
-    );
-    let limpet = Limpet::start(&config);
+    let limpet = Limpet::start(&logging_config(&path, format, listener, backend.addr));
     for request in requests {
         let mut client = limpet.client();
         client.send(request);
@@ -134,12 +143,7 @@ fn bodies_read_with_the_head_reach_the_client_whole_and_are_counted() {
         let backend = Backend::respond(move |_| Some(answer.clone()));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let config = format!(
-            "[workers]\ncount = 1\n\n[[listeners]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\ndefault_group = \"web\"\naccess_log = {:?}\naccess_log_format = \"json\"\n\n[[groups.web.servers]]\nname = \"s0\"\naddress = \"{}\"\n",
-            path.display().to_string(),
-            backend.addr
-        );
-        let limpet = Limpet::start(&config);
+        let limpet = Limpet::start(&logging_config(&path, "json", "", backend.addr));
         let mut client = limpet.client();
         let mut sent = 0;
         for round in 0..2 {
