@@ -54,7 +54,7 @@ pub(super) const DNS_INTERVAL: Duration = Duration::from_secs(30);
 
 pub(super) const BACKLOG: u32 = 1024;
 pub(super) const WEIGHT: u32 = 1;
-pub(super) const POOL_MAX_IDLE_PER_SERVER: usize = 64;
+pub(super) const POOL_MAX_IDLE_PER_SERVER: usize = 1024;
 
 pub(super) const INSERT_COOKIE: &str = "SERVERID";
 pub(super) const INSERT_CORS_COOKIE: &str = "SERVERCORSID";

@@ -155,7 +155,7 @@ fn minimal_file_gets_every_default() {
             }],
             balance: Balance::LeastOutstanding,
             persistence: Persistence::None,
-            pool_max_idle_per_server: 64,
+            pool_max_idle_per_server: 1024,
             health: Health::default(),
             tls: None,
         }],
