@@ -38,18 +38,14 @@ pub async fn read_more<S: Stream>(
     }
 }
 
-/// [`read_more`], or without a deadline (`None`) for a read that cannot
-/// wait: the socket was just seen readable.
-pub async fn read_more_maybe_timed<S: Stream>(
+/// [`read_more`] without a deadline, for a read that cannot wait: the
+/// socket was just seen readable.
+pub async fn read_more_at_once<S: Stream>(
     stream: &mut S,
     buf: Vec<u8>,
-    limit: Option<Duration>,
 ) -> (Result<usize, IoFailure>, Option<Vec<u8>>) {
-    let Some(limit) = limit else {
-        let (result, buf) = stream.read_more(buf).await;
-        return (result.map_err(IoFailure::Failed), Some(buf));
-    };
-    read_more(stream, buf, limit).await
+    let (result, buf) = stream.read_more(buf).await;
+    (result.map_err(IoFailure::Failed), Some(buf))
 }
 
 /// Writes all of `buf`. The buffer comes back unless the deadline passed.

@@ -377,15 +377,16 @@ async fn read_request<S: ClientStream>(
         // Plain TCP just seen readable: the read cannot wait, so it needs
         // no deadline of its own (TLS may need more bytes for a record).
         let at_once = std::mem::take(&mut client.readable) && !client.stream.is_tls();
-        let read = std::pin::pin!(io::read_more_maybe_timed(
-            &mut client.stream,
-            buf,
-            (!at_once).then_some(left)
-        ));
-        let (result, buf) = match select(read, worker.conns.shed(client.slot)).await {
-            Either::Left((read, _)) => read,
-            // The worker is full and this connection is worth least.
-            Either::Right(_) => return Err(Stop::Quiet),
+        let (result, buf) = if at_once {
+            // Nor a shed signal: nothing waits to be interrupted.
+            io::read_more_at_once(&mut client.stream, buf).await
+        } else {
+            let read = std::pin::pin!(io::read_more(&mut client.stream, buf, left));
+            match select(read, worker.conns.shed(client.slot)).await {
+                Either::Left((read, _)) => read,
+                // The worker is full and this connection is worth least.
+                Either::Right(_) => return Err(Stop::Quiet),
+            }
         };
         client.buf = buf.unwrap_or_default();
         match result {
