@@ -409,3 +409,52 @@ fn goaway_on_shutdown_lets_the_stream_in_flight_complete() {
         stopping.join().unwrap();
     });
 }
+
+/// h2load's way (`-c 10 -m 10`): 100 streams in flight at once, all to one
+/// server. Each worker keeps up to `pool_max_idle_per_server` idle backend
+/// connections (default 1024); a cap below the streams in flight closed
+/// connections that the next round opened again (with 64, every tenth
+/// request opened one). Later rounds open no connection the earlier ones
+/// did not.
+#[test]
+fn many_streams_in_flight_reuse_their_backend_connections() {
+    let backend = Backend::respond(|req| {
+        // Slow enough that the hundred streams of a round overlap.
+        thread::sleep(Duration::from_millis(30));
+        Some(ok(&format!("s0 {}", req.target)))
+    });
+    let limpet = Limpet::start(&config_for(&[backend.addr], ""));
+    let addr = limpet.addr;
+    let mut after_round = Vec::new();
+    h2client::run(async {
+        let mut connections = Vec::new();
+        for _ in 0..10 {
+            connections.push(h2client::connect(addr, Options::default()).await.0);
+        }
+        for round in 0..5 {
+            let streams: Vec<_> = connections
+                .iter()
+                .flat_map(|send| (0..10).map(move |s| (send.clone(), s)))
+                .map(|(mut send, s)| {
+                    tokio::spawn(async move {
+                        let path = format!("/r{round}/s{s}");
+                        let response = h2client::request(&mut send, Req::get(&path)).await;
+                        response.unwrap().body_text()
+                    })
+                })
+                .collect();
+            for stream in streams {
+                assert!(stream.await.unwrap().starts_with(&format!("s0 /r{round}/")));
+            }
+            after_round.push(backend.connection_count());
+        }
+    });
+    // The first rounds open what the streams in flight need (at most one
+    // connection per stream); after that nothing new is opened.
+    assert!(after_round.iter().all(|&n| n <= 100), "{after_round:?}");
+    assert_eq!(
+        after_round[2..],
+        [after_round[1]; 3],
+        "backend connections opened by the end of each round: {after_round:?}"
+    );
+}

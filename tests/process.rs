@@ -143,30 +143,7 @@ const CHUNK: usize = 64 << 10;
 
 #[test]
 fn big_bodies_stream_through_with_bounded_memory() {
-    let backend = Backend::spawn(|mut conn| {
-        while let Some(head) = conn.read_head() {
-            let head = String::from_utf8_lossy(&head).to_lowercase();
-            if head.starts_with("post") {
-                // Count the upload without keeping it.
-                let mut left = BIG - conn.pending.len();
-                conn.pending.clear();
-                let mut chunk = vec![0u8; CHUNK];
-                while left > 0 {
-                    let n = conn.stream.read(&mut chunk).unwrap();
-                    assert!(n > 0);
-                    left -= n.min(left);
-                }
-                conn.stream.write_all(&ok("received")).unwrap();
-            } else {
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-                conn.stream.write_all(head.as_bytes()).unwrap();
-                let chunk = vec![b'x'; CHUNK];
-                for _ in 0..BIG / CHUNK {
-                    conn.stream.write_all(&chunk).unwrap();
-                }
-            }
-        }
-    });
+    let backend = Backend::big_bodies(BIG, CHUNK);
     let process = Process::start(&config_for(&[backend.addr], ""));
     assert_eq!(Client::connect(process.addr).get("/warm").status, 200);
     let before = process.status_kib("VmHWM:");

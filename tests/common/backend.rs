@@ -24,6 +24,35 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// The big-body backend: a POST's body of `size` bytes is counted
+    /// without being kept (then `200 received`); anything else gets a
+    /// `size`-byte body of `x`, written `chunk` bytes at a time.
+    pub fn big_bodies(size: usize, chunk: usize) -> Backend {
+        Backend::spawn(move |mut conn| {
+            while let Some(head) = conn.read_head() {
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                if head.starts_with("post") {
+                    let mut left = size - conn.pending.len();
+                    conn.pending.clear();
+                    let mut buf = vec![0u8; chunk];
+                    while left > 0 {
+                        let n = std::io::Read::read(&mut conn.stream, &mut buf).unwrap();
+                        assert!(n > 0);
+                        left -= n.min(left);
+                    }
+                    conn.stream.write_all(&ok("received")).unwrap();
+                } else {
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+                    conn.stream.write_all(head.as_bytes()).unwrap();
+                    let piece = vec![b'x'; chunk];
+                    for _ in 0..size / chunk {
+                        conn.stream.write_all(&piece).unwrap();
+                    }
+                }
+            }
+        })
+    }
+
     pub fn spawn<F>(handler: F) -> Backend
     where
         F: Fn(Conn) + Send + Sync + 'static,
